@@ -1,0 +1,26 @@
+"""Counting words, and estimating tokens where a provider reports none."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+# About four characters a token for English with BPE tokenizers; tokens per message
+# cover the role and separators the chat format adds.
+_CHARS_PER_TOKEN = 4
+_TOKENS_PER_MESSAGE = 4
+
+
+def count_words(text: str) -> int:
+    return len(text.split())
+
+
+def estimate_tokens(text: str) -> int:
+    return -(-len(text) // _CHARS_PER_TOKEN)
+
+
+def estimate_message_tokens(content: str) -> int:
+    return estimate_tokens(content) + _TOKENS_PER_MESSAGE
+
+
+def estimate_prompt_tokens(messages: Iterable[dict[str, str]]) -> int:
+    return sum(estimate_message_tokens(m["content"]) for m in messages) + 2

@@ -1,0 +1,75 @@
+"""Model providers: the protocol, the registry and the choice of the default one.
+
+Providers register under the `chinwag.providers` entry point group as
+`type = "package.module:Factory"`, where Factory(name, settings) returns a Provider.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from importlib import import_module
+
+from chinwag.config import Config, ProviderSettings
+from chinwag.errors import ConfigError
+from chinwag.providers.base import ChatRequest, Finish, Provider, ProviderEvent, ProviderHealth
+
+__all__ = [
+    "ChatRequest",
+    "Finish",
+    "Provider",
+    "ProviderEvent",
+    "ProviderHealth",
+    "choose_default",
+    "create_provider",
+]
+
+ProviderFactory = Callable[[str, ProviderSettings], Provider]
+
+# Built-ins resolve without scanning entry points, which costs tens of milliseconds.
+_BUILTIN = {"openai": "chinwag.providers.openai:OpenAIProvider"}
+
+
+def _load(target: str) -> ProviderFactory:
+    module, _, attr = target.partition(":")
+    factory: ProviderFactory = getattr(import_module(module), attr)
+    return factory
+
+
+def _factory(type_name: str) -> ProviderFactory:
+    if type_name in _BUILTIN:
+        return _load(_BUILTIN[type_name])
+    from importlib.metadata import entry_points
+
+    found = {ep.name: ep for ep in entry_points(group="chinwag.providers")}
+    if type_name not in found:
+        known = ", ".join(sorted(set(_BUILTIN) | set(found)))
+        raise ConfigError(
+            f"Unknown provider type {type_name!r} (known: {known}). "
+            f"Install the plugin that provides it or fix the 'type' of the provider.",
+            key="type",
+            value=type_name,
+        )
+    factory: ProviderFactory = found[type_name].load()
+    return factory
+
+
+def create_provider(config: Config, name: str) -> Provider:
+    """Build the provider configured under `providers.<name>`."""
+    settings = config.provider_settings(name)
+    return _factory(settings.type)(name, settings)
+
+
+def choose_default(config: Config) -> tuple[str, str]:
+    """The default provider's name and why it was chosen."""
+    settings = config.settings
+    if settings.provider:
+        return settings.provider, "set in config (provider)"
+    openai = settings.providers.get("openai")
+    if openai is not None and openai.api_key is not None:
+        return "openai", "OPENAI_API_KEY is set"
+    if openai is not None and openai.base_url != "https://api.openai.com/v1":
+        return "openai", f"an OpenAI-compatible server is configured at {openai.base_url}"
+    if len(settings.providers) == 1:
+        only = next(iter(settings.providers))
+        return only, "the only configured provider"
+    return "openai", "no provider is configured; set OPENAI_API_KEY or OPENAI_BASE_URL"

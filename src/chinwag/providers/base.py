@@ -1,0 +1,59 @@
+"""The small async protocol every provider implements."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+from chinwag.config import ProviderSettings
+from chinwag.types import GenerationParams, TextDelta, UsageEvent
+
+
+@dataclass(slots=True)
+class ChatRequest:
+    """What the engine asks a provider for: a model, the context and sampling params."""
+
+    model: str
+    messages: list[dict[str, str]]
+    params: GenerationParams = field(default_factory=GenerationParams)
+
+
+@dataclass(slots=True, frozen=True)
+class Finish:
+    """The provider's last word on a stream: why it stopped."""
+
+    reason: str | None
+
+
+ProviderEvent = TextDelta | UsageEvent | Finish
+
+
+@dataclass(slots=True, frozen=True)
+class ProviderHealth:
+    name: str
+    ok: bool
+    latency_ms: float | None
+    detail: str
+
+
+@runtime_checkable
+class Provider(Protocol):
+    """Streams chat completions from one configured backend."""
+
+    name: str
+    settings: ProviderSettings
+
+    def stream(self, request: ChatRequest) -> AsyncIterator[ProviderEvent]:
+        """Yield text deltas as they arrive, then usage (if known) and a Finish."""
+        ...
+
+    async def models(self) -> list[str]:
+        """The model names this provider serves."""
+        ...
+
+    async def health(self) -> ProviderHealth:
+        """Whether the provider is reachable, without paying for a completion."""
+        ...
+
+    async def aclose(self) -> None: ...

@@ -1,0 +1,122 @@
+"""The tables. Migrations under migrations/versions create and evolve them."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+)
+from sqlalchemy.engine import Dialect
+
+# The schema revision this code expects; a test keeps it equal to Alembic's head.
+SCHEMA_REVISION = "0001"
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timestamps stored as UTC and read back timezone-aware, on SQLite as on PostgreSQL."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> Any:
+        if value is not None and dialect.name == "sqlite":
+            return value.astimezone(UTC).replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
+
+
+metadata = MetaData()
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(200), nullable=False, unique=True),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+bots = Table(
+    "bots",
+    metadata,
+    Column("uid", String(64), primary_key=True),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=True),
+    Column("slug", String(200), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("data", JSON, nullable=False),  # the rest of the Bot, as validated by pydantic
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Index("ix_bots_slug", "slug"),
+)
+
+conversations = Table(
+    "conversations",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("bot_uid", String(64), nullable=False),
+    Column("title", Text, nullable=True),
+    Column("system_prompt", Text, nullable=True),
+    Column("current_message_id", String(32), nullable=True),  # leaf of the branch shown
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Index("ix_conversations_user_updated", "user_id", "updated_at"),
+)
+
+messages = Table(
+    "messages",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column(
+        "conversation_id",
+        String(32),
+        ForeignKey("conversations.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("parent_id", String(32), nullable=True),
+    Column("role", String(16), nullable=False),
+    Column("content", Text, nullable=False),
+    Column("status", String(16), nullable=False, default="complete"),
+    Column("error", Text, nullable=True),
+    Column("model", String(200), nullable=True),
+    Column("prompt_tokens", Integer, nullable=True),
+    Column("completion_tokens", Integer, nullable=True),
+    Column("prompt_words", Integer, nullable=True),
+    Column("completion_words", Integer, nullable=True),
+    Column("usage_estimated", Boolean, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index("ix_messages_conversation_created", "conversation_id", "created_at"),
+)
+
+# One row per user, day, bot and model: the statistics never scan messages.
+usage_daily = Table(
+    "usage_daily",
+    metadata,
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("day", Date, primary_key=True),
+    Column("bot_uid", String(64), primary_key=True),
+    Column("model", String(200), primary_key=True),
+    Column("requests", Integer, nullable=False, default=0),
+    Column("errors", Integer, nullable=False, default=0),
+    Column("prompt_tokens", Integer, nullable=False, default=0),
+    Column("completion_tokens", Integer, nullable=False, default=0),
+    Column("prompt_words", Integer, nullable=False, default=0),
+    Column("completion_words", Integer, nullable=False, default=0),
+)

@@ -1,0 +1,149 @@
+"""The data chinwag hands to users: messages, bots, conversations, replies, usage and events."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+if TYPE_CHECKING:
+    from chinwag.errors import ChinwagError
+
+Role = Literal["system", "user", "assistant"]
+Status = Literal["complete", "partial", "error"]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Usage(_Model):
+    """Tokens and words in (the prompt sent) and out (the answer) for one turn."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    prompt_words: int = 0
+    completion_words: int = 0
+    estimated: bool = False  # True when the provider reported no token counts
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+class GenerationParams(_Model):
+    """Sampling settings sent with a request; None means the provider's default."""
+
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    max_tokens: int | None = Field(default=None, gt=0)
+    top_p: float | None = Field(default=None, gt=0, le=1)
+    stop: list[str] | None = None
+    seed: int | None = None
+
+    def merged(self, **overrides: Any) -> GenerationParams:
+        """These params with the non-None overrides applied, validated."""
+        changes = {k: v for k, v in overrides.items() if v is not None}
+        if not changes:
+            return self
+        return GenerationParams.model_validate({**self.model_dump(), **changes})
+
+
+class Bot(_Model):
+    """A named, saved configuration of provider, model, system prompt and parameters."""
+
+    uid: str
+    slug: str
+    name: str
+    description: str = ""
+    provider: str | None = None  # None: the configured default provider
+    model: str | None = None  # None: the provider's configured default model
+    system_prompt: str | None = None
+    params: GenerationParams = GenerationParams()
+    tools: list[str] = []
+    search: bool = False
+    welcome_message: str | None = None
+    avatar_url: str | None = None
+
+
+class Message(_Model):
+    """One stored message; messages form a tree through parent_id."""
+
+    id: str
+    conversation_id: str
+    parent_id: str | None
+    role: Role
+    content: str
+    status: Status = "complete"
+    model: str | None = None
+    usage: Usage | None = None
+    error: str | None = None
+    created_at: datetime
+
+
+class Conversation(_Model):
+    """A user's thread with a bot."""
+
+    id: str
+    title: str | None
+    bot: str  # the bot's uid
+    user: str
+    system_prompt: str | None = None
+    created_at: datetime
+    updated_at: datetime
+
+
+class Reply(_Model):
+    """The outcome of one turn."""
+
+    text: str
+    conversation_id: str
+    message_id: str
+    bot: str
+    provider: str
+    model: str
+    usage: Usage
+    status: Status = "complete"
+    finish_reason: str | None = None
+    trimmed_messages: int = 0  # history messages left out to fit the context window
+
+    def __str__(self) -> str:
+        return self.text
+
+
+# Events of a turn. Text deltas are the hot path: plain frozen models, no nested validation.
+
+
+class TextDelta(_Model):
+    type: Literal["text"] = "text"
+    text: str
+
+
+class UsageEvent(_Model):
+    type: Literal["usage"] = "usage"
+    usage: Usage
+
+
+class Done(_Model):
+    type: Literal["done"] = "done"
+    reply: Reply
+
+
+class ErrorEvent(_Model):
+    """The turn failed; `reply` is what was stored (partial or error) and `error` the cause."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+
+    type: Literal["error"] = "error"
+    message: str
+    kind: str  # the error class name, e.g. "RateLimitError"
+    reply: Reply | None = None
+    error: Any = Field(default=None, exclude=True)
+
+    def exception(self) -> ChinwagError:
+        """The error to raise for this event."""
+        err: ChinwagError = self.error
+        return err
+
+
+Event = TextDelta | UsageEvent | Done | ErrorEvent

@@ -1,0 +1,154 @@
+"""Shared fixtures: an isolated CHINWAG_HOME, the fake OpenAI server, SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from chinwag.config import Config
+from tests.fake_openai import FakeOpenAI, Script
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(autouse=True)
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test gets its own CHINWAG_HOME and none of the caller's chinwag or OpenAI env."""
+    for var in list(os.environ):
+        if var.startswith(("CHINWAG_", "OPENAI_")):
+            monkeypatch.delenv(var)
+    root = tmp_path / "home"
+    monkeypatch.setenv("CHINWAG_HOME", str(root))
+    return root
+
+
+@pytest.fixture(scope="session")
+def _fake_server() -> Iterator[FakeOpenAI]:
+    with FakeOpenAI() as server:
+        yield server
+
+
+@pytest.fixture
+def server(_fake_server: FakeOpenAI) -> FakeOpenAI:
+    """The fake OpenAI server, with no scripts queued and no requests recorded."""
+    _fake_server.scripts.clear()
+    _fake_server.requests.clear()
+    _fake_server.request_headers.clear()
+    _fake_server.default = Script()
+    return _fake_server
+
+
+def make_config(server: FakeOpenAI, **values: Any) -> Config:
+    settings: dict[str, Any] = {
+        "providers.openai.base_url": server.base_url,
+        "providers.openai.model": "test-model",
+    }
+    settings.update(values)
+    return Config(settings)
+
+
+@pytest.fixture
+def config(server: FakeOpenAI) -> Config:
+    return make_config(server)
+
+
+# -- PostgreSQL: a throwaway cluster from the distribution's binaries ------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """A real PostgreSQL server on 127.0.0.1; its admin URL.
+
+    CHINWAG_TEST_POSTGRES_URL points at an existing server instead. The test command
+    (scripts/test) installs Debian's postgresql package when it is missing.
+    """
+    given = os.environ.get("CHINWAG_TEST_POSTGRES_URL")
+    if given:
+        yield given
+        return
+    bindirs = sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True)
+    initdb = next((Path(d) / "initdb" for d in bindirs if (Path(d) / "initdb").exists()), None)
+    if initdb is None:
+        initdb_path = shutil.which("initdb")
+        initdb = Path(initdb_path) if initdb_path else None
+    if initdb is None:
+        pytest.fail(
+            "PostgreSQL is not installed: run scripts/test (it installs Debian's postgresql), "
+            "or set CHINWAG_TEST_POSTGRES_URL to a server's URL."
+        )
+    bindir = initdb.parent
+    root = Path(tempfile.mkdtemp(prefix="chinwag-pg-"))
+    prefix: list[str] = []
+    if os.geteuid() == 0:  # PostgreSQL refuses to run as root
+        pw = pwd.getpwnam("postgres")
+        os.chown(root, pw.pw_uid, pw.pw_gid)
+        prefix = ["runuser", "-u", "postgres", "--"]
+    data = root / "data"
+    subprocess.run(
+        [*prefix, str(bindir / "initdb"), "-D", str(data), "-U", "chinwag", "--auth=trust",
+         "-E", "UTF8", "--no-sync"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    port = _free_port()
+    options = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off"
+    options += " -c synchronous_commit=off -c full_page_writes=off -c max_connections=300"
+    subprocess.run(
+        [*prefix, str(bindir / "pg_ctl"), "-D", str(data), "-o", options,
+         "-l", str(root / "log"), "-w", "-t", "60", "start"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    try:
+        yield f"postgresql://chinwag@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run(
+            [*prefix, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
+            capture_output=True,
+        )  # fmt: skip
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def postgres_url(postgres_server: str) -> Iterator[str]:
+    """A fresh, empty database on the test PostgreSQL server."""
+    import psycopg
+
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(postgres_server, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    yield postgres_server.rsplit("/", 1)[0] + f"/{name}"
+    with (
+        contextlib.suppress(psycopg.Error),
+        psycopg.connect(postgres_server, autocommit=True) as conn,
+    ):
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Each store test runs on a SQLite file and on a real PostgreSQL database."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'store.db'}"
+    url: str = request.getfixturevalue("postgres_url")
+    return url

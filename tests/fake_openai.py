@@ -1,0 +1,203 @@
+"""A real HTTP server on 127.0.0.1 that speaks the chat-completions protocol (JSON and SSE).
+
+Tests and benchmarks script what it answers: normal streams, errors with headers,
+streams cut mid-way, malformed chunks, slow answers. It records every request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import uvicorn
+
+
+@dataclass
+class Script:
+    """One scripted answer. `text` is split into `chunks` unless chunks are given."""
+
+    text: str | None = None  # None: echo the last user message as "You said: ..."
+    chunks: list[str] | None = None
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+    error: str = "scripted failure"
+    usage: bool = True  # send a usage chunk when the client asks for one
+    cut_after: int | None = None  # drop the connection after this many chunks
+    malformed_after: int | None = None  # send a broken chunk after this many
+    delay: float = 0.0  # seconds before the response starts
+    tool_calls: list[dict[str, Any]] | None = None
+
+
+def _chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
+    body = {
+        "id": "chatcmpl-test",
+        "object": "chat.completion.chunk",
+        "created": 0,
+        "model": "test-model",
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+    }
+    return b"data: " + json.dumps(body, separators=(",", ":")).encode() + b"\n\n"
+
+
+class FakeOpenAI:
+    """Start with `with FakeOpenAI() as server:`; point clients at `server.base_url`."""
+
+    def __init__(self, *, models: tuple[str, ...] = ("test-model", "other-model")) -> None:
+        self.models = models
+        self.scripts: deque[Script] = deque()
+        self.default = Script()
+        self.requests: list[dict[str, Any]] = []
+        self.request_headers: list[dict[str, str]] = []
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._sock.bind(("127.0.0.1", 0))
+        self.port = self._sock.getsockname()[1]
+        self.base_url = f"http://127.0.0.1:{self.port}/v1"
+        config = uvicorn.Config(
+            self.app,
+            log_level="critical",
+            lifespan="off",
+            interface="asgi3",
+            access_log=False,
+            backlog=2048,
+        )
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [self._sock]}, daemon=True
+        )
+
+    def script(self, *scripts: Script) -> None:
+        """Answer the next requests with these, in order; then with `default`."""
+        self.scripts.extend(scripts)
+
+    def __enter__(self) -> FakeOpenAI:
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not self._server.started:
+            if time.monotonic() > deadline:
+                raise RuntimeError("the fake OpenAI server did not start within 10 s")
+            time.sleep(0.01)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=10)
+        self._sock.close()
+
+    # -- the ASGI app -------------------------------------------------------------------------
+
+    async def app(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        assert scope["type"] == "http"
+        path = scope["path"]
+        headers = {k.decode(): v.decode() for k, v in scope["headers"]}
+        if path.endswith("/models"):
+            body = {"object": "list", "data": [{"id": m, "object": "model"} for m in self.models]}
+            await self._json(send, 200, body)
+            return
+        if not path.endswith("/chat/completions"):
+            await self._json(send, 404, {"error": {"message": f"no route {path}"}})
+            return
+        raw = b""
+        while True:
+            message = await receive()
+            raw += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        request = json.loads(raw)
+        self.requests.append(request)
+        self.request_headers.append(headers)
+        script = self.scripts.popleft() if self.scripts else self.default
+        if script.delay:
+            await asyncio.sleep(script.delay)
+        if script.status != 200:
+            body = {"error": {"message": script.error, "type": "test_error"}}
+            await self._json(send, script.status, body, script.headers)
+            return
+        text = script.text
+        if text is None:
+            text = f"You said: {request['messages'][-1]['content']}"
+        chunks = script.chunks if script.chunks is not None else _split(text)
+        if request.get("stream"):
+            await self._stream(send, request, script, chunks)
+        else:
+            await self._complete(send, request, script, "".join(chunks))
+
+    async def _json(
+        self, send: Any, status: int, body: Any, headers: dict[str, str] | None = None
+    ) -> None:
+        payload = json.dumps(body).encode()
+        raw_headers = [(b"content-type", b"application/json")]
+        raw_headers += [(k.encode(), v.encode()) for k, v in (headers or {}).items()]
+        await send({"type": "http.response.start", "status": status, "headers": raw_headers})
+        await send({"type": "http.response.body", "body": payload})
+
+    def _usage(self, request: dict[str, Any], completion: list[str]) -> dict[str, int]:
+        prompt = sum(len(m["content"].split()) for m in request["messages"])
+        return {
+            "prompt_tokens": prompt,
+            "completion_tokens": len(completion),
+            "total_tokens": prompt + len(completion),
+        }
+
+    async def _complete(
+        self, send: Any, request: dict[str, Any], script: Script, text: str
+    ) -> None:
+        message: dict[str, Any] = {"role": "assistant", "content": text}
+        if script.tool_calls:
+            message["tool_calls"] = script.tool_calls
+        body = {
+            "id": "chatcmpl-test",
+            "object": "chat.completion",
+            "created": 0,
+            "model": request["model"],
+            "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
+            "usage": self._usage(request, text.split()),
+        }
+        await self._json(send, 200, body)
+
+    async def _stream(
+        self, send: Any, request: dict[str, Any], script: Script, chunks: list[str]
+    ) -> None:
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [
+                    (b"content-type", b"text/event-stream"),
+                    (b"cache-control", b"no-cache"),
+                ],
+            }
+        )
+        body = {"type": "http.response.body", "body": b"", "more_body": True}
+        body["body"] = _chunk({"role": "assistant", "content": ""})
+        await send(body)
+        for i, piece in enumerate(chunks):
+            if script.cut_after is not None and i == script.cut_after:
+                raise ConnectionAbortedError("scripted cut")  # uvicorn drops the connection
+            if script.malformed_after is not None and i == script.malformed_after:
+                await send({**body, "body": b'data: {"choices": [{"delta": \n\n'})
+            await send({**body, "body": _chunk({"content": piece})})
+        await send({**body, "body": _chunk({}, "stop")})
+        if script.usage and request.get("stream_options", {}).get("include_usage"):
+            usage = {
+                "id": "chatcmpl-test",
+                "object": "chat.completion.chunk",
+                "created": 0,
+                "model": request["model"],
+                "choices": [],
+                "usage": self._usage(request, chunks),
+            }
+            await send({**body, "body": b"data: " + json.dumps(usage).encode() + b"\n\n"})
+        await send({"type": "http.response.body", "body": b"data: [DONE]\n\n", "more_body": False})
+
+
+def _split(text: str) -> list[str]:
+    """Split into word-sized pieces that keep their spaces, as models stream them."""
+    words = text.split(" ")
+    return [w if i == 0 else " " + w for i, w in enumerate(words)]
