@@ -54,7 +54,9 @@ class FakeOpenAI:
         self.default = Script()
         self.requests: list[dict[str, Any]] = []
         self.request_headers: list[dict[str, str]] = []
-        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        # proto=IPPROTO_TCP lets asyncio set TCP_NODELAY on accepted connections; with
+        # proto 0 every small write waits ~40 ms for a delayed ACK.
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._sock.bind(("127.0.0.1", 0))
         self.port = self._sock.getsockname()[1]
@@ -132,7 +134,11 @@ class FakeOpenAI:
         self, send: Any, status: int, body: Any, headers: dict[str, str] | None = None
     ) -> None:
         payload = json.dumps(body).encode()
-        raw_headers = [(b"content-type", b"application/json")]
+        # A length (not chunked encoding) answers in one write: no Nagle stall on loopback.
+        raw_headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(payload)).encode()),
+        ]
         raw_headers += [(k.encode(), v.encode()) for k, v in (headers or {}).items()]
         await send({"type": "http.response.start", "status": status, "headers": raw_headers})
         await send({"type": "http.response.body", "body": payload})
@@ -157,8 +163,17 @@ class FakeOpenAI:
             "created": 0,
             "model": request["model"],
             "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
-            "usage": self._usage(request, text.split()),
         }
+        if script.usage:
+            body["usage"] = self._usage(request, text.split())
+        if script.cut_after is not None:
+            head = [(b"content-type", b"application/json"), (b"content-length", b"10000")]
+            await send({"type": "http.response.start", "status": 200, "headers": head})
+            await send({"type": "http.response.body", "body": b'{"id": "chat', "more_body": True})
+            raise ConnectionAbortedError("scripted cut")
+        if script.malformed_after is not None:
+            await self._json(send, 200, {"choices": "not a list"})
+            return
         await self._json(send, 200, body)
 
     async def _stream(
@@ -201,3 +216,25 @@ def _split(text: str) -> list[str]:
     """Split into word-sized pieces that keep their spaces, as models stream them."""
     words = text.split(" ")
     return [w if i == 0 else " " + w for i, w in enumerate(words)]
+
+
+def main() -> None:
+    """Serve until killed, in its own process (benchmarks): prints the base URL first."""
+    import argparse
+    import signal
+
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--chunks", type=int, default=0, help="stream this many chunks per answer")
+    args = parser.parse_args()
+    server = FakeOpenAI()
+    if args.chunks:
+        server.default = Script(chunks=[f" tok{i % 10}" for i in range(args.chunks)])
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with server:
+        print(server.base_url, flush=True)
+        stop.wait()
+
+
+if __name__ == "__main__":
+    main()

@@ -144,7 +144,7 @@ async def test_a_cut_stream_keeps_the_partial_answer(config: Config, server: Fak
     server.script(Script(text="one two three four", cut_after=2))
     async with AsyncClient(config) as client:
         with pytest.raises(ConnectionError) as caught:
-            await client.ask("count")
+            await client.stream("count").text()
         partial = caught.value.partial
         assert partial is not None
         assert partial.text == "one two"
@@ -155,6 +155,39 @@ async def test_a_cut_stream_keeps_the_partial_answer(config: Config, server: Fak
         ("assistant", "one two", "partial"),
     ]
     assert "broke mid-answer" in (history[1].error or "")
+
+
+async def test_ask_makes_one_plain_request(config: Config, server: FakeOpenAI) -> None:
+    async with AsyncClient(config) as client:
+        reply = await client.ask("no stream needed")
+    assert "stream" not in server.requests[-1]
+    assert reply.text == "You said: no stream needed"
+    assert reply.finish_reason == "stop"
+    assert not reply.usage.estimated
+
+
+async def test_a_cut_plain_answer_keeps_the_question(config: Config, server: FakeOpenAI) -> None:
+    config.set("providers.openai.max_retries", 0)
+    server.script(Script(cut_after=0))
+    async with AsyncClient(config) as client:
+        with pytest.raises(ConnectionError) as caught:
+            await client.ask("anyone?")
+        partial = caught.value.partial
+        assert partial is not None
+        history = await client.conversations.history(partial.conversation_id)
+    assert [(m.role, m.content, m.status) for m in history] == [
+        ("user", "anyone?", "complete"),
+        ("assistant", "", "error"),
+    ]
+
+
+async def test_an_unreadable_plain_answer_is_a_response_error(
+    config: Config, server: FakeOpenAI
+) -> None:
+    server.script(Script(malformed_after=0))
+    async with AsyncClient(config) as client:
+        with pytest.raises(chinwag.ResponseError, match="cannot read"):
+            await client.ask("hi")
 
 
 async def test_the_user_message_survives_a_failed_provider(
@@ -218,8 +251,10 @@ async def test_cancelling_a_turn_stores_the_partial_answer(
 async def test_usage_is_estimated_when_the_server_sends_none(
     config: Config, server: FakeOpenAI
 ) -> None:
-    server.script(Script(text="four words right here", usage=False))
+    server.script(*[Script(text="four words right here", usage=False)] * 2)
     async with AsyncClient(config) as client:
+        streamed = await client.stream("count my tokens please").text()
+        assert streamed == "four words right here"
         reply = await client.ask("count my tokens please")
     assert reply.usage.estimated
     assert reply.usage.completion_tokens > 0

@@ -90,14 +90,11 @@ def test_a_current_schema_does_not_load_alembic(tmp_path: Path) -> None:
 
 async def test_sqlite_uses_wal(tmp_path: Path) -> None:
     store = await Store.open(f"sqlite:///{tmp_path / 'w.db'}")
-    try:
-        from sqlalchemy import text
+    await store.close()
+    import sqlite3
 
-        async with store.engine.connect() as conn:
-            assert (await conn.execute(text("PRAGMA journal_mode"))).scalar() == "wal"
-            assert (await conn.execute(text("PRAGMA busy_timeout"))).scalar() == 10000
-    finally:
-        await store.close()
+    with sqlite3.connect(tmp_path / "w.db") as conn:  # WAL is a property of the file
+        assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
 
 
 async def test_turns_history_and_listing(store_url: str) -> None:
@@ -161,8 +158,47 @@ async def test_another_users_conversation_is_not_found(store_url: str) -> None:
 
 
 def test_store_urls_are_normalized_or_refused() -> None:
-    assert normalize_url("sqlite:///x.db") == "sqlite+aiosqlite:///x.db"
+    assert normalize_url("sqlite:///x.db") == "sqlite:///x.db"
+    assert normalize_url("sqlite+aiosqlite:///x.db") == "sqlite:///x.db"
     assert normalize_url("postgresql://u@h/db") == "postgresql+psycopg://u@h/db"
     assert normalize_url("postgres://u@h/db") == "postgresql+psycopg://u@h/db"
     with pytest.raises(ConfigError, match=r"store\.url"):
         normalize_url("mysql://u@h/db")
+
+
+async def test_a_locked_sqlite_file_neither_blocks_the_loop_nor_loses_the_turn(
+    tmp_path: Path,
+) -> None:
+    import sqlite3
+
+    import anyio
+
+    path = tmp_path / "locked.db"
+    store = await Store.open(f"sqlite:///{path}")
+    try:
+        uid = await store.user_id("alice")
+        other = sqlite3.connect(path, isolation_level=None)  # another process's writer
+        other.execute("BEGIN IMMEDIATE")
+        ticks = 0
+
+        async def heartbeat() -> None:
+            nonlocal ticks
+            while True:
+                ticks += 1
+                await anyio.sleep(0.01)
+
+        async def release_later() -> None:
+            await anyio.sleep(0.5)
+            other.execute("COMMIT")
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(heartbeat)
+            tg.start_soon(release_later)
+            cid = await _turn(store, uid, "waited for the lock", "and got stored")
+            tg.cancel_scope.cancel()
+        other.close()
+        assert ticks >= 20  # the loop kept running while the write waited
+        history = (await store.thread(uid, "alice", cid)).messages
+        assert [m.content for m in history] == ["waited for the lock", "and got stored"]
+    finally:
+        await store.close()

@@ -65,7 +65,7 @@ class AsyncClient:
 
     async def ask(self, prompt: str, **options: Unpack[TurnOptions]) -> Reply:
         """Send one prompt and return the whole reply."""
-        return await self._complete(self._engine.turn(prompt, **options))
+        return await self._complete(self._engine.turn(prompt, stream=False, **options))
 
     def stream(self, prompt: str, **options: Unpack[TurnOptions]) -> AsyncStream:
         """Send one prompt; iterate the returned stream for text as it arrives."""
@@ -97,7 +97,7 @@ class AsyncClient:
         **options: Unpack[TurnOptions],
     ) -> Reply | AsyncStream:
         """Answer a message list (system prompts, earlier turns, then the user's prompt)."""
-        events = self._engine.turn(messages=messages, **options)
+        events = self._engine.turn(messages=messages, stream=stream, **options)
         return AsyncStream(events) if stream else await self._complete(events)
 
     @staticmethod

@@ -157,9 +157,13 @@ class Engine:
         prompt: str | None = None,
         *,
         messages: Sequence[Mapping[str, Any]] | None = None,
+        stream: bool = True,
         **options: Any,
     ) -> AsyncIterator[Event]:
-        """Run one turn, yielding text deltas, usage and then Done or ErrorEvent."""
+        """Run one turn, yielding text deltas, usage and then Done or ErrorEvent.
+
+        With stream=False the provider may answer in one piece (one text delta).
+        """
         known = TurnOptions.__annotations__
         unknown = set(options) - set(known)
         if unknown:
@@ -216,7 +220,7 @@ class Engine:
         )
         from chinwag.providers import ChatRequest
 
-        request = ChatRequest(model=model, messages=context.messages, params=params)
+        request = ChatRequest(model=model, messages=context.messages, params=params, stream=stream)
         parts: list[str] = []
         reported: Usage | None = None
         finish: str | None = None

@@ -17,6 +17,8 @@ class ChatRequest:
     model: str
     messages: list[dict[str, str]]
     params: GenerationParams = field(default_factory=GenerationParams)
+    # False when nobody watches the text arrive (ask): a provider may answer in one piece.
+    stream: bool = True
 
 
 @dataclass(slots=True, frozen=True)

@@ -160,22 +160,24 @@ class OpenAIProvider:
         return await with_retries(self.settings.max_retries, attempt)
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[ProviderEvent]:
-        body: dict[str, Any] = {
-            "model": request.model,
-            "messages": request.messages,
-            "stream": True,
-            "stream_options": {"include_usage": True},
-        }
+        body: dict[str, Any] = {"model": request.model, "messages": request.messages}
+        if request.stream:
+            body.update(stream=True, stream_options={"include_usage": True})
         body.update(request.params.model_dump(exclude_none=True))
         response = await self._open(body)
+        if not request.stream:
+            for event in await self._whole(response):
+                yield event
+            return
         finish: str | None = None
         done = False
         try:
             async for sse in EventSource(response).aiter_sse():
                 data = sse.data
                 if data == "[DONE]":
+                    # Read on to the end of the body, so the connection goes back to the pool.
                     done = True
-                    break
+                    continue
                 try:
                     chunk = _loads(data)
                     choices = chunk.get("choices")
@@ -189,12 +191,7 @@ class OpenAIProvider:
                         raise self._stream_error(chunk["error"])
                     usage = chunk.get("usage")
                     if usage:
-                        yield UsageEvent(
-                            usage=Usage(
-                                prompt_tokens=usage.get("prompt_tokens") or 0,
-                                completion_tokens=usage.get("completion_tokens") or 0,
-                            )
-                        )
+                        yield UsageEvent(usage=_usage(usage))
                 except (ValueError, KeyError, TypeError, AttributeError, IndexError) as exc:
                     raise ResponseError(
                         f"{self.name} ({self.base_url}) sent a malformed chunk ({exc!r}): "
@@ -212,6 +209,31 @@ class OpenAIProvider:
                 provider=self.name,
             )
         yield Finish(finish)
+
+    async def _whole(self, response: httpx.Response) -> list[ProviderEvent]:
+        """The events of a non-streamed answer."""
+        try:
+            raw = await response.aread()
+        except httpx.TransportError as exc:
+            raise self._transport_error(exc, streaming=False) from exc
+        finally:
+            await response.aclose()
+        try:
+            body = _loads(raw)
+            choice = body["choices"][0]
+            text = choice["message"].get("content") or ""
+            usage = body.get("usage")
+            events: list[ProviderEvent] = [TextDelta(text=text)] if text else []
+            if usage:
+                events.append(UsageEvent(usage=_usage(usage)))
+            events.append(Finish(choice.get("finish_reason")))
+        except (ValueError, KeyError, TypeError, AttributeError, IndexError) as exc:
+            raise ResponseError(
+                f"{self.name} ({self.base_url}) sent an answer chinwag cannot read ({exc!r}): "
+                f"{raw[:200]!r}. Is base_url an OpenAI-compatible server?",
+                provider=self.name,
+            ) from exc
+        return events
 
     def _stream_error(self, error: Any) -> ProviderError:
         message = error.get("message", error) if isinstance(error, dict) else error
@@ -244,3 +266,10 @@ class OpenAIProvider:
             return ProviderHealth(self.name, False, None, str(exc))
         latency = (time.perf_counter() - started) * 1000
         return ProviderHealth(self.name, True, latency, f"{len(models)} models at {self.base_url}")
+
+
+def _usage(raw: dict[str, Any]) -> Usage:
+    return Usage(
+        prompt_tokens=raw.get("prompt_tokens") or 0,
+        completion_tokens=raw.get("completion_tokens") or 0,
+    )
