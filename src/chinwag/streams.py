@@ -1,13 +1,13 @@
 """Streams of a turn: iterate text deltas, or every typed event; `.reply` when done.
 
-AsyncStream consumes the engine's events directly; Stream (sync) pulls the same events
-from the client's event-loop thread, one hand-off per event.
+AsyncStream consumes the engine's events directly; Stream (sync) takes the same events
+from the client's event-loop thread, in batches.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import Future
 from types import TracebackType
 from typing import Any
@@ -15,6 +15,7 @@ from typing import Any
 import anyio
 import anyio.abc
 from anyio.from_thread import BlockingPortal
+from anyio.streams.memory import MemoryObjectReceiveStream
 
 from chinwag.errors import ChinwagError
 from chinwag.types import Done, ErrorEvent, Event, Reply, TextDelta
@@ -84,64 +85,69 @@ _END = object()
 class Stream(_Outcome):
     """The sync face of AsyncStream: `for text in stream`, then `stream.reply`.
 
-    One task on the client's loop owns the turn; it pulls the next event only when this
-    thread asks, so a stopped stream stores exactly the text that was handed out.
+    One task on the client's loop owns the turn and reads ahead into a small buffer;
+    this thread takes whatever is buffered in one hand-off. A stopped stream stores
+    what the model had sent when it stopped: at most `READ_AHEAD` events more than
+    this thread had read. (AsyncStream reads no further than its consumer.)
     """
+
+    READ_AHEAD = 64
 
     def __init__(self, portal: BlockingPortal, events: AsyncIterator[Event]) -> None:
         self._portal = portal
         self._events = events
         self._pump: Future[None] | None = None
-        self._pull: Callable[[], Awaitable[Any]] | None = None
+        self._buffer: MemoryObjectReceiveStream[Any] | None = None
         self._scope: anyio.CancelScope | None = None
         self._finished = False
 
     async def _run(self, *, task_status: anyio.abc.TaskStatus[Any]) -> None:
-        asks, asked = anyio.create_memory_object_stream[None](1)
-        give, given = anyio.create_memory_object_stream[Any](1)
+        send, receive = anyio.create_memory_object_stream[Any](self.READ_AHEAD)
+        with anyio.CancelScope() as scope:
+            task_status.started((receive, scope))
+            async with send:
+                try:
+                    async for event in self._events:
+                        await send.send(event)
+                except Exception as exc:
+                    await send.send(exc)
+                finally:
+                    with anyio.CancelScope(shield=True):
+                        aclose = getattr(self._events, "aclose", None)
+                        if aclose is not None:
+                            await aclose()
 
-        async def pull() -> Any:
-            await asks.send(None)
-            return await given.receive()
-
-        with anyio.CancelScope() as self._scope:
-            task_status.started(pull)
+    @staticmethod
+    async def _take(buffer: MemoryObjectReceiveStream[Any]) -> list[Any]:
+        """The next event, and every one after it that is already buffered."""
+        try:
+            items = [await buffer.receive()]
+        except anyio.EndOfStream:
+            return [_END]
+        while True:
             try:
-                async for _ in asked:
-                    try:
-                        item: Any = await anext(self._events)
-                    except StopAsyncIteration:
-                        item = _END
-                    except Exception as exc:
-                        item = exc
-                    await give.send(item)
-                    if item is _END or isinstance(item, Exception):
-                        break
-            finally:
-                with anyio.CancelScope(shield=True):
-                    aclose = getattr(self._events, "aclose", None)
-                    if aclose is not None:
-                        await aclose()
-                    await give.send(_END)
-
-    def _next(self) -> Any:
-        if self._pull is None:
-            self._pump, self._pull = self._portal.start_task(self._run)
-        return self._portal.call(self._pull)
+                items.append(buffer.receive_nowait())
+            except anyio.WouldBlock:
+                return items
+            except anyio.EndOfStream:
+                items.append(_END)
+                return items
 
     def events(self) -> Iterator[Event]:
         """Every typed event of the turn; a failure arrives as ErrorEvent, then is raised."""
         if self._finished:
             return
+        if self._buffer is None:
+            self._pump, (self._buffer, self._scope) = self._portal.start_task(self._run)
         try:
             while True:
-                item = self._next()
-                if item is _END:
-                    break
-                if isinstance(item, BaseException):
-                    raise item
-                yield item
-                self._see(item)
+                for item in self._portal.call(self._take, self._buffer):
+                    if item is _END:
+                        return
+                    if isinstance(item, BaseException):
+                        raise item
+                    yield item
+                    self._see(item)
         finally:
             self._finished = True
             self.close()
