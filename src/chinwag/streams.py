@@ -87,8 +87,9 @@ class Stream(_Outcome):
 
     One task on the client's loop owns the turn and reads ahead into a small buffer;
     this thread takes whatever is buffered in one hand-off. A stopped stream stores
-    what the model had sent when it stopped: at most `READ_AHEAD` events more than
-    this thread had read. (AsyncStream reads no further than its consumer.)
+    what the model had sent when it stopped: at most 2 * READ_AHEAD + 1 events more
+    than this thread had read (a batch taken, a full buffer, one in flight).
+    AsyncStream reads no further than its consumer.
     """
 
     READ_AHEAD = 64
