@@ -118,8 +118,8 @@ class FakeOpenAI:
         if script.delay:
             await asyncio.sleep(script.delay)
         if script.status != 200:
-            body = {"error": {"message": script.error, "type": "test_error"}}
-            await self._json(send, script.status, body, script.headers)
+            error = {"error": {"message": script.error, "type": "test_error"}}
+            await self._json(send, script.status, error, script.headers)
             return
         text = script.text
         if text is None:
@@ -189,7 +189,7 @@ class FakeOpenAI:
                 ],
             }
         )
-        body = {"type": "http.response.body", "body": b"", "more_body": True}
+        body: dict[str, Any] = {"type": "http.response.body", "more_body": True}
         body["body"] = _chunk({"role": "assistant", "content": ""})
         await send(body)
         for i, piece in enumerate(chunks):

@@ -38,7 +38,8 @@ class AsyncDriver:
         return [d async for d in stream], stream.reply
 
     async def chat(self, messages: Sequence[Mapping[str, str]], **options: Any) -> Reply:
-        return await self.client.chat(messages, **options)
+        reply: Reply = await self.client.chat(messages, **options)
+        return reply
 
     async def history(self, conversation_id: str) -> list[tuple[str, str, str]]:
         messages = await self.client.conversations.history(conversation_id)
@@ -55,7 +56,8 @@ class SyncDriver:
         self.client = client
 
     async def ask(self, prompt: str, **options: Any) -> Reply:
-        return await anyio.to_thread.run_sync(lambda: self.client.ask(prompt, **options))
+        reply: Reply = await anyio.to_thread.run_sync(lambda: self.client.ask(prompt, **options))
+        return reply
 
     async def stream(self, prompt: str, **options: Any) -> tuple[list[str], Reply]:
         def run() -> tuple[list[str], Reply]:
