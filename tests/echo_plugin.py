@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 
-from chinwag.config import ProviderSettings
+from chinwag.config import Paths, ProviderSettings
 from chinwag.providers import ChatRequest, Finish, ProviderEvent, ProviderHealth
 from chinwag.types import TextDelta
 
 
 class EchoProvider:
-    def __init__(self, name: str, settings: ProviderSettings) -> None:
+    def __init__(self, name: str, settings: ProviderSettings, paths: Paths) -> None:
         self.name = name
         self.settings = settings
 
-    async def stream(self, request: ChatRequest) -> AsyncIterator[ProviderEvent]:
+    async def stream(self, request: ChatRequest) -> AsyncGenerator[ProviderEvent, None]:
         yield TextDelta(text=f"echo: {request.messages[-1]['content']}")
         yield Finish("stop")
 

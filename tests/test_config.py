@@ -144,3 +144,11 @@ def test_set_accepts_or_explains_any_value(key: str, value: Any) -> None:
         config.get(key)
     else:
         assert key.split(".")[0] in str(error)
+
+
+def test_configuring_one_provider_keeps_the_defaults_of_the_others() -> None:
+    config = Config({"providers.local.n_ctx": 1024, "providers.openai.timeout": 5})
+    assert config.get("providers.local.type") == "local"
+    assert config.get("providers.local.n_ctx") == 1024
+    assert config.get("providers.openai.model") == "gpt-4o-mini"
+    assert config.get("providers.openai.base_url") == "https://api.openai.com/v1"

@@ -15,7 +15,7 @@ from typing import Any, Literal, TypeVar, Unpack, overload
 from chinwag.config import Config
 from chinwag.engine import Engine, TurnOptions
 from chinwag.streams import AsyncStream, Stream
-from chinwag.types import Conversation, Event, Message, Reply
+from chinwag.types import Conversation, Event, Health, Message, Reply
 
 T = TypeVar("T")
 
@@ -99,6 +99,10 @@ class AsyncClient:
         """Answer a message list (system prompts, earlier turns, then the user's prompt)."""
         events = self._engine.turn(messages=messages, stream=stream, **options)
         return AsyncStream(events) if stream else await self._complete(events)
+
+    async def health(self) -> Health:
+        """The default provider and why, and whether the store and each provider answer."""
+        return await self._engine.health()
 
     @staticmethod
     async def _complete(events: AsyncIterator[Event]) -> Reply:
@@ -246,6 +250,10 @@ class Client:
         if not wait:
             return self._submit(lambda: self._async.chat(messages, **options))
         return self._call(lambda: self._async.chat(messages, **options))
+
+    def health(self) -> Health:
+        """The default provider and why, and whether the store and each provider answer."""
+        return self._call(self._async.health)
 
     def close(self) -> None:
         """Close connections and stop the background event loop."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 from collections.abc import Mapping
@@ -51,7 +52,10 @@ class StoreSettings(_Section):
 
 
 def _default_providers() -> dict[str, ProviderSettings]:
-    return {"openai": ProviderSettings(base_url="https://api.openai.com/v1", model="gpt-4o-mini")}
+    return {
+        "openai": ProviderSettings(base_url="https://api.openai.com/v1", model="gpt-4o-mini"),
+        "local": ProviderSettings(type="local"),  # the embedded model (chinwag[local])
+    }
 
 
 class Settings(_Section):
@@ -98,6 +102,11 @@ class Paths:
             Path(platformdirs.user_data_dir("chinwag")),
             Path(platformdirs.user_cache_dir("chinwag")),
         )
+
+
+@functools.cache
+def _defaults() -> dict[str, Any]:
+    return Settings().model_dump()
 
 
 def _deep_merge(base: dict[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
@@ -212,7 +221,9 @@ class Config:
         self.settings = self._validate()
 
     def _merged(self) -> dict[str, Any]:
-        merged: dict[str, Any] = {}
+        # Defaults are the bottom layer, so that setting providers.local.n_ctx keeps the
+        # default providers (and the local one's type) instead of replacing them.
+        merged = _defaults()
         for _, data in self._layers:
             merged = _deep_merge(merged, data)
         return merged
@@ -300,11 +311,12 @@ class Config:
                 key=f"providers.{name}",
             ) from None
 
-    def context_window(self, model: str) -> int:
+    def context_window(self, model: str, provider_says: int | None = None) -> int:
+        """models.<model>.context_window, else what the provider knows, else the default."""
         per_model = self.settings.models.get(model)
         if per_model and per_model.context_window:
             return per_model.context_window
-        return self.settings.context_window
+        return provider_says or self.settings.context_window
 
     def __repr__(self) -> str:
         return f"Config(file={str(self.file)!r}, profile={self.profile!r})"

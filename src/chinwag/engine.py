@@ -5,6 +5,8 @@ bot -> conversation -> store the user message -> context -> provider -> events -
 
 from __future__ import annotations
 
+import contextlib
+import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypedDict
 
@@ -15,14 +17,16 @@ from chinwag.bots import find_bot
 from chinwag.config import Config
 from chinwag.context import build_context
 from chinwag.counting import count_words, estimate_prompt_tokens, estimate_tokens
-from chinwag.errors import ConfigError, InputError, ProviderError
+from chinwag.errors import ChinwagError, ConfigError, InputError, ProviderError
 from chinwag.providers import Finish, Provider, choose_default, create_provider
 from chinwag.types import (
     Bot,
+    ComponentHealth,
     Done,
     ErrorEvent,
     Event,
     GenerationParams,
+    Health,
     Reply,
     Role,
     Status,
@@ -45,6 +49,10 @@ class TurnOptions(TypedDict, total=False):
     system: str | None
     temperature: float | None
     max_tokens: int | None
+    top_p: float | None
+    top_k: int | None
+    stop: list[str] | None
+    seed: int | None
     user: str | int | None
 
 
@@ -117,6 +125,60 @@ class Engine:
                 await self._store.close()
                 self._store = None
 
+    async def health(self) -> Health:
+        """The store and every configured provider, checked at once; no completion is paid."""
+        default, reason = self.default_provider()
+        names = list(self.config.settings.providers)
+        results: dict[str, ComponentHealth] = {}
+
+        async def check_provider(name: str) -> None:
+            try:
+                found = await self.provider(name).health()
+                results[name] = ComponentHealth(
+                    name=name, ok=found.ok, latency_ms=found.latency_ms, detail=found.detail
+                )
+            except ChinwagError as exc:
+                results[name] = ComponentHealth(
+                    name=name, ok=False, latency_ms=None, detail=str(exc)
+                )
+
+        async def check_store() -> None:
+            started = time.perf_counter()
+            try:
+                revision = await (await self.store()).schema_revision()
+                latency = (time.perf_counter() - started) * 1000
+                detail = f"{self._store_url()} (schema {revision})"
+                results[""] = ComponentHealth(
+                    name="store", ok=True, latency_ms=latency, detail=detail
+                )
+            except Exception as exc:  # any failure to reach the database is the report
+                results[""] = ComponentHealth(
+                    name="store", ok=False, latency_ms=None, detail=f"{type(exc).__name__}: {exc}"
+                )
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(check_store)
+            for name in names:
+                tg.start_soon(check_provider, name)
+        providers = [results[name] for name in names]
+        default_ok = results[default].ok if default in results else False
+        return Health(
+            ok=results[""].ok and default_ok,
+            default_provider=default,
+            reason=reason,
+            store=results[""],
+            providers=providers,
+        )
+
+    def _store_url(self) -> str:
+        """The store's URL with any password hidden."""
+        url = self.config.settings.store.url or f"sqlite:///{self.config.paths.database}"
+        if "@" in url and ":" in url.split("://", 1)[-1].split("@", 1)[0]:
+            scheme, rest = url.split("://", 1)
+            user = rest.split("@", 1)[0].split(":", 1)[0]
+            url = f"{scheme}://{user}:***@{rest.split('@', 1)[1]}"
+        return url
+
     def bot(self, bot: str | Bot | None) -> Bot:
         if isinstance(bot, Bot):
             return bot
@@ -179,7 +241,7 @@ class Engine:
         try:
             bot = self.bot(options.get("bot"))
             params: GenerationParams = bot.params.merged(
-                temperature=options.get("temperature"), max_tokens=options.get("max_tokens")
+                **{name: options.get(name) for name in GenerationParams.model_fields}
             )
         except ValidationError as exc:
             err = exc.errors()[0]
@@ -213,7 +275,10 @@ class Engine:
             seed=seed,
             prompt=prompt,
         )
-        window = self.config.context_window(model)
+        provider_window = getattr(provider, "context_window", None)
+        window = self.config.context_window(
+            model, provider_window(model) if provider_window else None
+        )
         reserve = params.max_tokens or min(1024, window // 4)
         context = build_context(
             system=system, history=history, prompt=prompt, window=window, reserve=reserve
@@ -254,14 +319,16 @@ class Engine:
             )
 
         try:
-            async for event in provider.stream(request):
-                if type(event) is TextDelta:
-                    parts.append(event.text)
-                    yield event
-                elif type(event) is UsageEvent:
-                    reported = event.usage
-                elif type(event) is Finish:
-                    finish = event.reason
+            # aclosing: a stopped turn stops the provider now, not when collected.
+            async with contextlib.aclosing(provider.stream(request)) as events:
+                async for event in events:
+                    if type(event) is TextDelta:
+                        parts.append(event.text)
+                        yield event
+                    elif type(event) is UsageEvent:
+                        reported = event.usage
+                    elif type(event) is Finish:
+                        finish = event.reason
         except ProviderError as exc:
             partial = await record("partial" if parts else "error", str(exc))
             exc.partial = partial

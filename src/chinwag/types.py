@@ -38,6 +38,7 @@ class GenerationParams(_Model):
     temperature: float | None = Field(default=None, ge=0, le=2)
     max_tokens: int | None = Field(default=None, gt=0)
     top_p: float | None = Field(default=None, gt=0, le=1)
+    top_k: int | None = Field(default=None, gt=0)
     stop: list[str] | None = None
     seed: int | None = None
 
@@ -109,6 +110,25 @@ class Reply(_Model):
 
     def __str__(self) -> str:
         return self.text
+
+
+class ComponentHealth(_Model):
+    """Whether one part (the store, a provider) is reachable, and how fast it answered."""
+
+    name: str
+    ok: bool
+    latency_ms: float | None
+    detail: str
+
+
+class Health(_Model):
+    """What `client.health()` reports: the default provider, why, and what is reachable."""
+
+    ok: bool
+    default_provider: str
+    reason: str
+    store: ComponentHealth
+    providers: list[ComponentHealth]
 
 
 # Events of a turn. Text deltas are the hot path: plain frozen models, no nested validation.

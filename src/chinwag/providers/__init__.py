@@ -1,7 +1,7 @@
 """Model providers: the protocol, the registry and the choice of the default one.
 
 Providers register under the `chinwag.providers` entry point group as
-`type = "package.module:Factory"`, where Factory(name, settings) returns a Provider.
+`type = "package.module:Factory"`, where Factory(name, settings, paths) returns a Provider.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from importlib import import_module
 
-from chinwag.config import Config, ProviderSettings
+from chinwag.config import Config, Paths, ProviderSettings
 from chinwag.errors import ConfigError
 from chinwag.providers.base import ChatRequest, Finish, Provider, ProviderEvent, ProviderHealth
 
@@ -23,10 +23,13 @@ __all__ = [
     "create_provider",
 ]
 
-ProviderFactory = Callable[[str, ProviderSettings], Provider]
+ProviderFactory = Callable[[str, ProviderSettings, Paths], Provider]
 
 # Built-ins resolve without scanning entry points, which costs tens of milliseconds.
-_BUILTIN = {"openai": "chinwag.providers.openai:OpenAIProvider"}
+_BUILTIN = {
+    "openai": "chinwag.providers.openai:OpenAIProvider",
+    "local": "chinwag.providers.local:LocalProvider",
+}
 
 
 def _load(target: str) -> ProviderFactory:
@@ -56,20 +59,22 @@ def _factory(type_name: str) -> ProviderFactory:
 def create_provider(config: Config, name: str) -> Provider:
     """Build the provider configured under `providers.<name>`."""
     settings = config.provider_settings(name)
-    return _factory(settings.type)(name, settings)
+    return _factory(settings.type)(name, settings, config.paths)
 
 
 def choose_default(config: Config) -> tuple[str, str]:
-    """The default provider's name and why it was chosen."""
+    """The default provider's name and why it was chosen.
+
+    The configured one if any (`provider:`, or an OpenAI-compatible server named by
+    OPENAI_BASE_URL / providers.openai.base_url); else OpenAI when OPENAI_API_KEY is
+    set; else the embedded local model.
+    """
     settings = config.settings
     if settings.provider:
         return settings.provider, "set in config (provider)"
     openai = settings.providers.get("openai")
+    if openai is not None and openai.base_url not in (None, "https://api.openai.com/v1"):
+        return "openai", f"an OpenAI-compatible server is configured at {openai.base_url}"
     if openai is not None and openai.api_key is not None:
         return "openai", "OPENAI_API_KEY is set"
-    if openai is not None and openai.base_url != "https://api.openai.com/v1":
-        return "openai", f"an OpenAI-compatible server is configured at {openai.base_url}"
-    if len(settings.providers) == 1:
-        only = next(iter(settings.providers))
-        return only, "the only configured provider"
-    return "openai", "no provider is configured; set OPENAI_API_KEY or OPENAI_BASE_URL"
+    return "local", "no remote provider is configured: the embedded model, offline"

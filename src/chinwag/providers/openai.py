@@ -7,14 +7,14 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 import httpx
 from httpx_sse import EventSource
 
 from chinwag import __version__
-from chinwag.config import ProviderSettings
+from chinwag.config import Paths, ProviderSettings
 from chinwag.errors import (
     AuthenticationError,
     BadRequestError,
@@ -37,7 +37,7 @@ _loads = json.loads
 class OpenAIProvider:
     """Chat completions over HTTP, streamed as server-sent events."""
 
-    def __init__(self, name: str, settings: ProviderSettings) -> None:
+    def __init__(self, name: str, settings: ProviderSettings, paths: Paths | None = None) -> None:
         self.name = name
         self.settings = settings
         self.base_url = (settings.base_url or OPENAI_URL).rstrip("/")
@@ -159,7 +159,7 @@ class OpenAIProvider:
 
         return await with_retries(self.settings.max_retries, attempt)
 
-    async def stream(self, request: ChatRequest) -> AsyncIterator[ProviderEvent]:
+    async def stream(self, request: ChatRequest) -> AsyncGenerator[ProviderEvent, None]:
         body: dict[str, Any] = {"model": request.model, "messages": request.messages}
         if request.stream:
             body.update(stream=True, stream_options={"include_usage": True})
