@@ -30,6 +30,10 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:  # a bug: still one line, not a traceback
+        print(f"chinwag: unexpected {type(exc).__name__}: {exc} (a bug; please report it)",
+              file=sys.stderr)  # fmt: skip
+        return 1
     return 0
 
 

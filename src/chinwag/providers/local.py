@@ -236,19 +236,18 @@ def _poster() -> Callable[..., None]:
     Waiting for the loop on every token (anyio.from_thread.run_sync) cost a third of the
     throughput on 2 cores, where llama.cpp's spinning threads delay the loop's wake-up.
     """
-    import sniffio
+    import asyncio
 
-    if sniffio.current_async_library() == "asyncio":
-        import asyncio
-
+    try:
         loop = asyncio.get_running_loop()
+    except RuntimeError:  # another anyio backend: its own (waiting) hand-off
+        token = anyio.lowlevel.current_token()
+        return lambda fn, *args: anyio.from_thread.run_sync(fn, *args, token=token)
 
-        def post(fn: Callable[..., Any], *args: Any) -> None:
-            loop.call_soon_threadsafe(fn, *args)
+    def post(fn: Callable[..., Any], *args: Any) -> None:
+        loop.call_soon_threadsafe(fn, *args)
 
-        return post
-    token = anyio.lowlevel.current_token()
-    return lambda fn, *args: anyio.from_thread.run_sync(fn, *args, token=token)
+    return post
 
 
 class LocalProvider:
