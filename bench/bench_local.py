@@ -26,7 +26,7 @@ async def main(args: argparse.Namespace) -> None:
 
     import chinwag
     from chinwag.providers.gguf import packaged_model
-    from chinwag.providers.local import TRANSCRIPT_STOPS, LocalSettings, _load
+    from chinwag.providers.local import TRANSCRIPT_STOPS, LocalSettings, _load, transcript
 
     with chinwag_home() as home:
         path = await anyio.to_thread.run_sync(packaged_model, home / "cache")
@@ -36,6 +36,7 @@ async def main(args: argparse.Namespace) -> None:
         loaded = _load(path, LocalSettings(n_ctx=2048, n_gpu_layers=args.n_gpu_layers))
         llm: Any = loaded.llm
         direct_thread = loaded.worker
+        system = {"role": "system", "content": SYSTEM}
         calls = iter(range(1_000_000))
 
         def question() -> str:
@@ -55,11 +56,11 @@ async def main(args: argparse.Namespace) -> None:
         def direct() -> tuple[int, float, float]:
             # Throughput from a plain call (its usage counts tokens exactly), and the
             # first token from a streamed one.
-            prompt = f"{SYSTEM}\n\nUser: {question()}\nAssistant:"
+            prompt = transcript([system, {"role": "user", "content": question()}])
             started = time.perf_counter()
             out = llm.create_completion(prompt, stop=list(TRANSCRIPT_STOPS), **params)
             elapsed = time.perf_counter() - started
-            prompt = f"{SYSTEM}\n\nUser: {question()}\nAssistant:"
+            prompt = transcript([system, {"role": "user", "content": question()}])
             started = time.perf_counter()
             for _ in llm.create_completion(
                 prompt, stream=True, stop=list(TRANSCRIPT_STOPS), **{**params, "max_tokens": 1}

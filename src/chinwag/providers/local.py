@@ -31,11 +31,12 @@ from chinwag.providers.base import ChatRequest, Finish, ProviderEvent, ProviderH
 from chinwag.providers.gguf import PACKAGED_MODEL, model_file
 from chinwag.types import TextDelta, Usage, UsageEvent
 
-# Base models have no chat template: a plain transcript, cut at the next turn.
+# Base models have no chat template: a plain transcript, cut at the next turn or at a
+# blank line, after which a base model drifts into inventing the next speaker.
 TRANSCRIPT_INSTRUCTION = (
     "The following is a conversation with a helpful assistant. It answers briefly and on topic."
 )
-TRANSCRIPT_STOPS = ("\nUser:", "\nAssistant:")
+TRANSCRIPT_STOPS = ("\nUser:", "\nAssistant:", "\n\n")
 
 
 class LocalSettings(BaseModel):
@@ -152,17 +153,24 @@ def format_prompt(
             rendered.prompt.encode(), add_bos=not rendered.added_special, special=True
         )
         return tokens, tuple(s for s in stops if s)
-    lines: list[str] = []
-    system = [m["content"] for m in messages if m["role"] == "system"]
-    lines.append("\n".join(system) if system else TRANSCRIPT_INSTRUCTION)
-    lines.append("")
+    tokens = llm.tokenize(transcript(messages).encode(), add_bos=True, special=True)
+    return tokens, TRANSCRIPT_STOPS
+
+
+def transcript(messages: Sequence[dict[str, str]]) -> str:
+    """A conversation as a base model's plain transcript, ending where the answer goes.
+
+    The framing line comes first and the system prompt after it: a tiny base model
+    given only "You are a helpful assistant." tends to parrot it back.
+    """
+    system = " ".join(m["content"] for m in messages if m["role"] == "system")
+    lines = [f"{TRANSCRIPT_INSTRUCTION} {system}".rstrip(), ""]
     for m in messages:
         if m["role"] != "system":
             speaker = "User" if m["role"] == "user" else "Assistant"
             lines.append(f"{speaker}: {m['content']}")
     lines.append("Assistant:")
-    tokens = llm.tokenize("\n".join(lines).encode(), add_bos=True, special=True)
-    return tokens, TRANSCRIPT_STOPS
+    return "\n".join(lines)
 
 
 def _held_back(text: str, stops: Sequence[str]) -> int:
