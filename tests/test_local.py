@@ -231,17 +231,52 @@ async def test_cancelling_a_turn_stops_generation(config: Config, llm: Any) -> N
 # -- prompt format and defaults -------------------------------------------------------------
 
 
-def test_a_chat_template_is_used_when_there_is_one(gemma: Path, llm: Any) -> None:
-    template = (
-        "{% for m in messages %}<start_of_turn>{{ m.role }}\n{{ m.content }}<end_of_turn>\n"
-        "{% endfor %}<start_of_turn>model\n"
-    )
-    loaded = _load(gemma, LocalSettings())
-    tokens, stops = format_prompt(loaded, [{"role": "user", "content": "Hi there"}], template)
-    text = llm.detokenize(tokens, special=True).decode()
+TEMPLATE = (
+    "{% for m in messages %}<start_of_turn>{{ m.role }}\n{{ m.content }}<end_of_turn>\n"
+    "{% endfor %}<start_of_turn>model\n"
+)
+
+
+@pytest.fixture(scope="session")
+def templated_gemma(gemma: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the packaged model that carries a chat template in its metadata."""
+    target = tmp_path_factory.mktemp("templated") / "gemma-templated.gguf"
+    subprocess.run(
+        [sys.executable, "-m", "gguf.scripts.gguf_new_metadata", str(gemma), str(target),
+         "--chat-template", TEMPLATE, "--force"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return target
+
+
+async def test_the_gguf_chat_template_is_used_when_it_has_one(templated_gemma: Path) -> None:
+    loaded = _load(templated_gemma, LocalSettings())
+    assert loaded.template == TEMPLATE
+    tokens, stops = format_prompt(loaded, [{"role": "user", "content": "Hi there"}])
+    text = loaded.llm.detokenize(tokens, special=True).decode()
     assert "<start_of_turn>user\nHi there<end_of_turn>" in text
     assert text.rstrip().endswith("<start_of_turn>model")
+    assert "User:" not in text
     assert stops  # the end-of-sequence token's text stops generation
+    async with AsyncClient(local_config(templated_gemma)) as client:
+        reply = await client.ask("Hi there", max_tokens=16, temperature=0)
+    assert reply.status == "complete"
+    sent, _ = format_prompt(
+        loaded,
+        [
+            {"role": "system", "content": "You are a helpful assistant."},
+            {"role": "user", "content": "Hi there"},
+        ],
+    )
+    assert reply.usage.prompt_tokens == len(sent)
+
+
+def test_a_configured_chat_template_overrides(gemma: Path, llm: Any) -> None:
+    loaded = _load(gemma, LocalSettings())
+    assert loaded.template is None  # the packaged Gemma is a base model
+    tokens, _ = format_prompt(loaded, [{"role": "user", "content": "Hi there"}], TEMPLATE)
+    text = llm.detokenize(tokens, special=True).decode()
+    assert "<start_of_turn>user\nHi there<end_of_turn>" in text
     plain, plain_stops = format_prompt(
         _load(gemma, LocalSettings()), [{"role": "user", "content": "Hi"}]
     )
