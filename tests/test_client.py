@@ -324,3 +324,40 @@ async def test_postgres_store_runs_turns(server: FakeOpenAI, postgres_url: str) 
         "and again",
         "You said: and again",
     ]
+
+
+async def test_a_password_in_the_store_url_is_hidden_in_health(server: FakeOpenAI) -> None:
+    config = make_config(server, **{"store.url": "postgresql://me:s3cret@127.0.0.1:1/db"})
+    async with AsyncClient(config) as client:
+        health = await client.health()
+    assert not health.store.ok
+    assert "s3cret" not in health.model_dump_json()
+
+
+async def test_system_prompt_precedence(server: FakeOpenAI) -> None:
+    config = make_config(
+        server,
+        **{"system_prompt": "global", "models.test-model.system_prompt": "per model"},
+    )
+    poet = chinwag.Bot(uid="p", slug="poet", name="Poet", system_prompt="per bot")
+
+    def sent() -> str:
+        first = server.requests[-1]["messages"][0]
+        return str(first["content"]) if first["role"] == "system" else ""
+
+    async with AsyncClient(config) as client:
+        await client.ask("hi")
+        assert sent() == "per model"  # over the config's
+        reply = await client.ask("hi", bot=poet)
+        assert sent() == "per bot"  # over the model's
+        chat = await client.chat(
+            [{"role": "system", "content": "per conversation"}, {"role": "user", "content": "hi"}],
+            bot=poet,
+        )
+        await client.ask("again", conversation=chat.conversation_id, bot=poet)
+        assert sent() == "per conversation"  # over the bot's
+        await client.ask("hi", conversation=reply.conversation_id, bot=poet, system="per call")
+        assert sent() == "per call"  # over everything
+    async with AsyncClient(make_config(server, **{"system_prompt": "global"})) as client:
+        await client.ask("hi")
+        assert sent() == "global"

@@ -13,7 +13,7 @@ DEFAULT_BOT = Bot(
     slug="default",
     name="Default",
     description="A helpful assistant on the default provider and model.",
-    system_prompt="You are a helpful assistant.",
+    # No prompt of its own, so the model's and the config's system prompts apply.
 )
 
 BUILTIN_BOTS = (DEFAULT_BOT,)

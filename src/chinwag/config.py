@@ -65,7 +65,8 @@ class Settings(_Section):
     model: str | None = None  # overrides the provider's default model
     bot: str = "default"
     user: str = "local"
-    system_prompt: str | None = None
+    # The last resort of the system prompts: call > conversation > bot > model > this.
+    system_prompt: str | None = "You are a helpful assistant."
     context_window: int = Field(default=8192, gt=0)  # for models without their own setting
     providers: dict[str, ProviderSettings] = Field(default_factory=_default_providers)
     models: dict[str, ModelSettings] = {}
@@ -299,6 +300,11 @@ class Config:
 
         walk("", self.settings.model_dump())
         return out
+
+    @property
+    def store_url(self) -> str:
+        """store.url, else the SQLite file in the data dir."""
+        return self.settings.store.url or f"sqlite:///{self.paths.database}"
 
     def provider_settings(self, name: str) -> ProviderSettings:
         try:

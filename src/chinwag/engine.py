@@ -18,7 +18,7 @@ from chinwag.config import Config
 from chinwag.context import build_context
 from chinwag.counting import count_words, estimate_prompt_tokens, estimate_tokens
 from chinwag.errors import ChinwagError, ConfigError, InputError, ProviderError
-from chinwag.providers import Finish, Provider, choose_default, create_provider
+from chinwag.providers import ChatRequest, Finish, Provider, choose_default, create_provider
 from chinwag.types import (
     Bot,
     ComponentHealth,
@@ -98,9 +98,8 @@ class Engine:
                 if self._store is None:
                     from chinwag.store import Store  # SQLAlchemy loads on first use
 
-                    settings = self.config.settings.store
-                    url = settings.url or f"sqlite:///{self.config.paths.database}"
-                    self._store = await Store.open(url, echo=settings.echo)
+                    url, echo = self.config.store_url, self.config.settings.store.echo
+                    self._store = await Store.open(url, echo=echo)
         return self._store
 
     def default_provider(self) -> tuple[str, str]:
@@ -147,7 +146,10 @@ class Engine:
             try:
                 revision = await (await self.store()).schema_revision()
                 latency = (time.perf_counter() - started) * 1000
-                detail = f"{self._store_url()} (schema {revision})"
+                from sqlalchemy.engine import make_url
+
+                shown = make_url(self.config.store_url).render_as_string(hide_password=True)
+                detail = f"{shown} (schema {revision})"
                 results[""] = ComponentHealth(
                     name="store", ok=True, latency_ms=latency, detail=detail
                 )
@@ -169,15 +171,6 @@ class Engine:
             store=results[""],
             providers=providers,
         )
-
-    def _store_url(self) -> str:
-        """The store's URL with any password hidden."""
-        url = self.config.settings.store.url or f"sqlite:///{self.config.paths.database}"
-        if "@" in url and ":" in url.split("://", 1)[-1].split("@", 1)[0]:
-            scheme, rest = url.split("://", 1)
-            user = rest.split("@", 1)[0].split(":", 1)[0]
-            url = f"{scheme}://{user}:***@{rest.split('@', 1)[1]}"
-        return url
 
     def bot(self, bot: str | Bot | None) -> Bot:
         if isinstance(bot, Bot):
@@ -283,8 +276,6 @@ class Engine:
         context = build_context(
             system=system, history=history, prompt=prompt, window=window, reserve=reserve
         )
-        from chinwag.providers import ChatRequest
-
         request = ChatRequest(model=model, messages=context.messages, params=params, stream=stream)
         parts: list[str] = []
         reported: Usage | None = None
@@ -334,6 +325,9 @@ class Engine:
             exc.partial = partial
             yield ErrorEvent(message=str(exc), kind=type(exc).__name__, reply=partial, error=exc)
             return
+        except ChinwagError as exc:  # e.g. the local model is not installed
+            await record("error", str(exc))
+            raise
         except BaseException:
             # Cancelled, interrupted or abandoned by the consumer: keep what was said.
             await record("partial" if parts else "error", "interrupted before the answer ended")
