@@ -12,6 +12,7 @@ from typing import Any
 import anyio
 import pytest
 
+import chinwag
 from chinwag import AsyncClient, Config
 from chinwag.errors import ConfigError
 from chinwag.providers import gguf
@@ -323,3 +324,14 @@ def test_the_main_job_answers_offline(home: Path, gemma: Path) -> None:
     )  # fmt: skip
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip()
+
+
+async def test_a_prompt_beyond_the_context_is_refused_clearly(gemma: Path) -> None:
+    config = local_config(gemma, **{"providers.local.n_ctx": 64})
+    async with AsyncClient(config) as client:
+        with pytest.raises(chinwag.BadRequestError, match=r"raise providers\.local\.n_ctx"):
+            await client.ask("word " * 200)
+        (conversation,) = await client.conversations.list()
+        history = await client.conversations.history(conversation.id)
+    assert history[0].content.startswith("word word")  # the question is kept all the same
+    assert history[-1].status == "error"

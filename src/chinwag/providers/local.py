@@ -210,7 +210,6 @@ def generate(
     pending = ""
     count = 0
     finish = "length"
-    budget = min(max_tokens, llm.n_ctx() - len(tokens))
     for token in llm.generate(tokens, temp=temperature, top_p=top_p, top_k=top_k):
         if cancelled.is_set():
             finish = "cancelled"
@@ -229,7 +228,7 @@ def generate(
         if len(pending) > keep:
             emit(pending[: len(pending) - keep])
             pending = pending[len(pending) - keep :]
-        if count >= budget:
+        if count >= max_tokens:
             break
     if finish != "stop":
         pending += decoder.decode(b"", final=True)
@@ -310,10 +309,13 @@ class LocalProvider:
                 if cancelled.is_set():
                     return
                 tokens, stops = format_prompt(loaded, request.messages, self.local.chat_template)
-                if len(tokens) >= loaded.llm.n_ctx():
+                # The configured size, not llm.n_ctx(): llama.cpp may round its own up
+                # while llama-cpp-python's token buffer keeps the configured size.
+                n_ctx = self.local.n_ctx
+                if len(tokens) >= n_ctx:
                     raise BadRequestError(
                         f"The prompt has {len(tokens)} tokens but the local model's "
-                        f"context holds {loaded.llm.n_ctx()}. Shorten it, or raise "
+                        f"context holds {n_ctx}. Shorten it, or raise "
                         f"providers.{self.name}.n_ctx.",
                         provider=self.name,
                     )
@@ -322,7 +324,7 @@ class LocalProvider:
                     loaded,
                     tokens,
                     [*stops, *(params.stop or [])],
-                    max_tokens=params.max_tokens or self.local.max_tokens,
+                    max_tokens=min(params.max_tokens or self.local.max_tokens, n_ctx - len(tokens)),
                     temperature=(
                         params.temperature
                         if params.temperature is not None
