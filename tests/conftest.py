@@ -57,6 +57,7 @@ def make_config(server: FakeOpenAI, **values: Any) -> Config:
     settings: dict[str, Any] = {
         "providers.openai.base_url": server.base_url,
         "providers.openai.model": "test-model",
+        "titles": False,  # title requests would interleave with the ones tests inspect
     }
     settings.update(values)
     return Config(settings)

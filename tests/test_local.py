@@ -38,7 +38,8 @@ def gemma(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def local_config(gemma: Path, **values: Any) -> Config:
-    return Config({"provider": "local", "providers.local.model_path": str(gemma), **values})
+    settings = {"provider": "local", "providers.local.model_path": str(gemma), "titles": False}
+    return Config({**settings, **values})
 
 
 @pytest.fixture

@@ -202,3 +202,30 @@ async def test_a_locked_sqlite_file_neither_blocks_the_loop_nor_loses_the_turn(
         assert [m.content for m in history] == ["waited for the lock", "and got stored"]
     finally:
         await store.close()
+
+
+async def test_an_older_schema_is_migrated_on_open_and_keeps_its_data(store_url: str) -> None:
+    from alembic import command
+    from alembic.config import Config as AlembicConfig
+    from sqlalchemy import create_engine, text
+
+    import chinwag.store.store as module
+
+    sync_url = normalize_url(store_url)
+    engine = create_engine(sync_url)
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(Path(module.__file__).parent / "migrations"))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0001")  # the first release's schema
+        conn.execute(text("INSERT INTO users (name, created_at) VALUES ('old', '2026-01-01')"))
+    engine.dispose()
+    store = await Store.open(store_url)
+    try:
+        assert await store.schema_revision() == SCHEMA_REVISION
+        uid = await store.user_id("old")
+        cid = await _turn(store, uid, "after the upgrade", "still works")
+        history = (await store.thread(uid, "old", cid)).messages
+        assert [m.meta for m in history] == [{}, {}]
+    finally:
+        await store.close()

@@ -65,6 +65,8 @@ class Settings(_Section):
     model: str | None = None  # overrides the provider's default model
     bot: str = "default"
     user: str = "local"
+    titles: bool = True  # title new conversations after their first exchange
+    title_bot: str | None = None  # the bot that writes titles; None: the conversation's
     # The last resort of the system prompts: call > conversation > bot > model > this.
     system_prompt: str | None = "You are a helpful assistant."
     context_window: int = Field(default=8192, gt=0)  # for models without their own setting

@@ -5,15 +5,17 @@ bot -> conversation -> store the user message -> context -> provider -> events -
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import math
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Coroutine, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypedDict
 
 import anyio
 from pydantic import ValidationError
 
-from chinwag.bots import find_bot
+from chinwag import bots as bot_book
 from chinwag.config import Config
 from chinwag.context import build_context
 from chinwag.counting import count_words, estimate_prompt_tokens, estimate_tokens
@@ -54,6 +56,9 @@ class TurnOptions(TypedDict, total=False):
     stop: list[str] | None
     seed: int | None
     user: str | int | None
+    language: str | None  # answer in this language (aBLT)
+    max_words: int | None  # the model is told the budget; max_tokens follows from it
+    search: bool | None  # web search for this turn (stored with it)
 
 
 def _split_messages(
@@ -89,6 +94,8 @@ class Engine:
         self._store_lock = anyio.Lock()
         self._providers: dict[str, Provider] = {}
         self._default: tuple[str, str] | None = None
+        self.bot_files = bot_book.BotFiles(config.paths.config_dir / "bots")
+        self._background: set[asyncio.Task[Any]] = set()
 
     # -- resources, opened on first use --------------------------------------------------
 
@@ -115,8 +122,22 @@ class Engine:
             provider = self._providers[name] = create_provider(self.config, name)
         return provider
 
+    def spawn(self, coroutine: Coroutine[Any, Any, Any]) -> None:
+        """Run work that must not delay the caller (titles); aclose waits for it."""
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def settle(self) -> None:
+        """Wait for background work to finish, at most 30 seconds."""
+        if self._background:
+            await asyncio.wait(set(self._background), timeout=30)
+
     async def aclose(self) -> None:
         with anyio.CancelScope(shield=True):
+            await self.settle()
+            for task in self._background:
+                task.cancel()
             for provider in self._providers.values():
                 await provider.aclose()
             self._providers.clear()
@@ -172,10 +193,27 @@ class Engine:
             providers=providers,
         )
 
-    def bot(self, bot: str | Bot | None) -> Bot:
+    def shared_bots(self) -> tuple[Bot, ...]:
+        """Everyone's bots: the built-in ones and those in the config dir's bots/ files."""
+        return bot_book.BUILTIN_BOTS + self.bot_files.bots()
+
+    async def visible_bots(self, user_id: int) -> list[Bot]:
+        """The bots this user can use: everyone's, then the ones the user saved."""
+        saved = await (await self.store()).list_bots(user_id)
+        return [*self.shared_bots(), *saved]
+
+    async def bot(self, bot: str | Bot | None, user_id: int) -> Bot:
+        """A bot by uid, slug or name; shared bots resolve without touching the store."""
         if isinstance(bot, Bot):
             return bot
-        return find_bot(bot or self.config.settings.bot)
+        key = bot or self.config.settings.bot
+        found = bot_book.resolve(self.shared_bots(), key)
+        if found is None:
+            visible = await self.visible_bots(user_id)
+            found = bot_book.resolve(visible, key)
+            if found is None:
+                raise bot_book.not_found(key, visible)
+        return found
 
     async def user_id(self, user: str | int | None) -> tuple[int, str]:
         name = str(user) if user is not None else self.config.settings.user
@@ -183,7 +221,7 @@ class Engine:
             raise InputError("user is empty: pass a user name or id, or leave it out.")
         return await (await self.store()).user_id(name), name
 
-    def _model(self, bot: Bot, provider: Provider) -> str:
+    def model_for(self, bot: Bot, provider: Provider) -> str:
         model = bot.model or self.config.settings.model or provider.settings.model
         if not model:
             raise ConfigError(
@@ -213,11 +251,15 @@ class Engine:
         *,
         messages: Sequence[Mapping[str, Any]] | None = None,
         stream: bool = True,
+        retry: bool = False,
+        edit: str | None = None,
         **options: Any,
     ) -> AsyncIterator[Event]:
         """Run one turn, yielding text deltas, usage and then Done or ErrorEvent.
 
         With stream=False the provider may answer in one piece (one text delta).
+        retry=True answers the conversation's last question again, on a new branch;
+        edit=<message id> asks `prompt` instead of that question, on a new branch.
         """
         known = TurnOptions.__annotations__
         unknown = set(options) - set(known)
@@ -229,45 +271,73 @@ class Engine:
             if prompt is not None:
                 raise InputError("Pass either a prompt or messages, not both.")
             seed_system, seed, prompt = _split_messages(messages)
-        if not isinstance(prompt, str) or not prompt.strip():
+        if not retry and (not isinstance(prompt, str) or not prompt.strip()):
             raise InputError("The prompt is empty: say something to the model.")
-        try:
-            bot = self.bot(options.get("bot"))
-            params: GenerationParams = bot.params.merged(
-                **{name: options.get(name) for name in GenerationParams.model_fields}
-            )
-        except ValidationError as exc:
-            err = exc.errors()[0]
-            raise InputError(
-                f"Invalid {err['loc'][0]}={err.get('input')!r}: {err['msg']}."
-            ) from None
         store = await self.store()
         user_id, user_name = await self.user_id(options.get("user"))
-        provider = self.provider(bot.provider)
-        model = self._model(bot, provider)
-
         conversation_id: str | None = options.get("conversation")
-        history: list[tuple[str, str]] = []
-        conv_system = seed_system
-        leaf = None
+        if edit is not None:
+            conversation_id = await store.find_message(user_id, edit)
+        thread = None
         if conversation_id is not None:
             thread = await store.thread(user_id, user_name, conversation_id)
-            history = [(m.role, m.content) for m in thread.messages if m.content]
-            conv_system = thread.conversation.system_prompt if seed_system is None else seed_system
-            leaf = thread.leaf_id
-        history.extend(seed)
-        system = self._system_prompt(options.get("system"), conv_system, bot, model)
-
-        # The user's message is stored before the model is called: it is never lost.
-        conversation_id, user_message_id = await store.start_turn(
-            user_id=user_id,
-            conversation_id=conversation_id,
-            parent_id=leaf,
-            bot_uid=bot.uid,
-            system_prompt=seed_system,
-            seed=seed,
-            prompt=prompt,
+        # A conversation goes on with its own bot unless the call names another.
+        bot = await self.bot(
+            options.get("bot") or (thread.conversation.bot if thread else None), user_id
         )
+        params = _params(bot, options)
+        provider = self.provider(bot.provider)
+        model = self.model_for(bot, provider)
+
+        parent = thread.leaf_id if thread else None
+        asked: str | None = None  # a stored question answered again (retry)
+        if retry:
+            question = next(
+                (m for m in reversed(thread.messages) if m.role == "user"), None
+            ) if thread else None  # fmt: skip
+            if question is None:
+                raise InputError("retry needs a conversation with a question to answer again.")
+            asked, prompt, parent = question.id, question.content, question.parent_id
+        elif edit is not None and thread is not None:
+            original = thread.message(edit)
+            if original is None or original.role != "user":
+                raise InputError(
+                    f"Message {edit!r} is not a user message: only questions can be edited."
+                )
+            parent = original.parent_id
+        assert prompt is not None
+        history = [
+            (m.role, m.content) for m in (thread.branch(parent) if thread else []) if m.content
+        ]
+        history.extend(seed)
+        conv_system = seed_system
+        if conv_system is None and thread is not None:
+            conv_system = thread.conversation.system_prompt
+        system = _with_chat_options(
+            self._system_prompt(options.get("system"), conv_system, bot, model), options
+        )
+        first_exchange = thread is None or thread.leaf_id is None
+
+        if asked is not None:
+            user_message_id = asked
+            assert conversation_id is not None
+        else:
+            # The user's message is stored before the model is called: it is never lost.
+            meta = {
+                k: options[k]
+                for k in ("language", "max_words", "search")
+                if options.get(k) is not None
+            }
+            conversation_id, user_message_id = await store.start_turn(
+                user_id=user_id,
+                conversation_id=conversation_id,
+                parent_id=parent,
+                bot_uid=bot.uid,
+                system_prompt=seed_system,
+                seed=seed,
+                prompt=prompt,
+                meta=meta,
+            )
         provider_window = getattr(provider, "context_window", None)
         window = self.config.context_window(
             model, provider_window(model) if provider_window else None
@@ -333,8 +403,46 @@ class Engine:
             await record("partial" if parts else "error", "interrupted before the answer ended")
             raise
         reply = await record("complete", None)
+        if first_exchange and self.config.settings.titles:
+            from chinwag.titles import title_in_background
+
+            self.spawn(title_in_background(self, user_id, user_name, bot, prompt, reply))
         yield UsageEvent(usage=reply.usage)
         yield Done(reply=reply)
+
+
+def _params(bot: Bot, options: Mapping[str, Any]) -> GenerationParams:
+    """The bot's sampling params with the call's on top; max_words bounds max_tokens."""
+    try:
+        params = bot.params.merged(
+            **{name: options.get(name) for name in GenerationParams.model_fields}
+        )
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        raise InputError(f"Invalid {err['loc'][0]}={err.get('input')!r}: {err['msg']}.") from None
+    max_words = options.get("max_words")
+    if max_words is not None:
+        if isinstance(max_words, bool) or not isinstance(max_words, int) or max_words <= 0:
+            raise InputError(f"max_words must be a positive whole number, not {max_words!r}.")
+        if params.max_tokens is None:
+            # About 4/3 tokens a word in English, and room to finish the sentence.
+            params = params.merged(max_tokens=math.ceil(max_words * 5 / 3) + 8)
+    return params
+
+
+def _with_chat_options(system: str | None, options: Mapping[str, Any]) -> str | None:
+    """The system prompt with aBLT's language and word budget added."""
+    extra: list[str] = []
+    language = options.get("language")
+    if language is not None:
+        if not isinstance(language, str) or not language.strip():
+            raise InputError(f"language must name a language, like 'French', not {language!r}.")
+        extra.append(f"Answer in {language.strip()}.")
+    if options.get("max_words") is not None:
+        extra.append(f"Answer in at most {options['max_words']} words.")
+    if not extra:
+        return system
+    return "\n\n".join(part for part in (system, " ".join(extra)) if part)
 
 
 def _final_usage(reported: Usage | None, context: list[dict[str, str]], text: str) -> Usage:

@@ -79,6 +79,7 @@ class Message(_Model):
     model: str | None = None
     usage: Usage | None = None
     error: str | None = None
+    meta: dict[str, Any] = {}  # the options the turn was asked with (language, search...)
     created_at: datetime
 
 

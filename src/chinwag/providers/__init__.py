@@ -12,6 +12,7 @@ from importlib import import_module
 from chinwag.config import Config, Paths, ProviderSettings
 from chinwag.errors import ConfigError
 from chinwag.providers.base import ChatRequest, Finish, Provider, ProviderEvent, ProviderHealth
+from chinwag.types import TextDelta, UsageEvent
 
 __all__ = [
     "ChatRequest",
@@ -19,6 +20,8 @@ __all__ = [
     "Provider",
     "ProviderEvent",
     "ProviderHealth",
+    "TextDelta",
+    "UsageEvent",
     "choose_default",
     "create_provider",
 ]

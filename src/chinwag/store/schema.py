@@ -23,7 +23,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Dialect
 
 # The schema revision this code expects; a test keeps it equal to Alembic's head.
-SCHEMA_REVISION = "0001"
+SCHEMA_REVISION = "0002"
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -101,6 +101,7 @@ messages = Table(
     Column("prompt_words", Integer, nullable=True),
     Column("completion_words", Integer, nullable=True),
     Column("usage_estimated", Boolean, nullable=True),
+    Column("meta", JSON, nullable=True),  # the turn's options: language, max_words, search
     Column("created_at", UTCDateTime, nullable=False),
     Index("ix_messages_conversation_created", "conversation_id", "created_at"),
 )

@@ -41,8 +41,15 @@ from sqlalchemy.exc import OperationalError, ProgrammingError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from chinwag.errors import ConfigError, NotFoundError
-from chinwag.store.schema import SCHEMA_REVISION, conversations, messages, usage_daily, users
-from chinwag.types import Conversation, Message, Role, Status, Usage
+from chinwag.store.schema import (
+    SCHEMA_REVISION,
+    bots,
+    conversations,
+    messages,
+    usage_daily,
+    users,
+)
+from chinwag.types import Bot, Conversation, Message, Role, Status, Usage
 
 T = TypeVar("T")
 
@@ -78,6 +85,15 @@ class Thread:
     conversation: Conversation
     messages: list[Message]
     leaf_id: str | None
+    rows: Sequence[Row[Any]]  # every message, all branches
+
+    def branch(self, leaf_id: str | None) -> list[Message]:
+        """The messages from the first one down to `leaf_id`, oldest first."""
+        return _branch(self.rows, leaf_id)
+
+    def message(self, message_id: str) -> Message | None:
+        row = next((r for r in self.rows if r.id == message_id), None)
+        return _message(row) if row is not None else None
 
 
 def _message(row: Row[Any]) -> Message:
@@ -100,6 +116,7 @@ def _message(row: Row[Any]) -> Message:
         model=row.model,
         usage=usage,
         error=row.error,
+        meta=row.meta or {},
         created_at=row.created_at,
     )
 
@@ -286,7 +303,7 @@ class Store:
             row = _conversation_row(conn, user_id, cid)
             rows = conn.execute(select(messages).where(messages.c.conversation_id == cid)).all()
             leaf = row.current_message_id
-            return Thread(_conversation(row, user), _branch(rows, leaf), leaf)
+            return Thread(_conversation(row, user), _branch(rows, leaf), leaf, rows)
 
         return await self._run(load)
 
@@ -310,6 +327,80 @@ class Store:
             lambda conn: [_conversation(row, user) for row in conn.execute(stmt).all()]
         )
 
+    async def create_conversation(
+        self,
+        user_id: int,
+        user: str,
+        *,
+        bot_uid: str,
+        system_prompt: str | None = None,
+        title: str | None = None,
+    ) -> Conversation:
+        """An empty conversation, for turns to come."""
+        stamp = now()
+        values: dict[str, Any] = {
+            "id": new_id(),
+            "user_id": user_id,
+            "bot_uid": bot_uid,
+            "title": title,
+            "system_prompt": system_prompt,
+            "current_message_id": None,
+            "created_at": stamp,
+            "updated_at": stamp,
+        }
+
+        def write(conn: Connection) -> Conversation:
+            conn.execute(_INSERT_CONVERSATION, values)
+            return _conversation(_conversation_row(conn, user_id, values["id"]), user)
+
+        return await self._run(write)
+
+    async def delete_conversation(self, user_id: int, cid: str) -> None:
+        """Delete a conversation of this user and all its messages."""
+
+        def write(conn: Connection) -> None:
+            _conversation_row(conn, user_id, cid)  # NotFoundError for anyone else's
+            conn.execute(messages.delete().where(messages.c.conversation_id == cid))
+            conn.execute(conversations.delete().where(conversations.c.id == cid))
+
+        await self._run(write)
+
+    async def rename_conversation(
+        self,
+        user_id: int,
+        user: str,
+        cid: str,
+        title: str | None,
+        *,
+        only_if_untitled: bool = False,
+    ) -> Conversation:
+        """Set a conversation's title; with only_if_untitled, keep a title it already has."""
+
+        def write(conn: Connection) -> Conversation:
+            row = _conversation_row(conn, user_id, cid)
+            if not (only_if_untitled and row.title):
+                conn.execute(
+                    conversations.update().where(conversations.c.id == cid).values(title=title)
+                )
+            return _conversation(_conversation_row(conn, user_id, cid), user)
+
+        return await self._run(write)
+
+    async def find_message(self, user_id: int, message_id: str) -> str:
+        """The conversation id of this user's message; NotFoundError for anyone else's."""
+        stmt = (
+            select(messages.c.conversation_id)
+            .join(conversations, conversations.c.id == messages.c.conversation_id)
+            .where(messages.c.id == message_id, conversations.c.user_id == user_id)
+        )
+        cid = await self._run(lambda conn: conn.execute(stmt).scalar())
+        if cid is None:
+            raise NotFoundError(
+                f"No message {message_id!r} for this user. `conversations.history(id)` shows "
+                "the ids of a conversation's messages."
+            )
+        return str(cid)
+
     async def latest_conversation_id(self, user_id: int) -> str | None:
         stmt = (
             select(conversations.c.id)
@@ -331,6 +422,7 @@ class Store:
         system_prompt: str | None,
         seed: Sequence[tuple[Role, str]],
         prompt: str,
+        meta: dict[str, Any] | None = None,
     ) -> tuple[str, str]:
         """Store the user's message (and the conversation if new) before the model is called.
 
@@ -349,11 +441,13 @@ class Store:
                     "role": role,
                     "content": content,
                     "status": "complete",
+                    "meta": None,
                     "created_at": stamp,
                 }
             )
             parent_id = mid
         user_message_id = rows[-1]["id"]
+        rows[-1]["meta"] = meta or None
 
         def write(conn: Connection) -> None:
             if conversation_id is None:
@@ -411,6 +505,7 @@ class Store:
             "error": error,
             "model": model,
             "usage_estimated": usage.estimated,
+            "meta": None,
             "created_at": stamp,
             **counts,
         }
@@ -433,10 +528,42 @@ class Store:
         await self._write(write)
         return mid
 
+    # -- bots -----------------------------------------------------------------------------
+
+    async def list_bots(self, user_id: int) -> list[Bot]:
+        """The bots this user saved, by name."""
+        stmt = select(bots.c.data).where(bots.c.user_id == user_id).order_by(bots.c.name)
+        rows = await self._run(lambda conn: conn.execute(stmt).scalars().all())
+        return [Bot.model_validate(data) for data in rows]
+
+    async def save_bot(self, user_id: int, bot: Bot) -> None:
+        """Insert or replace one of this user's bots."""
+        stamp = now()
+        values = {
+            "uid": bot.uid,
+            "user_id": user_id,
+            "slug": bot.slug,
+            "name": bot.name,
+            "data": bot.model_dump(mode="json"),
+            "updated_at": stamp,
+        }
+
+        def write(conn: Connection) -> None:
+            where = (bots.c.uid == bot.uid) & (bots.c.user_id == user_id)
+            if conn.execute(bots.update().where(where).values(**values)).rowcount == 0:
+                conn.execute(bots.insert().values(**values, created_at=stamp))
+
+        await self._run(write)
+
+    async def delete_bot(self, user_id: int, uid: str) -> bool:
+        """Delete one of this user's bots; False if there was none."""
+        stmt = bots.delete().where(bots.c.uid == uid, bots.c.user_id == user_id)
+        return bool(await self._run(lambda conn: conn.execute(stmt).rowcount))
+
     # -- usage ----------------------------------------------------------------------------
 
     async def usage_by_day(
-        self, user_id: int, start: date, end: date
+        self, user_id: int, start: date, end: date, *, bot_uid: str | None = None
     ) -> list[tuple[date, int, int, int, int, int, int]]:
         """Per day in [start, end]: requests, errors, tokens in/out, words in/out."""
         c = usage_daily.c
@@ -446,6 +573,8 @@ class Store:
             .group_by(c.day)
             .order_by(c.day)
         )
+        if bot_uid is not None:
+            stmt = stmt.where(c.bot_uid == bot_uid)
         return await self._run(lambda conn: [tuple(row) for row in conn.execute(stmt).all()])
 
 
