@@ -361,3 +361,29 @@ async def test_system_prompt_precedence(server: FakeOpenAI) -> None:
     async with AsyncClient(make_config(server, **{"system_prompt": "global"})) as client:
         await client.ask("hi")
         assert sent() == "global"
+
+
+async def test_health_reports_store_and_providers_without_a_completion(
+    server: FakeOpenAI,
+) -> None:
+    config = make_config(
+        server,
+        **{
+            "providers.down.type": "openai",
+            "providers.down.base_url": "http://127.0.0.1:9/v1",
+            "providers.down.max_retries": 0,
+        },
+    )
+    async with AsyncClient(config) as client:
+        health = await client.health()
+    by_name = {p.name: p for p in health.providers}
+    assert health.ok
+    assert health.default_provider == "openai"
+    assert "OpenAI-compatible server" in health.reason
+    assert by_name["openai"].ok
+    assert by_name["openai"].latency_ms is not None
+    assert not by_name["down"].ok
+    assert "Could not connect" in by_name["down"].detail
+    assert health.store.ok
+    assert health.store.latency_ms is not None
+    assert server.requests == []  # nothing was paid for: only the model list was read

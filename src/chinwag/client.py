@@ -9,13 +9,29 @@ from __future__ import annotations
 import builtins
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import Future
+from datetime import UTC, date, datetime, timedelta
 from types import TracebackType
-from typing import Any, Literal, TypeVar, Unpack, overload
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, Unpack, overload
 
+from chinwag import bots as bot_book
 from chinwag.config import Config
 from chinwag.engine import Engine, TurnOptions
+from chinwag.errors import InputError
 from chinwag.streams import AsyncStream, Stream
-from chinwag.types import Conversation, Event, Health, Message, Reply
+from chinwag.types import (
+    Bot,
+    Conversation,
+    Event,
+    Health,
+    Message,
+    Reply,
+    StatisticItem,
+    Statistics,
+    StatisticTotal,
+)
+
+if TYPE_CHECKING:
+    from chinwag.store import Store
 
 T = TypeVar("T")
 
@@ -26,31 +42,225 @@ def _config(config: Config | Mapping[str, Any] | None, profile: str | None) -> C
     return Config(config, profile=profile)
 
 
-class AsyncConversations:
-    """The user's stored conversations."""
+class _Scoped:
+    """Shared by the sub-APIs: every call acts for one user (the default one if none)."""
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
 
+    async def _user(self, user: str | int | None) -> tuple[Store, int, str]:
+        uid, name = await self._engine.user_id(user)
+        return await self._engine.store(), uid, name
+
+
+class AsyncConversations(_Scoped):
+    """The user's stored conversations."""
+
+    async def create(
+        self,
+        *,
+        bot: str | Bot | None = None,
+        system: str | None = None,
+        title: str | None = None,
+        user: str | int | None = None,
+    ) -> Conversation:
+        """An empty conversation with a bot, and a system prompt of its own if given."""
+        store, uid, name = await self._user(user)
+        chosen = await self._engine.bot(bot, uid)
+        return await store.create_conversation(
+            uid, name, bot_uid=chosen.uid, system_prompt=system, title=title
+        )
+
     async def list(
         self, *, limit: int = 50, offset: int = 0, user: str | int | None = None
     ) -> builtins.list[Conversation]:
-        """Conversations, newest activity first."""
-        uid, name = await self._engine.user_id(user)
-        store = await self._engine.store()
+        """Conversations, newest activity first: id, title, bot and timestamps."""
+        store, uid, name = await self._user(user)
         return await store.list_conversations(uid, name, limit=limit, offset=offset)
 
     async def get(self, conversation_id: str, *, user: str | int | None = None) -> Conversation:
-        uid, name = await self._engine.user_id(user)
-        return await (await self._engine.store()).conversation(uid, name, conversation_id)
+        store, uid, name = await self._user(user)
+        return await store.conversation(uid, name, conversation_id)
 
     async def history(
         self, conversation_id: str, *, user: str | int | None = None
     ) -> builtins.list[Message]:
         """The messages of the conversation's current branch, oldest first."""
-        uid, name = await self._engine.user_id(user)
-        thread = await (await self._engine.store()).thread(uid, name, conversation_id)
-        return thread.messages
+        store, uid, name = await self._user(user)
+        return (await store.thread(uid, name, conversation_id)).messages
+
+    async def delete(self, conversation_id: str, *, user: str | int | None = None) -> None:
+        """Delete the conversation and its messages."""
+        store, uid, _ = await self._user(user)
+        await store.delete_conversation(uid, conversation_id)
+
+    async def rename(
+        self, conversation_id: str, title: str, *, user: str | int | None = None
+    ) -> Conversation:
+        store, uid, name = await self._user(user)
+        return await store.rename_conversation(uid, name, conversation_id, title)
+
+    async def retry(self, conversation_id: str, **options: Unpack[TurnOptions]) -> Reply:
+        """Answer the conversation's last question again; the old answer stays on its branch."""
+        turn = self._engine.turn(retry=True, stream=False, conversation=conversation_id, **options)
+        return await AsyncClient._complete(turn)
+
+    async def edit(self, message_id: str, text: str, **options: Unpack[TurnOptions]) -> Reply:
+        """Ask `text` instead of an earlier question: a new branch from there, answered."""
+        turn = self._engine.turn(text, edit=message_id, stream=False, **options)
+        return await AsyncClient._complete(turn)
+
+    async def generate_title(
+        self, conversation_id: str, *, user: str | int | None = None
+    ) -> Conversation:
+        """Have the bot's model (or title_bot) title the conversation now."""
+        from chinwag.titles import title_now
+
+        _, uid, name = await self._user(user)
+        return await title_now(self._engine, uid, name, conversation_id)
+
+
+class AsyncBots(_Scoped):
+    """Bots: built-in, from YAML files in the config dir, and saved by the user."""
+
+    async def list(self, *, user: str | int | None = None) -> builtins.list[Bot]:
+        _, uid, _ = await self._user(user)
+        return await self._engine.visible_bots(uid)
+
+    async def get(
+        self,
+        *,
+        uid: str | None = None,
+        slug: str | None = None,
+        name: str | None = None,
+        user: str | int | None = None,
+    ) -> Bot | None:
+        """The bot with this uid, slug or name, or None. A name shared by several bots is
+        an error that lists their slugs."""
+        _, user_id, _ = await self._user(user)
+        return bot_book.find(
+            await self._engine.visible_bots(user_id), uid=uid, slug=slug, name=name
+        )
+
+    async def create(
+        self, bot: Bot | None = None, *, user: str | int | None = None, **fields: Any
+    ) -> Bot:
+        """Save a new bot for the user: a Bot, or its fields (name is enough)."""
+        store, uid, _ = await self._user(user)
+        new = bot if bot is not None else bot_book.bot_from_mapping(fields)
+        taken = bot_book.find(await self._engine.visible_bots(uid), slug=new.slug)
+        if taken is not None:
+            raise InputError(f"A bot with slug {new.slug!r} exists already: choose another slug.")
+        await store.save_bot(uid, new)
+        return new
+
+    async def update(self, key: str, *, user: str | int | None = None, **changes: Any) -> Bot:
+        """Change fields of one of the user's saved bots (by uid, slug or name)."""
+        store, uid, _ = await self._user(user)
+        current = await self._saved(key, uid)
+        new_slug = changes.get("slug", current.slug)
+        visible = await self._engine.visible_bots(uid)
+        if new_slug != current.slug and bot_book.find(visible, slug=new_slug):
+            raise InputError(f"A bot with slug {new_slug!r} exists already.")
+        data = {**current.model_dump(), **changes, "uid": current.uid}
+        updated = bot_book.bot_from_mapping(data)
+        await store.save_bot(uid, updated)
+        return updated
+
+    async def delete(self, key: str, *, user: str | int | None = None) -> None:
+        """Delete one of the user's saved bots."""
+        store, uid, _ = await self._user(user)
+        await store.delete_bot(uid, (await self._saved(key, uid)).uid)
+
+    async def export(self, key: str, *, user: str | int | None = None) -> str:
+        """The bot as YAML, ready for a file in the config dir's bots/ folder."""
+        import yaml
+
+        _, uid, _ = await self._user(user)
+        bot = await self._engine.bot(key, uid)
+        data = bot.model_dump(mode="json", exclude_defaults=True)
+        data = {"uid": bot.uid, "slug": bot.slug, "name": bot.name, **data}
+        return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+
+    async def _saved(self, key: str, user_id: int) -> Bot:
+        bot = await self._engine.bot(key, user_id)
+        if bot in self._engine.shared_bots():
+            origin = self._engine.bot_files.origin.get(bot.uid)
+            where = f"edit {origin}" if origin else "it is built in; create your own instead"
+            raise InputError(f"Bot {bot.slug!r} cannot be changed here: {where}.")
+        return bot
+
+
+class AsyncStats(_Scoped):
+    """Usage in tokens and words, per user and day, from the daily rollup."""
+
+    async def usage(
+        self,
+        *,
+        start_date: date | str | None = None,
+        end_date: date | str | None = None,
+        user: str | int | None = None,
+        bot: str | Bot | None = None,
+    ) -> Statistics:
+        """One item per day from start_date to end_date (default: today), and the total."""
+        store, uid, _ = await self._user(user)
+        start = _day(start_date)
+        end = _day(end_date) if end_date is not None else max(start, _day(None))
+        if end < start:
+            raise InputError(f"end_date {end} is before start_date {start}.")
+        bot_uid = (await self._engine.bot(bot, uid)).uid if bot is not None else None
+        rows = {
+            row[0]: row[1:] for row in await store.usage_by_day(uid, start, end, bot_uid=bot_uid)
+        }
+        items = []
+        day = start
+        while day <= end:
+            counts = dict(zip(_COUNT_FIELDS, rows.get(day, (0,) * 6), strict=True))
+            items.append(StatisticItem(date=day, **counts))
+            day += timedelta(days=1)
+        sums = {f: sum(getattr(i, f) for i in items) for f in _COUNT_FIELDS}
+        total = StatisticTotal(start_date=start, end_date=end, **sums)
+        return Statistics(total=total, items=items)
+
+    async def day(
+        self, date: date | str | None = None, *, user: str | int | None = None
+    ) -> StatisticItem:
+        """One day's usage (default: today)."""
+        stats = await self.usage(start_date=date, end_date=date, user=user)
+        return stats.items[0]
+
+    async def total(
+        self,
+        *,
+        start_date: date | str | None = None,
+        end_date: date | str | None = None,
+        user: str | int | None = None,
+    ) -> StatisticTotal:
+        """Usage added up from start_date to end_date (default: today)."""
+        return (await self.usage(start_date=start_date, end_date=end_date, user=user)).total
+
+
+_COUNT_FIELDS = (
+    "requests",
+    "errors",
+    "prompt_tokens",
+    "completion_tokens",
+    "prompt_words",
+    "completion_words",
+)
+
+
+def _day(value: date | str | None) -> date:
+    if value is None:
+        return datetime.now(UTC).date()
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    try:
+        return date.fromisoformat(value)
+    except (TypeError, ValueError):
+        raise InputError(f"Not a date: {value!r}. Use a date or 'YYYY-MM-DD'.") from None
 
 
 class AsyncClient:
@@ -62,6 +272,8 @@ class AsyncClient:
         self.config = _config(config, profile)
         self._engine = Engine(self.config)
         self.conversations = AsyncConversations(self._engine)
+        self.bots = AsyncBots(self._engine)
+        self.stats = AsyncStats(self._engine)
 
     async def ask(self, prompt: str, **options: Unpack[TurnOptions]) -> Reply:
         """Send one prompt and return the whole reply."""
@@ -104,6 +316,20 @@ class AsyncClient:
         """The default provider and why, and whether the store and each provider answer."""
         return await self._engine.health()
 
+    def set_system_prompt(self, model: str, prompt: str | None) -> None:
+        """The system prompt for every conversation on `model` (hugchat's setSystemPrompt),
+        below per-call, per-conversation and per-bot prompts; None removes it."""
+        self.config.set(f"models.{model}.system_prompt", prompt)
+
+    def set_system_prompts(self, prompts: Mapping[str, str | None]) -> None:
+        """set_system_prompt for several models at once."""
+        for model, prompt in prompts.items():
+            self.set_system_prompt(model, prompt)
+
+    async def settle(self) -> None:
+        """Wait for background work (conversation titles) to finish."""
+        await self._engine.settle()
+
     @staticmethod
     async def _complete(events: AsyncIterator[Event]) -> Reply:
         stream = AsyncStream(events)
@@ -126,27 +352,177 @@ class AsyncClient:
         await self.aclose()
 
 
-class Conversations:
-    """The user's stored conversations (sync)."""
+class _Sync:
+    """Shared by the sync sub-APIs: run the async one's calls on the client's loop."""
 
     def __init__(self, client: Client) -> None:
         self._client = client
+
+    def _run(self, call: Callable[[], Awaitable[T]], wait: bool) -> T | Future[T]:
+        return self._client._call(call) if wait else self._client._submit(call)
+
+
+class Conversations(_Sync):
+    """The user's stored conversations (sync). `wait=False` returns a Future, as in hugchat."""
+
+    def __init__(self, client: Client) -> None:
+        super().__init__(client)
         self._async = client._async.conversations
+
+    def create(
+        self,
+        *,
+        bot: str | Bot | None = None,
+        system: str | None = None,
+        title: str | None = None,
+        user: str | int | None = None,
+    ) -> Conversation:
+        """An empty conversation with a bot, and a system prompt of its own if given."""
+        call = self._async.create(bot=bot, system=system, title=title, user=user)
+        return self._client._call(lambda: call)
 
     def list(
         self, *, limit: int = 50, offset: int = 0, user: str | int | None = None
     ) -> builtins.list[Conversation]:
-        """Conversations, newest activity first."""
+        """Conversations, newest activity first: id, title, bot and timestamps."""
         return self._client._call(lambda: self._async.list(limit=limit, offset=offset, user=user))
 
     def get(self, conversation_id: str, *, user: str | int | None = None) -> Conversation:
         return self._client._call(lambda: self._async.get(conversation_id, user=user))
 
+    @overload
     def history(
-        self, conversation_id: str, *, user: str | int | None = None
-    ) -> builtins.list[Message]:
+        self, conversation_id: str, *, user: str | int | None = ..., wait: Literal[True] = ...
+    ) -> builtins.list[Message]: ...
+
+    @overload
+    def history(
+        self, conversation_id: str, *, user: str | int | None = ..., wait: Literal[False]
+    ) -> Future[builtins.list[Message]]: ...
+
+    def history(
+        self, conversation_id: str, *, user: str | int | None = None, wait: bool = True
+    ) -> builtins.list[Message] | Future[builtins.list[Message]]:
         """The messages of the conversation's current branch, oldest first."""
-        return self._client._call(lambda: self._async.history(conversation_id, user=user))
+        return self._run(lambda: self._async.history(conversation_id, user=user), wait)
+
+    @overload
+    def delete(
+        self, conversation_id: str, *, user: str | int | None = ..., wait: Literal[True] = ...
+    ) -> None: ...
+
+    @overload
+    def delete(
+        self, conversation_id: str, *, user: str | int | None = ..., wait: Literal[False]
+    ) -> Future[None]: ...
+
+    def delete(
+        self, conversation_id: str, *, user: str | int | None = None, wait: bool = True
+    ) -> Future[None] | None:
+        """Delete the conversation and its messages."""
+        return self._run(lambda: self._async.delete(conversation_id, user=user), wait)
+
+    def rename(
+        self, conversation_id: str, title: str, *, user: str | int | None = None
+    ) -> Conversation:
+        return self._client._call(lambda: self._async.rename(conversation_id, title, user=user))
+
+    def retry(self, conversation_id: str, **options: Unpack[TurnOptions]) -> Reply:
+        """Answer the conversation's last question again; the old answer stays on its branch."""
+        return self._client._call(lambda: self._async.retry(conversation_id, **options))
+
+    def edit(self, message_id: str, text: str, **options: Unpack[TurnOptions]) -> Reply:
+        """Ask `text` instead of an earlier question: a new branch from there, answered."""
+        return self._client._call(lambda: self._async.edit(message_id, text, **options))
+
+    @overload
+    def generate_title(
+        self, conversation_id: str, *, user: str | int | None = ..., wait: Literal[True] = ...
+    ) -> Conversation: ...
+
+    @overload
+    def generate_title(
+        self, conversation_id: str, *, user: str | int | None = ..., wait: Literal[False]
+    ) -> Future[Conversation]: ...
+
+    def generate_title(
+        self, conversation_id: str, *, user: str | int | None = None, wait: bool = True
+    ) -> Conversation | Future[Conversation]:
+        """Have the bot's model (or title_bot) title the conversation now."""
+        return self._run(lambda: self._async.generate_title(conversation_id, user=user), wait)
+
+
+class Bots(_Sync):
+    """Bots (sync): built-in, from YAML files in the config dir, and saved by the user."""
+
+    def __init__(self, client: Client) -> None:
+        super().__init__(client)
+        self._async = client._async.bots
+
+    def list(self, *, user: str | int | None = None) -> builtins.list[Bot]:
+        return self._client._call(lambda: self._async.list(user=user))
+
+    def get(
+        self,
+        *,
+        uid: str | None = None,
+        slug: str | None = None,
+        name: str | None = None,
+        user: str | int | None = None,
+    ) -> Bot | None:
+        """The bot with this uid, slug or name, or None."""
+        return self._client._call(lambda: self._async.get(uid=uid, slug=slug, name=name, user=user))
+
+    def create(
+        self, bot: Bot | None = None, *, user: str | int | None = None, **fields: Any
+    ) -> Bot:
+        """Save a new bot for the user: a Bot, or its fields (name is enough)."""
+        return self._client._call(lambda: self._async.create(bot, user=user, **fields))
+
+    def update(self, key: str, *, user: str | int | None = None, **changes: Any) -> Bot:
+        return self._client._call(lambda: self._async.update(key, user=user, **changes))
+
+    def delete(self, key: str, *, user: str | int | None = None) -> None:
+        return self._client._call(lambda: self._async.delete(key, user=user))
+
+    def export(self, key: str, *, user: str | int | None = None) -> str:
+        """The bot as YAML, ready for a file in the config dir's bots/ folder."""
+        return self._client._call(lambda: self._async.export(key, user=user))
+
+
+class Stats(_Sync):
+    """Usage in tokens and words, per user and day (sync)."""
+
+    def __init__(self, client: Client) -> None:
+        super().__init__(client)
+        self._async = client._async.stats
+
+    def usage(
+        self,
+        *,
+        start_date: date | str | None = None,
+        end_date: date | str | None = None,
+        user: str | int | None = None,
+        bot: str | Bot | None = None,
+    ) -> Statistics:
+        """One item per day from start_date to end_date (default: today), and the total."""
+        call = self._async.usage(start_date=start_date, end_date=end_date, user=user, bot=bot)
+        return self._client._call(lambda: call)
+
+    def day(
+        self, date: date | str | None = None, *, user: str | int | None = None
+    ) -> StatisticItem:
+        return self._client._call(lambda: self._async.day(date, user=user))
+
+    def total(
+        self,
+        *,
+        start_date: date | str | None = None,
+        end_date: date | str | None = None,
+        user: str | int | None = None,
+    ) -> StatisticTotal:
+        call = self._async.total(start_date=start_date, end_date=end_date, user=user)
+        return self._client._call(lambda: call)
 
 
 class Client:
@@ -166,6 +542,8 @@ class Client:
         self._portal = self._portal_cm.__enter__()
         self._closed = False
         self.conversations = Conversations(self)
+        self.bots = Bots(self)
+        self.stats = Stats(self)
 
     def _call(self, call: Callable[[], Awaitable[T]]) -> T:
         """Run an AsyncClient call on the background loop and wait for it."""
@@ -254,6 +632,17 @@ class Client:
     def health(self) -> Health:
         """The default provider and why, and whether the store and each provider answer."""
         return self._call(self._async.health)
+
+    def set_system_prompt(self, model: str, prompt: str | None) -> None:
+        """The system prompt for every conversation on `model` (hugchat's setSystemPrompt)."""
+        self._async.set_system_prompt(model, prompt)
+
+    def set_system_prompts(self, prompts: Mapping[str, str | None]) -> None:
+        self._async.set_system_prompts(prompts)
+
+    def settle(self) -> None:
+        """Wait for background work (conversation titles) to finish."""
+        self._call(self._async.settle)
 
     def close(self) -> None:
         """Close connections and stop the background event loop."""

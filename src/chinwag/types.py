@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -111,6 +111,43 @@ class Reply(_Model):
 
     def __str__(self) -> str:
         return self.text
+
+
+class _Counts(_Model):
+    requests: int = 0
+    errors: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    prompt_words: int = 0
+    completion_words: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    @property
+    def total_words(self) -> int:
+        return self.prompt_words + self.completion_words
+
+
+class StatisticItem(_Counts):
+    """One day's usage."""
+
+    date: date
+
+
+class StatisticTotal(_Counts):
+    """Usage added up over a range of days."""
+
+    start_date: date
+    end_date: date
+
+
+class Statistics(_Model):
+    """Usage over a range: the total, and one item per day (days without use count zero)."""
+
+    total: StatisticTotal
+    items: list[StatisticItem]
 
 
 class ComponentHealth(_Model):

@@ -1,0 +1,163 @@
+"""Conversations as in hugchat: create, list, rename, delete, retry, edit, titles."""
+
+from __future__ import annotations
+
+from concurrent.futures import Future
+
+import pytest
+
+from chinwag import AsyncClient, Client, Config
+from chinwag.errors import InputError, NotFoundError
+from tests.conftest import make_config
+from tests.fake_openai import FakeOpenAI, Script
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_create_then_talk_in_it(config: Config, server: FakeOpenAI) -> None:
+    async with AsyncClient(config) as client:
+        poet = await client.bots.create(name="Poet", system_prompt="Rhyme.")
+        conversation = await client.conversations.create(bot="poet", system="Be very brief.")
+        assert (conversation.bot, conversation.title) == (poet.uid, None)
+        assert await client.conversations.history(conversation.id) == []
+        reply = await client.ask("hi", conversation=conversation.id)
+        assert reply.conversation_id == conversation.id
+        assert reply.bot == poet.uid
+        # The conversation's own system prompt wins over its bot's.
+        assert server.requests[-1]["messages"][0]["content"] == "Be very brief."
+
+
+async def test_rename_and_delete_with_its_messages(config: Config) -> None:
+    async with AsyncClient(config) as client:
+        keep = await client.ask("keep me")
+        gone = await client.ask("delete me")
+        renamed = await client.conversations.rename(keep.conversation_id, "Kept")
+        assert renamed.title == "Kept"
+        await client.conversations.delete(gone.conversation_id)
+        assert [c.id for c in await client.conversations.list()] == [keep.conversation_id]
+        with pytest.raises(NotFoundError):
+            await client.conversations.history(gone.conversation_id)
+        store = await client._engine.store()
+        from sqlalchemy import func, select
+
+        from chinwag.store.schema import messages
+
+        count = await store._run(
+            lambda conn: conn.execute(select(func.count()).select_from(messages)).scalar()
+        )
+        assert count == 2  # only the kept conversation's question and answer remain
+
+
+async def test_retry_branches_and_history_follows_the_new_branch(
+    config: Config, server: FakeOpenAI
+) -> None:
+    async with AsyncClient(config) as client:
+        first = await client.ask("Tell me a joke")
+        server.script(Script(text="A better joke"))
+        again = await client.conversations.retry(first.conversation_id)
+        assert again.text == "A better joke"
+        history = await client.conversations.history(first.conversation_id)
+        assert [(m.role, m.content) for m in history] == [
+            ("user", "Tell me a joke"),
+            ("assistant", "A better joke"),
+        ]
+        # The first answer is kept on its own branch, a sibling of the new one.
+        thread = await (await client._engine.store()).thread(
+            *(await client._engine.user_id(None)), first.conversation_id
+        )
+        old = thread.message(first.message_id)
+        assert old is not None
+        assert old.parent_id == history[0].id
+        # The retry sent the question once, without the answer it replaces.
+        assert [m["content"] for m in server.requests[-1]["messages"][1:]] == ["Tell me a joke"]
+
+
+async def test_edit_branches_from_an_earlier_question(config: Config, server: FakeOpenAI) -> None:
+    async with AsyncClient(config) as client:
+        one = await client.ask("first question")
+        two = await client.ask("second question", conversation=one.conversation_id)
+        history = await client.conversations.history(one.conversation_id)
+        second_question = history[2]
+        edited = await client.conversations.edit(second_question.id, "second, rephrased")
+        assert edited.conversation_id == one.conversation_id
+        history = await client.conversations.history(one.conversation_id)
+        assert [m.content for m in history] == [
+            "first question",
+            "You said: first question",
+            "second, rephrased",
+            "You said: second, rephrased",
+        ]
+        assert [m["content"] for m in server.requests[-1]["messages"][1:]] == [
+            "first question",
+            "You said: first question",
+            "second, rephrased",
+        ]
+        with pytest.raises(InputError, match="not a user message"):
+            await client.conversations.edit(history[1].id, "answers cannot be edited")
+        with pytest.raises(NotFoundError):
+            await client.conversations.edit("no-such-message", "x")
+        assert two.message_id != edited.message_id
+
+
+async def test_retry_needs_a_question(config: Config) -> None:
+    async with AsyncClient(config) as client:
+        empty = await client.conversations.create()
+        with pytest.raises(InputError, match="question to answer again"):
+            await client.conversations.retry(empty.id)
+
+
+# -- titles ------------------------------------------------------------------------------
+
+
+async def test_a_title_is_written_in_the_background(server: FakeOpenAI) -> None:
+    config = make_config(server, titles=True)
+    # The answer comes at once; the title request is slow.
+    server.script(Script(text="Paris is the capital."), Script(text='"Capital of France"', delay=1))
+    async with AsyncClient(config) as client:
+        reply = await client.ask("What is the capital of France?")
+        assert (await client.conversations.get(reply.conversation_id)).title is None
+        await client.settle()
+        titled = await client.conversations.get(reply.conversation_id)
+        assert titled.title == "Capital of France"
+        title_request = server.requests[-1]
+        assert "What is the capital of France?" in title_request["messages"][0]["content"]
+        assert "stream" not in title_request
+        # Only the first exchange asks for a title.
+        await client.ask("And Spain?", conversation=reply.conversation_id)
+        await client.settle()
+        assert (await client.conversations.get(reply.conversation_id)).title == "Capital of France"
+
+
+async def test_a_failed_title_never_fails_the_turn(server: FakeOpenAI) -> None:
+    config = make_config(server, titles=True, **{"providers.openai.max_retries": 0})
+    server.script(Script(text="An answer"), Script(status=500))
+    async with AsyncClient(config) as client:
+        reply = await client.ask("Why is the sky blue on clear summer days?")
+        assert reply.text == "An answer"
+        await client.settle()
+        titled = await client.conversations.get(reply.conversation_id)
+    assert titled.title == "Why is the sky blue on..."  # the question's first words
+
+
+async def test_titles_on_demand_and_by_the_title_bot(server: FakeOpenAI) -> None:
+    config = make_config(server, title_bot="titler")
+    async with AsyncClient(config) as client:
+        await client.bots.create(name="Titler", model="other-model")
+        reply = await client.ask("hello there")
+        server.script(Script(text="Title: Greetings\nextra lines"))
+        titled = await client.conversations.generate_title(reply.conversation_id)
+    assert titled.title == "Greetings"
+    assert server.requests[-1]["model"] == "other-model"
+
+
+def test_sync_calls_can_return_futures(config: Config) -> None:
+    with Client(config) as client:
+        reply = client.ask("hi")
+        history = client.conversations.history(reply.conversation_id, wait=False)
+        assert isinstance(history, Future)
+        assert [m.role for m in history.result(timeout=10)] == ["user", "assistant"]
+        title = client.conversations.generate_title(reply.conversation_id, wait=False)
+        assert title.result(timeout=10).title
+        deleted = client.conversations.delete(reply.conversation_id, wait=False)
+        assert deleted.result(timeout=10) is None
+        assert client.conversations.list() == []
