@@ -19,6 +19,7 @@ from chinwag.engine import Engine, TurnOptions
 from chinwag.errors import InputError
 from chinwag.streams import AsyncStream, Stream
 from chinwag.types import (
+    USAGE_COUNTERS,
     Bot,
     Conversation,
     Event,
@@ -215,10 +216,10 @@ class AsyncStats(_Scoped):
         items = []
         day = start
         while day <= end:
-            counts = dict(zip(_COUNT_FIELDS, rows.get(day, (0,) * 6), strict=True))
+            counts = dict(zip(USAGE_COUNTERS, rows.get(day, (0,) * 6), strict=True))
             items.append(StatisticItem(date=day, **counts))
             day += timedelta(days=1)
-        sums = {f: sum(getattr(i, f) for i in items) for f in _COUNT_FIELDS}
+        sums = {f: sum(getattr(i, f) for i in items) for f in USAGE_COUNTERS}
         total = StatisticTotal(start_date=start, end_date=end, **sums)
         return Statistics(total=total, items=items)
 
@@ -238,16 +239,6 @@ class AsyncStats(_Scoped):
     ) -> StatisticTotal:
         """Usage added up from start_date to end_date (default: today)."""
         return (await self.usage(start_date=start_date, end_date=end_date, user=user)).total
-
-
-_COUNT_FIELDS = (
-    "requests",
-    "errors",
-    "prompt_tokens",
-    "completion_tokens",
-    "prompt_words",
-    "completion_words",
-)
 
 
 def _day(value: date | str | None) -> date:

@@ -113,6 +113,17 @@ class Reply(_Model):
         return self.text
 
 
+# The usage counters, as the daily rollup stores them and statistics report them.
+USAGE_COUNTERS = (
+    "requests",
+    "errors",
+    "prompt_tokens",
+    "completion_tokens",
+    "prompt_words",
+    "completion_words",
+)
+
+
 class _Counts(_Model):
     requests: int = 0
     errors: int = 0

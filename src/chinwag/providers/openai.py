@@ -32,6 +32,8 @@ from chinwag.types import TextDelta, Usage, UsageEvent
 OPENAI_URL = "https://api.openai.com/v1"
 
 _loads = json.loads
+# What parsing a broken body or chunk raises.
+_UNREADABLE = (ValueError, KeyError, TypeError, AttributeError, IndexError)
 
 
 class OpenAIProvider:
@@ -192,12 +194,8 @@ class OpenAIProvider:
                     usage = chunk.get("usage")
                     if usage:
                         yield UsageEvent(usage=_usage(usage))
-                except (ValueError, KeyError, TypeError, AttributeError, IndexError) as exc:
-                    raise ResponseError(
-                        f"{self.name} ({self.base_url}) sent a malformed chunk ({exc!r}): "
-                        f"{data[:200]!r}. Is base_url an OpenAI-compatible server?",
-                        provider=self.name,
-                    ) from exc
+                except _UNREADABLE as exc:
+                    raise self._unreadable("a malformed chunk", data, exc) from exc
         except httpx.TransportError as exc:
             raise self._transport_error(exc, streaming=True) from exc
         finally:
@@ -227,13 +225,16 @@ class OpenAIProvider:
             if usage:
                 events.append(UsageEvent(usage=_usage(usage)))
             events.append(Finish(choice.get("finish_reason")))
-        except (ValueError, KeyError, TypeError, AttributeError, IndexError) as exc:
-            raise ResponseError(
-                f"{self.name} ({self.base_url}) sent an answer chinwag cannot read ({exc!r}): "
-                f"{raw[:200]!r}. Is base_url an OpenAI-compatible server?",
-                provider=self.name,
-            ) from exc
+        except _UNREADABLE as exc:
+            raise self._unreadable("an answer chinwag cannot read", raw, exc) from exc
         return events
+
+    def _unreadable(self, what: str, raw: str | bytes, exc: Exception) -> ResponseError:
+        return ResponseError(
+            f"{self.name} ({self.base_url}) sent {what} ({exc!r}): {raw[:200]!r}. "
+            "Is base_url an OpenAI-compatible server?",
+            provider=self.name,
+        )
 
     def _stream_error(self, error: Any) -> ProviderError:
         message = error.get("message", error) if isinstance(error, dict) else error

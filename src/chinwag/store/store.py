@@ -49,7 +49,7 @@ from chinwag.store.schema import (
     usage_daily,
     users,
 )
-from chinwag.types import Bot, Conversation, Message, Role, Status, Usage
+from chinwag.types import USAGE_COUNTERS, Bot, Conversation, Message, Role, Status, Usage
 
 T = TypeVar("T")
 
@@ -157,16 +157,6 @@ def _conversation_row(conn: Connection, user_id: int, cid: str) -> Row[Any]:
     return row
 
 
-_COUNTERS = (
-    "requests",
-    "errors",
-    "prompt_tokens",
-    "completion_tokens",
-    "prompt_words",
-    "completion_words",
-)
-
-
 _INSERT_CONVERSATION = conversations.insert()
 _INSERT_MESSAGE = messages.insert()
 _MOVE_CONVERSATION = (
@@ -196,7 +186,7 @@ class Store:
         add = insert(usage_daily)
         self._add_usage = add.on_conflict_do_update(
             index_elements=["user_id", "day", "bot_uid", "model"],
-            set_={c: usage_daily.c[c] + add.excluded[c] for c in _COUNTERS},
+            set_={c: usage_daily.c[c] + add.excluded[c] for c in USAGE_COUNTERS},
         )
 
     @classmethod
@@ -568,7 +558,7 @@ class Store:
         """Per day in [start, end]: requests, errors, tokens in/out, words in/out."""
         c = usage_daily.c
         stmt = (
-            select(c.day, *(func.sum(c[name]) for name in _COUNTERS))
+            select(c.day, *(func.sum(c[name]) for name in USAGE_COUNTERS))
             .where(c.user_id == user_id, c.day >= start, c.day <= end)
             .group_by(c.day)
             .order_by(c.day)
