@@ -13,6 +13,8 @@ from datetime import UTC, date, datetime, timedelta
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, Unpack, overload
 
+from pydantic import ValidationError
+
 from chinwag import bots as bot_book
 from chinwag.config import Config
 from chinwag.engine import Engine, TurnOptions
@@ -110,6 +112,45 @@ class AsyncConversations(_Scoped):
         """Ask `text` instead of an earlier question: a new branch from there, answered."""
         turn = self._engine.turn(text, edit=message_id, stream=False, **options)
         return await AsyncClient._complete(turn)
+
+    async def export(
+        self, conversation_id: str, *, format: str = "json", user: str | int | None = None
+    ) -> str:
+        """The conversation as JSON (every branch; import_json reads it back exactly) or as
+        Markdown (the current branch, for people)."""
+        store, uid, name = await self._user(user)
+        if format == "json":
+            import json
+
+            data = await store.export_conversation(uid, name, conversation_id)
+            return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+        if format in ("md", "markdown"):
+            thread = await store.thread(uid, name, conversation_id)
+            lines = [f"# {thread.conversation.title or 'Untitled conversation'}", ""]
+            for m in thread.messages:
+                who = "You" if m.role == "user" else f"Assistant ({m.model or 'unknown model'})"
+                note = "" if m.status == "complete" else f" *[{m.status}]*"
+                lines += [f"**{who}**{note}:", "", m.content, ""]
+            return "\n".join(lines)
+        raise InputError(f"Unknown export format {format!r}: use json or markdown.")
+
+    async def import_json(self, text: str, *, user: str | int | None = None) -> Conversation:
+        """Store a conversation exported as JSON, exactly as it was."""
+        import json
+
+        try:
+            data = json.loads(text)
+            if not isinstance(data, dict) or "conversation" not in data or "messages" not in data:
+                raise ValueError("expected an object with 'conversation' and 'messages'")
+        except ValueError as exc:
+            raise InputError(f"Not a chinwag conversation export: {exc}.") from None
+        store, uid, name = await self._user(user)
+        try:
+            return await store.import_conversation(uid, name, data)
+        except ValidationError as exc:
+            raise InputError(
+                f"Not a chinwag conversation export: {exc.errors()[0]['msg']}."
+            ) from None
 
     async def generate_title(
         self, conversation_id: str, *, user: str | int | None = None
@@ -441,6 +482,18 @@ class Conversations(_Sync):
     ) -> Conversation | Future[Conversation]:
         """Have the bot's model (or title_bot) title the conversation now."""
         return self._run(lambda: self._async.generate_title(conversation_id, user=user), wait)
+
+    def export(
+        self, conversation_id: str, *, format: str = "json", user: str | int | None = None
+    ) -> str:
+        """The conversation as JSON (every branch) or Markdown (the current branch)."""
+        return self._client._call(
+            lambda: self._async.export(conversation_id, format=format, user=user)
+        )
+
+    def import_json(self, text: str, *, user: str | int | None = None) -> Conversation:
+        """Store a conversation exported as JSON, exactly as it was."""
+        return self._client._call(lambda: self._async.import_json(text, user=user))
 
 
 class Bots(_Sync):

@@ -40,7 +40,7 @@ from sqlalchemy.engine import Row
 from sqlalchemy.exc import OperationalError, ProgrammingError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from chinwag.errors import ConfigError, NotFoundError
+from chinwag.errors import ConfigError, InputError, NotFoundError
 from chinwag.store.schema import (
     SCHEMA_REVISION,
     bots,
@@ -119,6 +119,20 @@ def _message(row: Row[Any]) -> Message:
         meta=row.meta or {},
         created_at=row.created_at,
     )
+
+
+def _message_row(m: Message) -> dict[str, Any]:
+    u = m.usage
+    return {
+        "id": m.id, "conversation_id": m.conversation_id, "parent_id": m.parent_id,
+        "role": m.role, "content": m.content, "status": m.status, "error": m.error,
+        "model": m.model, "meta": m.meta or None, "created_at": m.created_at,
+        "prompt_tokens": u.prompt_tokens if u else None,
+        "completion_tokens": u.completion_tokens if u else None,
+        "prompt_words": u.prompt_words if u else None,
+        "completion_words": u.completion_words if u else None,
+        "usage_estimated": u.estimated if u else None,
+    }  # fmt: skip
 
 
 def _conversation(row: Row[Any], user: str) -> Conversation:
@@ -373,6 +387,52 @@ class Store:
                     conversations.update().where(conversations.c.id == cid).values(title=title)
                 )
             return _conversation(_conversation_row(conn, user_id, cid), user)
+
+        return await self._run(write)
+
+    async def export_conversation(self, user_id: int, user: str, cid: str) -> dict[str, Any]:
+        """The conversation with every message of every branch, as JSON-ready data."""
+        thread = await self.thread(user_id, user, cid)
+        rows = sorted(thread.rows, key=lambda r: (r.created_at, r.id))
+        return {
+            "conversation": thread.conversation.model_dump(mode="json", exclude={"user"}),
+            "current_message_id": thread.leaf_id,
+            "messages": [_message(row).model_dump(mode="json") for row in rows],
+        }
+
+    async def import_conversation(
+        self, user_id: int, user: str, data: dict[str, Any]
+    ) -> Conversation:
+        """Store an exported conversation as it was: same ids, branches and timestamps."""
+        conv = Conversation.model_validate({**data["conversation"], "user": user})
+        msgs = [Message.model_validate(m) for m in data["messages"]]
+        ids = {m.id for m in msgs}
+        leaf = data.get("current_message_id")
+        if leaf is not None and leaf not in ids:
+            raise InputError(f"current_message_id {leaf!r} is not one of the messages.")
+        for m in msgs:
+            if m.conversation_id != conv.id or (m.parent_id is not None and m.parent_id not in ids):
+                raise InputError(f"Message {m.id!r} does not belong to this conversation's tree.")
+
+        def write(conn: Connection) -> Conversation:
+            exists = select(conversations.c.id).where(conversations.c.id == conv.id)
+            taken = select(messages.c.id).where(messages.c.id.in_(ids)).limit(1)
+            if conn.execute(exists).first() or (ids and conn.execute(taken).first()):
+                raise InputError(
+                    f"Conversation {conv.id!r} (or one of its messages) is already stored: "
+                    "delete it first to import it again."
+                )
+            conn.execute(
+                _INSERT_CONVERSATION,
+                {
+                    "id": conv.id, "user_id": user_id, "bot_uid": conv.bot, "title": conv.title,
+                    "system_prompt": conv.system_prompt, "current_message_id": leaf,
+                    "created_at": conv.created_at, "updated_at": conv.updated_at,
+                },
+            )  # fmt: skip
+            if msgs:
+                conn.execute(_INSERT_MESSAGE, [_message_row(m) for m in msgs])
+            return _conversation(_conversation_row(conn, user_id, conv.id), user)
 
         return await self._run(write)
 

@@ -1,0 +1,32 @@
+"""Options shared by the commands that send a turn (ask, chat)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import click
+
+# -o KEY=VALUE: the sampling settings a turn takes.
+PARAMS = ("temperature", "max_tokens", "top_p", "top_k", "seed", "stop")
+
+
+def parse_params(pairs: Iterable[str]) -> dict[str, Any]:
+    """`-o temperature=0.2 -o stop=END` as turn options; values read as YAML scalars."""
+    import yaml
+
+    params: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        key = key.strip().replace("-", "_")
+        if not sep or key not in PARAMS:
+            raise click.BadParameter(
+                f"{pair!r}: use KEY=VALUE with KEY one of {', '.join(PARAMS)}.",
+                param_hint="-o",
+            )
+        value = yaml.safe_load(raw) if raw.strip() else None
+        if key == "stop":
+            params.setdefault("stop", []).extend(value if isinstance(value, list) else [str(value)])
+        else:
+            params[key] = value
+    return params

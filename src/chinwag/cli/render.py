@@ -1,0 +1,50 @@
+"""Showing an answer as it streams: plain text to pipes, live Markdown on a terminal."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any, TextIO
+
+
+class AnswerPrinter:
+    """Feed it text deltas; it prints them as plain text or re-renders Markdown live."""
+
+    def __init__(self, markdown: bool | None = None, out: TextIO | None = None) -> None:
+        self.out = out or sys.stdout
+        self.markdown = self.out.isatty() if markdown is None else markdown
+        self.text = ""
+        self._live: Any = None
+
+    def __enter__(self) -> AnswerPrinter:
+        if self.markdown:
+            from rich.console import Console
+            from rich.live import Live
+            from rich.markdown import Markdown
+
+            self._markdown = Markdown
+            self._live = Live(
+                Markdown(""), console=Console(file=self.out), refresh_per_second=12,
+                vertical_overflow="visible",
+            )  # fmt: skip
+            self._live.__enter__()
+        return self
+
+    def add(self, delta: str) -> None:
+        self.text += delta
+        if self._live is not None:
+            self._live.update(self._markdown(self.text))
+        else:
+            self.out.write(delta)
+            self.out.flush()
+
+    def __exit__(self, *exc: object) -> None:
+        if self._live is not None:
+            self._live.update(self._markdown(self.text))
+            self._live.__exit__(None, None, None)
+        elif not self.text.endswith("\n"):
+            self.out.write("\n")
+            self.out.flush()
+
+
+def echo_err(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
