@@ -289,6 +289,28 @@ class Config:
             self._layers[2] = (name, previous)
             raise
 
+    def save(self, key: str, value: Any) -> None:
+        """Set a dotted key in the config file (and in this Config), validated first."""
+        data = _deep_merge(_load_file(self.file), _nest(key, value))
+        self.set(key, value)  # raises ConfigError, naming key and value, if it is invalid
+        import yaml
+
+        self.file.parent.mkdir(parents=True, exist_ok=True)
+        self.file.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+
+    def shown(self) -> dict[str, Any]:
+        """Every setting, with API keys masked: for printing."""
+
+        def mask(node: Any, key: str = "") -> Any:
+            if isinstance(node, dict):
+                return {k: mask(v, k) for k, v in node.items()}
+            if key == "api_key" and node is not None:
+                return "***"
+            return node
+
+        shown: dict[str, Any] = mask(self.settings.model_dump(mode="json"))
+        return shown
+
     def keys(self) -> list[str]:
         """Every dotted key that has a value."""
         out: list[str] = []

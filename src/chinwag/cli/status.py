@@ -1,0 +1,35 @@
+"""`chinwag models` and `chinwag health`."""
+
+from __future__ import annotations
+
+import click
+
+from chinwag.cli import client_from
+
+
+@click.command()
+@click.pass_context
+def models(ctx: click.Context) -> None:
+    """The models of each configured provider."""
+    client = client_from(ctx)
+    engine = client._async._engine
+    for name in client.config.settings.providers:
+        try:
+            found = client._call(lambda name=name: engine.provider(name).models())
+            click.echo(f"{name}: {', '.join(found) or '(none)'}")
+        except Exception as exc:  # one provider down must not hide the others
+            click.echo(f"{name}: unavailable: {exc}")
+
+
+@click.command()
+@click.pass_context
+def health(ctx: click.Context) -> None:
+    """Which provider is the default and why, and what is reachable. Exit 1 if it is not."""
+    report = client_from(ctx).health()
+    click.echo(f"default provider: {report.default_provider} ({report.reason})")
+    for part in (report.store, *report.providers):
+        mark = "ok  " if part.ok else "DOWN"
+        latency = f"{part.latency_ms:7.1f} ms" if part.latency_ms is not None else "       -  "
+        click.echo(f"  {mark} {part.name:10s} {latency}  {part.detail}")
+    if not report.ok:
+        ctx.exit(1)
