@@ -31,6 +31,7 @@ class Script:
     cut_after: int | None = None  # drop the connection after this many chunks
     malformed_after: int | None = None  # send a broken chunk after this many
     delay: float = 0.0  # seconds before the response starts
+    chunk_delay: float = 0.0  # seconds between streamed chunks
     tool_calls: list[dict[str, Any]] | None = None
 
 
@@ -198,6 +199,8 @@ class FakeOpenAI:
             if script.malformed_after is not None and i == script.malformed_after:
                 await send({**body, "body": b'data: {"choices": [{"delta": \n\n'})
             await send({**body, "body": _chunk({"content": piece})})
+            if script.chunk_delay:
+                await asyncio.sleep(script.chunk_delay)
         await send({**body, "body": _chunk({}, "stop")})
         if script.usage and request.get("stream_options", {}).get("include_usage"):
             usage = {
@@ -225,10 +228,13 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--chunks", type=int, default=0, help="stream this many chunks per answer")
+    parser.add_argument("--chunk-delay", type=float, default=0.0, help="seconds between chunks")
     args = parser.parse_args()
     server = FakeOpenAI()
     if args.chunks:
-        server.default = Script(chunks=[f" tok{i % 10}" for i in range(args.chunks)])
+        server.default = Script(
+            chunks=[f" tok{i % 10}" for i in range(args.chunks)], chunk_delay=args.chunk_delay
+        )
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     with server:

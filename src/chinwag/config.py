@@ -311,6 +311,10 @@ class Config:
         shown: dict[str, Any] = mask(self.settings.model_dump(mode="json"))
         return shown
 
+    def get_shown(self, key: str) -> Any:
+        """A dotted key's value with API keys masked, at any depth."""
+        return _lookup(self.shown(), key)[1]
+
     def keys(self) -> list[str]:
         """Every dotted key that has a value."""
         out: list[str] = []

@@ -50,12 +50,11 @@ class LazyGroup(click.Group):
         index = 0
         while index < len(args) and args[index] in _GROUP_OPTIONS:
             index += 2 if args[index] == "--profile" else 1
-        if (
-            index < len(args)
-            and args[index] not in COMMANDS
-            and not {"--help", "-h"} & set(args[:index])
-        ):
+        asked_for_help = bool({"--help", "-h", "--version"} & set(args[:index]))
+        if index < len(args) and args[index] not in COMMANDS and not asked_for_help:
             args = [*args[:index], "ask", *args[index:]]
+        elif index == len(args) and not asked_for_help and not sys.stdin.isatty():
+            args = [*args, "ask"]  # `echo question | chinwag`
         return super().parse_args(ctx, args)
 
 
@@ -83,7 +82,10 @@ def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args
     try:
-        cli.main(args=args, prog_name="chinwag", standalone_mode=False)
+        # Without standalone mode click returns ctx.exit()'s code instead of exiting.
+        code = cli.main(args=args, prog_name="chinwag", standalone_mode=False)
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.ClickException as exc:  # usage errors: exit 2

@@ -35,9 +35,8 @@ def get(ctx: click.Context, key: str) -> None:
     from chinwag.config import Config
 
     settings = Config(profile=(ctx.find_root().obj or {}).get("profile"))
-    value = settings.get(key)
-    if key.rsplit(".", 1)[-1] == "api_key" and value is not None:
-        value = "***"
+    settings.get(key)  # an unknown key is an error that says so
+    value = settings.get_shown(key)
     click.echo(value if isinstance(value, str) else json.dumps(value))
 
 

@@ -1,0 +1,372 @@
+"""`chinwag chat`: an interactive shell on prompt_toolkit.
+
+Enter sends; Alt-Enter (or Esc then Enter) starts a new line. Ctrl-C stops the answer
+in flight and keeps what was said, marked partial; Ctrl-D leaves. /help lists commands.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TextIO
+
+import click
+from prompt_toolkit.completion import Completer  # this module loads only for `chinwag chat`
+
+from chinwag.cli import client_from
+from chinwag.cli.render import AnswerPrinter
+
+if TYPE_CHECKING:
+    from prompt_toolkit.completion import CompleteEvent, Completion
+    from prompt_toolkit.document import Document
+
+    from chinwag.client import Client
+    from chinwag.types import Bot, Reply
+
+
+@dataclass
+class Command:
+    run: Callable[[Shell, str], bool | None]  # True: leave the shell
+    help: str
+    argument: str = ""  # what completes after it: "bot", "conversation" or ""
+
+
+COMMANDS: dict[str, Command] = {}
+
+
+def command(name: str, help: str, argument: str = "") -> Callable[[Any], Any]:
+    def register(fn: Callable[[Shell, str], bool | None]) -> Callable[[Shell, str], bool | None]:
+        COMMANDS[name] = Command(fn, help, argument)
+        return fn
+
+    return register
+
+
+class Shell:
+    """One chat session: the current bot and conversation, and what the user typed."""
+
+    def __init__(
+        self,
+        client: Client,
+        *,
+        bot: str | None = None,
+        conversation: str | None = None,
+        user: str | None = None,
+        input: Any = None,
+        output: Any = None,
+        out: TextIO | None = None,
+        markdown: bool | None = None,
+    ) -> None:
+        from prompt_toolkit import PromptSession
+        from prompt_toolkit.history import FileHistory
+        from prompt_toolkit.key_binding import KeyBindings
+
+        self.client = client
+        self.user = user
+        self.conversation = conversation
+        self.bot: Bot = self.find_bot(bot)
+        self.system: str | None = None
+        self.out = out
+        self.markdown = markdown
+        keys = KeyBindings()
+
+        @keys.add("escape", "enter")
+        def _newline(event: Any) -> None:
+            event.current_buffer.insert_text("\n")
+
+        history = client.config.paths.data_dir / "history"
+        history.parent.mkdir(parents=True, exist_ok=True)
+        self.session: Any = PromptSession(
+            history=FileHistory(str(history)),
+            completer=SlashCompleter(self),
+            key_bindings=keys,
+            input=input,
+            output=output,
+        )
+
+    def find_bot(self, key: str | None) -> Bot:
+        """A bot by uid, slug or name, as this shell's user sees them."""
+        engine = self.client._async._engine
+        user_id = self.client._call(lambda: engine.user_id(self.user))[0]
+        found: Bot = self.client._call(lambda: engine.bot(key, user_id))
+        return found
+
+    def say(self, text: str = "") -> None:
+        click.echo(text, file=self.out)
+
+    def prompt(self) -> str:
+        where = self.conversation[:8] if self.conversation else "new"
+        return f"{self.bot.slug} {where}> "
+
+    def run(self) -> None:
+        if self.bot.welcome_message:
+            self.say(self.bot.welcome_message)
+        self.say("Type /help for commands; Ctrl-D leaves.")
+        while True:
+            try:
+                text = self.session.prompt(self.prompt())
+            except KeyboardInterrupt:
+                continue  # Ctrl-C at the prompt clears the line
+            except EOFError:
+                return
+            text = text.strip()
+            if not text:
+                continue
+            if text.startswith("/"):
+                name, _, rest = text[1:].partition(" ")
+                found = COMMANDS.get(name)
+                if found is None:
+                    self.say(f"Unknown command /{name}: /help lists them.")
+                    continue
+                try:
+                    if found.run(self, rest.strip()):
+                        return
+                except click.UsageError as exc:
+                    self.say(f"usage: {exc.message}")
+                except Exception as exc:  # the shell outlives any one command
+                    self.say(f"error: {exc}")
+                continue
+            self.send(text)
+
+    def options(self) -> dict[str, Any]:
+        options: dict[str, Any] = {"bot": self.bot, "conversation": self.conversation}
+        if self.system is not None:
+            options["system"] = self.system
+        if self.user is not None:
+            options["user"] = self.user
+        return options
+
+    def send(self, text: str) -> None:
+        """Stream an answer; Ctrl-C stops it and keeps the partial text."""
+        from chinwag.errors import ChinwagError
+
+        stream = self.client.stream(text, **self.options())
+        reply: Reply | None = None
+        try:
+            with AnswerPrinter(markdown=self.markdown, out=self.out) as printer:
+                for delta in stream:
+                    printer.add(delta)
+            reply = stream.reply
+        except KeyboardInterrupt:
+            stream.close()  # waits until the partial answer is stored
+            self.say("[stopped: the partial answer is kept]")
+        except ChinwagError as exc:
+            reply = getattr(exc, "partial", None)
+            self.say(f"error: {exc}")
+        if reply is not None:
+            self.conversation = reply.conversation_id
+        elif self.conversation is None:
+            latest = self.client.conversations.list(limit=1, user=self.user)
+            self.conversation = latest[0].id if latest else None
+
+    def show(self, reply: Reply) -> None:
+        with AnswerPrinter(markdown=self.markdown, out=self.out) as printer:
+            printer.add(reply.text)
+        self.conversation = reply.conversation_id
+
+    def need_conversation(self) -> str:
+        if self.conversation is None:
+            raise click.UsageError("no conversation yet: say something first, or /switch ID")
+        return self.conversation
+
+
+class SlashCompleter(Completer):
+    """Completes /commands, then bot slugs or conversation ids after the ones that take them."""
+
+    def __init__(self, shell: Shell) -> None:
+        self.shell = shell
+
+    def get_completions(self, document: Document, event: CompleteEvent) -> Iterable[Completion]:
+        from prompt_toolkit.completion import Completion
+
+        text = document.text_before_cursor
+        if not text.startswith("/"):
+            return
+        name, space, word = text[1:].partition(" ")
+        if not space:
+            for candidate, cmd in COMMANDS.items():
+                if candidate.startswith(name):
+                    yield Completion(f"/{candidate}", -len(text), display_meta=cmd.help)
+            return
+        takes = COMMANDS[name].argument if name in COMMANDS else ""
+        if not takes:
+            return
+        client = self.shell.client
+        if takes == "bot":
+            for bot in client.bots.list(user=self.shell.user):
+                if bot.slug.startswith(word):
+                    yield Completion(bot.slug, -len(word), display_meta=bot.name)
+        else:
+            for c in client.conversations.list(limit=50, user=self.shell.user):
+                if c.id.startswith(word):
+                    yield Completion(c.id, -len(word), display_meta=c.title or "")
+
+
+# -- slash commands ---------------------------------------------------------------------
+
+
+@command("help", "List the commands.")
+def _help(shell: Shell, rest: str) -> None:
+    for name, cmd in COMMANDS.items():
+        shell.say(f"/{name:9s} {cmd.help}")
+    shell.say("Alt-Enter starts a new line; Ctrl-C stops an answer; Ctrl-D leaves.")
+
+
+@command("new", "Start a new conversation.")
+def _new(shell: Shell, rest: str) -> None:
+    shell.conversation = None
+    shell.say("New conversation.")
+
+
+@command("switch", "Go on with another conversation: /switch ID.", "conversation")
+def _switch(shell: Shell, rest: str) -> None:
+    if not rest:
+        raise click.UsageError("/switch ID (Tab completes ids)")
+    conversation = shell.client.conversations.get(rest, user=shell.user)
+    shell.conversation = conversation.id
+    shell.bot = shell.find_bot(conversation.bot)
+    shell.say(f"Switched to {conversation.id}: {conversation.title or '(untitled)'}")
+
+
+@command("list", "List your conversations, newest first.")
+def _list(shell: Shell, rest: str) -> None:
+    for c in shell.client.conversations.list(limit=20, user=shell.user):
+        mark = "*" if c.id == shell.conversation else " "
+        shell.say(f"{mark} {c.id}  {c.title or '(untitled)'}")
+
+
+@command("history", "Show this conversation's messages.")
+def _history(shell: Shell, rest: str) -> None:
+    for m in shell.client.conversations.history(shell.need_conversation(), user=shell.user):
+        note = "" if m.status == "complete" else f" [{m.status}]"
+        shell.say(f"{m.role}{note}: {m.content}")
+
+
+@command("title", "Show the title, or write one now: /title new.")
+def _title(shell: Shell, rest: str) -> None:
+    cid = shell.need_conversation()
+    if rest == "new":
+        shell.say(shell.client.conversations.generate_title(cid, user=shell.user).title or "")
+    else:
+        shell.say(shell.client.conversations.get(cid, user=shell.user).title or "(untitled)")
+
+
+@command("rename", "Rename this conversation: /rename TITLE.")
+def _rename(shell: Shell, rest: str) -> None:
+    if not rest:
+        raise click.UsageError("/rename TITLE")
+    shell.client.conversations.rename(shell.need_conversation(), rest, user=shell.user)
+    shell.say(f"Renamed: {rest}")
+
+
+@command("delete", "Delete this conversation, or /delete ID.", "conversation")
+def _delete(shell: Shell, rest: str) -> None:
+    cid = rest or shell.need_conversation()
+    shell.client.conversations.delete(cid, user=shell.user)
+    if cid == shell.conversation:
+        shell.conversation = None
+    shell.say(f"Deleted {cid}.")
+
+
+@command("retry", "Answer the last question again (a new branch).")
+def _retry(shell: Shell, rest: str) -> None:
+    options = shell.options()
+    cid = options.pop("conversation") or shell.need_conversation()
+    shell.show(shell.client.conversations.retry(cid, **options))
+
+
+@command("edit", "Ask TEXT instead of your last question (a new branch): /edit TEXT.")
+def _edit(shell: Shell, rest: str) -> None:
+    if not rest:
+        raise click.UsageError("/edit TEXT")
+    history = shell.client.conversations.history(shell.need_conversation(), user=shell.user)
+    last = next((m for m in reversed(history) if m.role == "user"), None)
+    if last is None:
+        raise click.UsageError("there is no question to edit yet")
+    options = shell.options()
+    options.pop("conversation")
+    shell.show(shell.client.conversations.edit(last.id, rest, **options))
+
+
+@command("bot", "Talk to another bot: /bot SLUG.", "bot")
+def _bot(shell: Shell, rest: str) -> None:
+    if not rest:
+        shell.say(f"{shell.bot.slug}: {shell.bot.name}")
+        return
+    shell.bot = shell.find_bot(rest)
+    shell.say(f"Now talking to {shell.bot.name}.")
+
+
+@command("bots", "List the bots.")
+def _bots(shell: Shell, rest: str) -> None:
+    for bot in shell.client.bots.list(user=shell.user):
+        mark = "*" if bot.uid == shell.bot.uid else " "
+        shell.say(f"{mark} {bot.slug:20s} {bot.name}")
+
+
+@command("system", "Set the system prompt for this session: /system TEXT (/system off).")
+def _system(shell: Shell, rest: str) -> None:
+    if not rest:
+        shell.say(shell.system or "(the bot's, the model's or the config's)")
+        return
+    shell.system = None if rest == "off" else rest
+    shell.say("System prompt set." if shell.system else "System prompt cleared.")
+
+
+@command("model", "Use another model with this bot for this session: /model NAME.")
+def _model(shell: Shell, rest: str) -> None:
+    if not rest:
+        shell.say(shell.bot.model or "(the provider's default)")
+        return
+    shell.bot = shell.bot.model_copy(update={"model": rest})
+    shell.say(f"Model: {rest}")
+
+
+@command("stats", "Today's usage.")
+def _stats(shell: Shell, rest: str) -> None:
+    day = shell.client.stats.day(user=shell.user)
+    shell.say(
+        f"today: {day.requests} requests, {day.prompt_tokens} tokens in, "
+        f"{day.completion_tokens} out, {day.prompt_words} words in, {day.completion_words} out"
+    )
+
+
+@command("config", "Show a setting: /config KEY.")
+def _config(shell: Shell, rest: str) -> None:
+    import json
+
+    if not rest:
+        raise click.UsageError("/config KEY, e.g. /config providers.local.n_ctx")
+    shell.client.config.get(rest)
+    shell.say(json.dumps(shell.client.config.get_shown(rest)))
+
+
+@command("exit", "Leave the shell (or Ctrl-D).")
+def _exit(shell: Shell, rest: str) -> bool:
+    return True
+
+
+@click.command()
+@click.option("-b", "--bot", help="The bot to talk to (slug, uid or name).")
+@click.option("-c", "--continue", "continue_", is_flag=True, help="Go on with the latest one.")
+@click.option("--conversation", metavar="ID", help="Go on with this conversation.")
+@click.option("--user", help="Whose conversations (default: the local user).")
+@click.pass_context
+def chat(
+    ctx: click.Context,
+    bot: str | None,
+    continue_: bool,
+    conversation: str | None,
+    user: str | None,
+) -> None:
+    """An interactive chat: Markdown as it streams, /help for commands, Ctrl-D to leave."""
+    client = client_from(ctx)
+    if continue_ and conversation is None:
+        latest = client.conversations.list(limit=1, user=user)
+        conversation = latest[0].id if latest else None
+    if conversation is not None and bot is None:
+        bot = client.conversations.get(conversation, user=user).bot
+    Shell(client, bot=bot, conversation=conversation, user=user).run()
+
+
+__all__ = ["COMMANDS", "Shell", "chat"]

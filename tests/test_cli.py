@@ -1,0 +1,207 @@
+"""The `chinwag` command, run as a subprocess against the loopback server."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.fake_openai import FakeOpenAI, Script
+
+
+class Runner:
+    """Runs chinwag with the test's home and the fake server."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.env = env
+
+    def __call__(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "chinwag", *args],
+            input=stdin if stdin is not None else "",
+            capture_output=True, text=True, env=self.env, timeout=60,
+        )  # fmt: skip
+
+
+@pytest.fixture
+def run(server: FakeOpenAI, home: Path) -> Runner:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "CHINWAG_"))}
+    env.update(
+        CHINWAG_HOME=str(home),
+        OPENAI_BASE_URL=server.base_url,
+        CHINWAG_MODEL="test-model",
+        CHINWAG_TITLES="false",
+        CHINWAG_PROVIDERS__OPENAI__MAX_RETRIES="0",
+    )
+    return Runner(env)
+
+
+def test_help_lists_every_command(run: Runner) -> None:
+    out = run("--help")
+    assert out.returncode == 0
+    for name in ("ask", "chat", "bots", "conversations", "stats", "config", "models", "health"):
+        assert name in out.stdout
+
+
+def test_a_bare_prompt_is_ask_and_streams_plain_text(run: Runner, server: FakeOpenAI) -> None:
+    out = run("Say", "hello")
+    assert (out.returncode, out.stdout) == (0, "You said: Say hello\n")
+    assert server.requests[-1]["stream"] is True
+    assert "\x1b[" not in out.stdout  # no terminal codes when stdout is not a terminal
+
+
+def test_piped_stdin_joins_the_prompt(run: Runner, server: FakeOpenAI) -> None:
+    out = run("ask", "Summarize:", stdin="line one\nline two\n")
+    assert out.stdout == "You said: Summarize:\n\nline one\nline two\n"
+    assert run(stdin="only piped").stdout == "You said: only piped\n"
+
+
+def test_json_no_stream_and_usage(run: Runner, server: FakeOpenAI) -> None:
+    reply = json.loads(run("ask", "--json", "hi").stdout)
+    assert reply["text"] == "You said: hi"
+    assert reply["usage"]["completion_tokens"] == 3
+    plain = run("--no-stream", "hi")
+    assert plain.stdout == "You said: hi\n"
+    assert "stream" not in server.requests[-1]
+    usage = run("--usage", "hi")
+    assert usage.stdout == "You said: hi\n"
+    assert "tokens in" in usage.stderr
+    assert "model test-model" in usage.stderr
+
+
+def test_continue_conversation_and_turn_options(run: Runner, server: FakeOpenAI) -> None:
+    run("first")
+    run("-c", "second")
+    assert [m["content"] for m in server.requests[-1]["messages"][1:]] == [
+        "first",
+        "You said: first",
+        "second",
+    ]
+    run(
+        "-s", "Be terse.", "-o", "temperature=0.3", "-o", "max_tokens=7", "-o", "stop=END",
+        "--language", "French", "--max-words", "20", "--user", "bob", "hi",
+    )  # fmt: skip
+    request = server.requests[-1]
+    assert request["messages"][0]["content"].startswith("Be terse.")
+    assert "Answer in French." in request["messages"][0]["content"]
+    assert (request["temperature"], request["max_tokens"], request["stop"]) == (0.3, 7, ["END"])
+    listed = run("conversations", "list", "--user", "bob").stdout.splitlines()
+    assert len(listed) == 1
+    cid = listed[0].split()[0]
+    run("--conversation", cid, "--user", "bob", "again")
+    assert server.requests[-1]["messages"][-2]["content"] == "You said: hi"
+
+
+def test_usage_errors_exit_2(run: Runner) -> None:
+    bad = run("-o", "warmth=9", "hi")
+    assert bad.returncode == 2
+    assert "KEY one of temperature" in bad.stderr
+    assert run("ask", "--no-such-flag", "hi").returncode == 2
+    empty = run("ask")
+    assert empty.returncode == 2
+    assert "Give a prompt" in empty.stderr
+    assert run("-c", "hi").returncode == 2  # nothing to continue yet
+
+
+def test_failures_are_one_line_and_debug_shows_the_traceback(run: Runner) -> None:
+    run.env["OPENAI_BASE_URL"] = "http://127.0.0.1:9/v1"
+    out = run("hi")
+    assert out.returncode == 1
+    assert out.stderr.startswith("chinwag: Could not connect")
+    assert len(out.stderr.strip().splitlines()) == 1
+    assert "Traceback" in run("--debug", "hi").stderr
+
+
+def test_ctrl_c_exits_130_and_keeps_the_partial_answer(run: Runner, server: FakeOpenAI) -> None:
+    server.script(Script(text=" ".join(f"w{i}" for i in range(200)), chunk_delay=0.05))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "chinwag", "count slowly"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+        text=True, env=run.env,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    first = proc.stdout.read(10)  # some of the answer has arrived
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=20) == 130
+    assert first.startswith("w0 w1")
+    cid = run("conversations", "list").stdout.split()[0]
+    shown = run("conversations", "export", cid).stdout
+    answer = json.loads(shown)["messages"][-1]
+    assert answer["status"] == "partial"
+    assert answer["content"].startswith("w0 w1")
+    assert len(answer["content"].split()) < 200
+
+
+def test_bots_commands(run: Runner, home: Path) -> None:
+    added = run("bots", "add", "Pirate Bot", "-s", "Talk like a pirate.", "-o", "temperature=0.9")
+    assert added.returncode == 0
+    assert "pirate-bot" in run("bots", "list").stdout
+    shown = run("bots", "show", "pirate-bot").stdout
+    assert "system_prompt: Talk like a pirate." in shown
+    assert run("bots", "edit", "pirate-bot", "--model", "other-model").returncode == 0
+    assert "model: other-model" in run("bots", "export", "pirate-bot").stdout
+    refused = run("bots", "rm", "default")
+    assert (refused.returncode, refused.stderr.count("\n")) == (1, 1)
+    assert run("bots", "rm", "pirate-bot").returncode == 0
+    assert "pirate-bot" not in run("bots", "list").stdout
+
+
+def test_conversations_commands_and_an_exact_round_trip(run: Runner, tmp_path: Path) -> None:
+    run("first question")
+    run("-c", "second question")
+    cid = run("conversations", "list").stdout.split()[0]
+    assert run("conversations", "rename", cid, "My talk").returncode == 0
+    markdown = run("conversations", "show", cid).stdout
+    assert markdown.startswith("# My talk")
+    assert "You said: second question" in markdown
+    exported = run("conversations", "export", cid).stdout
+    (tmp_path / "c.json").write_text(exported)
+    again = run("conversations", "import", str(tmp_path / "c.json"))
+    assert again.returncode == 1
+    assert "already stored" in again.stderr
+    assert run("conversations", "rm", cid).returncode == 0
+    assert run("conversations", "import", str(tmp_path / "c.json")).returncode == 0
+    assert run("conversations", "export", cid).stdout == exported  # exactly as it was
+    assert run("conversations", "export", "-f", "markdown", cid).stdout.startswith("# My talk")
+
+
+def test_stats_config_models_and_health(run: Runner, home: Path) -> None:
+    run("hello there")
+    stats = run("stats").stdout.splitlines()
+    assert stats[0].split()[:3] == ["day", "requests", "errors"]
+    today = stats[-2]
+    assert today.split()[1] == "1"
+    assert "█" in today
+    assert run("stats", "--from", "2026-01-01", "--to", "2025-01-01").returncode == 1
+    assert run("config", "set", "providers.openai.timeout", "30").returncode == 0
+    assert run("config", "get", "providers.openai.timeout").stdout.strip() == "30.0"
+    assert "timeout: 30" in (home / "config.yaml").read_text()
+    refused = run("config", "set", "context_window", "-5")
+    assert refused.returncode == 1
+    assert "context_window" in refused.stderr
+    run.env["OPENAI_API_KEY"] = "sk-very-secret"
+    assert "sk-very-secret" not in run("config", "show").stdout
+    assert "sk-very-secret" not in run("config", "get", "providers").stdout
+    assert "config file:" in run("config", "path").stdout
+    assert "openai: other-model, test-model" in run("models").stdout
+    health = run("health")
+    assert health.returncode == 0
+    assert "default provider: openai" in health.stdout
+    run.env["OPENAI_BASE_URL"] = "http://127.0.0.1:9/v1"
+    down = run("health")
+    assert down.returncode == 1
+    assert "DOWN openai" in down.stdout
+
+
+def test_python_dash_m_and_the_console_script_agree(run: Runner) -> None:
+    script = Path(sys.executable).with_name("chinwag")
+    out = subprocess.run(
+        [str(script), "hi"], capture_output=True, text=True, env=run.env, timeout=60,
+        stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert out.stdout == "You said: hi\n"

@@ -1,0 +1,128 @@
+"""`chinwag chat`: slash commands on prompt_toolkit's pipe input, Ctrl-C in a real pty."""
+
+from __future__ import annotations
+
+import io
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pexpect
+import pytest
+from prompt_toolkit.application import create_app_session
+from prompt_toolkit.completion import CompleteEvent
+from prompt_toolkit.document import Document
+from prompt_toolkit.input import create_pipe_input
+from prompt_toolkit.output import DummyOutput
+
+from chinwag import Client, Config
+from chinwag.cli.shell import Shell, SlashCompleter
+from tests.fake_openai import FakeOpenAI, Script
+
+
+@pytest.fixture
+def client(config: Config) -> Iterator[Client]:
+    with Client(config) as client:
+        yield client
+
+
+def run_shell(client: Client, *lines: str, **kwargs: object) -> str:
+    """Type `lines` into a shell and return what it printed."""
+    out = io.StringIO()
+    with create_pipe_input() as pipe, create_app_session(input=pipe, output=DummyOutput()):
+        pipe.send_text("".join(f"{line}\r" for line in [*lines, "/exit"]))
+        Shell(client, input=pipe, output=DummyOutput(), out=out, markdown=False, **kwargs).run()  # type: ignore[arg-type]
+    return out.getvalue()
+
+
+def test_a_conversation_and_its_slash_commands(client: Client, server: FakeOpenAI) -> None:
+    client.bots.create(name="Pirate", system_prompt="Arr.")
+    server.script(Script(text="hello back"), Script(text="Another answer"))
+    out = run_shell(
+        client, "hello", "/retry", "/rename Greeting", "/list", "/history", "/title", "/stats"
+    )
+    assert "hello back" in out
+    assert "Another answer" in out
+    (conversation,) = client.conversations.list()
+    assert conversation.title == "Greeting"
+    assert f"* {conversation.id}  Greeting" in out
+    assert "user: hello\nassistant: Another answer" in out  # history follows the new branch
+    assert "today: 2 requests" in out
+
+    out = run_shell(
+        client, f"/switch {conversation.id}", "/edit hello, edited", "/bot pirate", "/bots",
+        "/system Be brief.", "/model other-model", "with settings", "/config user",
+    )  # fmt: skip
+    assert "Switched to" in out
+    assert "You said: hello, edited" in out
+    assert "Now talking to Pirate." in out
+    assert "* pirate" in out
+    last = server.requests[-1]
+    assert (last["model"], last["messages"][0]["content"]) == ("other-model", "Be brief.")
+    assert '"local"' in out
+
+    out = run_shell(client, "/new", "fresh start", "/delete", "/nonsense", "/rename", "/help")
+    assert "New conversation." in out
+    assert "Unknown command /nonsense" in out
+    assert "usage: /rename TITLE" in out
+    assert "/switch" in out  # help lists the commands
+    assert len(client.conversations.list()) == 1  # the fresh one was deleted
+
+
+def test_errors_keep_the_shell_running(client: Client, server: FakeOpenAI) -> None:
+    client.config.set("providers.openai.max_retries", 0)
+    server.script(Script(status=500))
+    out = run_shell(client, "this fails", "/history", "this works")
+    assert "error:" in out
+    assert "[error]" in out  # the failed turn is in the history, the question kept
+    assert "You said: this works" in out
+
+
+def test_tab_completes_commands_bots_and_conversations(client: Client) -> None:
+    client.bots.create(name="Pirate")
+    reply = client.ask("hi")
+    with create_pipe_input() as pipe, create_app_session(input=pipe, output=DummyOutput()):
+        shell = Shell(client, input=pipe, output=DummyOutput(), out=io.StringIO())
+    completer = SlashCompleter(shell)
+
+    def complete(text: str) -> list[str]:
+        return [c.text for c in completer.get_completions(Document(text), CompleteEvent())]
+
+    assert complete("/sw") == ["/switch"]
+    assert complete("/b") == ["/bot", "/bots"]
+    assert complete("/bot p") == ["pirate"]
+    assert complete(f"/switch {reply.conversation_id[:4]}") == [reply.conversation_id]
+    assert complete("hello") == []
+
+
+def test_ctrl_c_stops_the_answer_in_a_real_terminal(server: FakeOpenAI, home: Path) -> None:
+    server.script(Script(text=" ".join(f"w{i}" for i in range(400)), chunk_delay=0.02))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "CHINWAG_"))}
+    env.update(
+        CHINWAG_HOME=str(home), OPENAI_BASE_URL=server.base_url, CHINWAG_MODEL="test-model",
+        CHINWAG_TITLES="false", TERM="xterm", COLUMNS="100", LINES="40",
+    )  # fmt: skip
+    child = pexpect.spawn(
+        sys.executable, ["-m", "chinwag", "chat"], env=env, encoding="utf-8", timeout=30
+    )
+    try:
+        child.expect("default new>")
+        child.sendline("count slowly")
+        child.expect("w5")  # rendered as it streams
+        child.sendcontrol("c")
+        child.expect(r"stopped: the partial answer is kept")
+        child.expect(">")
+        child.sendline("/history")
+        child.expect(r"assistant \[partial\]: w0 w1")
+        child.expect("default [0-9a-f]{8}>")  # at the prompt: Ctrl-D before it would be lost
+        child.sendcontrol("d")
+        child.expect(pexpect.EOF)
+    finally:
+        child.close()
+    assert child.exitstatus == 0
+    with Client(Config({"titles": False})) as client:
+        (conversation,) = client.conversations.list()
+        answer = client.conversations.history(conversation.id)[-1]
+    assert answer.status == "partial"
+    assert len(answer.content.split()) < 400
