@@ -205,3 +205,18 @@ def test_python_dash_m_and_the_console_script_agree(run: Runner) -> None:
         stdin=subprocess.DEVNULL,
     )  # fmt: skip
     assert out.stdout == "You said: hi\n"
+
+
+def test_config_edit_opens_the_editor_and_checks_the_result(run: Runner, tmp_path: Path) -> None:
+    editor = tmp_path / "editor.sh"
+    editor.write_text('#!/bin/sh\necho "user: edited" >> "$1"\n')
+    editor.chmod(0o755)
+    run.env["EDITOR"] = str(editor)
+    out = run("config", "edit")
+    assert out.returncode == 0
+    assert "is valid" in out.stdout
+    assert run("config", "get", "user").stdout.strip() == "edited"
+    editor.write_text('#!/bin/sh\necho "usr: typo" >> "$1"\n')
+    broken = run("config", "edit")
+    assert broken.returncode == 1
+    assert "usr is not a chinwag setting" in broken.stderr

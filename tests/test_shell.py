@@ -126,3 +126,29 @@ def test_ctrl_c_stops_the_answer_in_a_real_terminal(server: FakeOpenAI, home: Pa
         answer = client.conversations.history(conversation.id)[-1]
     assert answer.status == "partial"
     assert len(answer.content.split()) < 400
+
+
+def test_multiline_input_and_the_history_file(client: Client, server: FakeOpenAI) -> None:
+    out = io.StringIO()
+    with create_pipe_input() as pipe, create_app_session(input=pipe, output=DummyOutput()):
+        pipe.send_text("first line\x1b\rsecond line\r/exit\r")  # Esc-Enter: a new line
+        Shell(client, input=pipe, output=DummyOutput(), out=out, markdown=False).run()
+    assert server.requests[-1]["messages"][-1]["content"] == "first line\nsecond line"
+    history = (client.config.paths.data_dir / "history").read_text()
+    assert "+first line\n+second line" in history  # prompt_toolkit's FileHistory format
+
+
+def test_ask_renders_markdown_live_on_a_terminal(server: FakeOpenAI, home: Path) -> None:
+    server.script(Script(text="Some **bold** words and `code`"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "CHINWAG_"))}
+    env.update(
+        CHINWAG_HOME=str(home), OPENAI_BASE_URL=server.base_url, CHINWAG_MODEL="test-model",
+        CHINWAG_TITLES="false", TERM="xterm", COLUMNS="100", LINES="40",
+    )  # fmt: skip
+    child = pexpect.spawn(sys.executable, ["-m", "chinwag", "hi"], env=env, encoding="utf-8")
+    child.expect(pexpect.EOF, timeout=30)
+    child.close()
+    shown = child.before
+    assert child.exitstatus == 0
+    assert "\x1b[1mbold" in shown  # bold, as the terminal shows it
+    assert "**bold**" not in shown

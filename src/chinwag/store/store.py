@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from functools import partial
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import anyio
 from sqlalchemy import (
@@ -38,9 +38,12 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Row
 from sqlalchemy.exc import OperationalError, ProgrammingError
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from chinwag.errors import ConfigError, InputError, NotFoundError
+
+if TYPE_CHECKING:
+    # The asyncio extension costs ~45 ms to import; only PostgreSQL needs it.
+    from sqlalchemy.ext.asyncio import AsyncEngine
 from chinwag.store.schema import (
     SCHEMA_REVISION,
     bots,
@@ -186,6 +189,7 @@ class Store:
     def __init__(self, engine: Engine | AsyncEngine) -> None:
         self.engine = engine
         self.dialect = engine.dialect.name
+        self.is_async = self.dialect == "postgresql"  # SQLite runs sync in a worker thread
         self._user_ids: dict[str, int] = {}
         # SQLite: a few threads so that WAL readers run beside the one writer.
         self._threads = anyio.CapacityLimiter(4)
@@ -216,14 +220,16 @@ class Store:
             engine = create_engine(url, echo=echo, connect_args={"check_same_thread": False})
             event.listen(engine, "connect", _sqlite_pragmas)
         else:
+            from sqlalchemy.ext.asyncio import create_async_engine
+
             engine = create_async_engine(
                 url, echo=echo, pool_size=10, max_overflow=20, pool_pre_ping=True
             )
         store = cls(engine)
         try:
             await store._migrate()
-            if isinstance(engine, Engine):
-                store._inline = engine.connect()
+            if not store.is_async:
+                store._inline = cast(Engine, engine).connect()
                 store._inline.exec_driver_sql("PRAGMA busy_timeout=0")
                 store._inline.exec_driver_sql("PRAGMA wal_autocheckpoint=0")
                 store._inline.commit()
@@ -233,21 +239,21 @@ class Store:
         return store
 
     async def close(self) -> None:
-        if isinstance(self.engine, AsyncEngine):
-            await self.engine.dispose()
+        if self.is_async:
+            await cast("AsyncEngine", self.engine).dispose()
             return
         if self._inline is not None:
             self._inline.close()
             self._inline = None
         await self._run(_checkpoint)
-        await anyio.to_thread.run_sync(self.engine.dispose, limiter=self._threads)
+        await anyio.to_thread.run_sync(cast(Engine, self.engine).dispose, limiter=self._threads)
 
     async def _run(self, operation: Callable[[Connection], T]) -> T:
         """Run one operation as one transaction."""
-        if isinstance(self.engine, AsyncEngine):
-            async with self.engine.begin() as conn:
+        if self.is_async:
+            async with cast("AsyncEngine", self.engine).begin() as conn:
                 return await conn.run_sync(operation)
-        engine = self.engine
+        engine = cast(Engine, self.engine)
 
         def in_transaction() -> T:
             with engine.begin() as conn:
