@@ -184,6 +184,12 @@ class AsyncBots(_Scoped):
             await self._engine.visible_bots(user_id), uid=uid, slug=slug, name=name
         )
 
+    async def find(self, key: str | None = None, *, user: str | int | None = None) -> Bot:
+        """The bot whose uid, slug or name is `key` (the default bot if None); NotFoundError,
+        listing the known slugs, if there is none."""
+        _, uid, _ = await self._user(user)
+        return await self._engine.bot(key, uid)
+
     async def create(
         self, bot: Bot | None = None, *, user: str | int | None = None, **fields: Any
     ) -> Bot:
@@ -347,6 +353,10 @@ class AsyncClient:
     async def health(self) -> Health:
         """The default provider and why, and whether the store and each provider answer."""
         return await self._engine.health()
+
+    async def models(self, provider: str | None = None) -> list[str]:
+        """The models a provider serves (the default provider if None)."""
+        return await self._engine.provider(provider).models()
 
     def set_system_prompt(self, model: str, prompt: str | None) -> None:
         """The system prompt for every conversation on `model` (hugchat's setSystemPrompt),
@@ -517,6 +527,10 @@ class Bots(_Sync):
         """The bot with this uid, slug or name, or None."""
         return self._client._call(lambda: self._async.get(uid=uid, slug=slug, name=name, user=user))
 
+    def find(self, key: str | None = None, *, user: str | int | None = None) -> Bot:
+        """The bot whose uid, slug or name is `key` (the default bot if None)."""
+        return self._client._call(lambda: self._async.find(key, user=user))
+
     def create(
         self, bot: Bot | None = None, *, user: str | int | None = None, **fields: Any
     ) -> Bot:
@@ -676,6 +690,10 @@ class Client:
     def health(self) -> Health:
         """The default provider and why, and whether the store and each provider answer."""
         return self._call(self._async.health)
+
+    def models(self, provider: str | None = None) -> builtins.list[str]:
+        """The models a provider serves (the default provider if None)."""
+        return self._call(lambda: self._async.models(provider))
 
     def set_system_prompt(self, model: str, prompt: str | None) -> None:
         """The system prompt for every conversation on `model` (hugchat's setSystemPrompt)."""

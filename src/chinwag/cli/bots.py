@@ -62,15 +62,6 @@ def _bot_options(f: Any) -> Any:
     return f
 
 
-@bots.command("show")
-@click.argument("bot")
-@_user
-@click.pass_context
-def show(ctx: click.Context, bot: str, user: str | None) -> None:
-    """A bot, as YAML."""
-    click.echo(client_from(ctx).bots.export(bot, user=user), nl=False)
-
-
 @bots.command("export")
 @click.argument("bot")
 @_user
@@ -78,6 +69,9 @@ def show(ctx: click.Context, bot: str, user: str | None) -> None:
 def export(ctx: click.Context, bot: str, user: str | None) -> None:
     """A bot as YAML, for a file in the config dir's bots/ folder."""
     click.echo(client_from(ctx).bots.export(bot, user=user), nl=False)
+
+
+bots.add_command(export, name="show")  # showing a bot is printing its YAML
 
 
 @bots.command("add")

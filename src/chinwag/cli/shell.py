@@ -86,10 +86,7 @@ class Shell:
 
     def find_bot(self, key: str | None) -> Bot:
         """A bot by uid, slug or name, as this shell's user sees them."""
-        engine = self.client._async._engine
-        user_id = self.client._call(lambda: engine.user_id(self.user))[0]
-        found: Bot = self.client._call(lambda: engine.bot(key, user_id))
-        return found
+        return self.client.bots.find(key, user=self.user)
 
     def say(self, text: str = "") -> None:
         click.echo(text, file=self.out)

@@ -12,10 +12,9 @@ from chinwag.cli import client_from
 def models(ctx: click.Context) -> None:
     """The models of each configured provider."""
     client = client_from(ctx)
-    engine = client._async._engine
     for name in client.config.settings.providers:
         try:
-            found = client._call(lambda name=name: engine.provider(name).models())
+            found = client.models(name)
             click.echo(f"{name}: {', '.join(found) or '(none)'}")
         except Exception as exc:  # one provider down must not hide the others
             click.echo(f"{name}: unavailable: {exc}")
