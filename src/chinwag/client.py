@@ -35,6 +35,7 @@ from chinwag.types import (
 
 if TYPE_CHECKING:
     from chinwag.store import Store
+    from chinwag.templates import Rendered, Template
 
 T = TypeVar("T")
 
@@ -239,6 +240,57 @@ class AsyncBots(_Scoped):
         return bot
 
 
+class AsyncTemplates(_Scoped):
+    """Prompt templates: built-in, and Markdown files in `<config dir>/templates/`."""
+
+    def __init__(self, engine: Engine) -> None:
+        super().__init__(engine)
+        from chinwag.templates import TemplateLibrary
+
+        self.library = TemplateLibrary(engine.config.paths.config_dir / "templates")
+
+    async def list(self) -> builtins.list[Template]:
+        return self.library.all()
+
+    async def get(self, name: str) -> Template:
+        return self.library.get(name)
+
+    async def save(self, name: str, text: str) -> Template:
+        """Check a template's text (front matter and Jinja2) and store it as NAME.md."""
+        return self.library.save(name, text)
+
+    async def render(self, name: str, /, **variables: Any) -> Rendered:
+        """Fill a template in, in the sandbox; missing variables are named."""
+        from chinwag.templates import render
+
+        return render(self.library.get(name), variables)
+
+    async def run(
+        self,
+        name: str,
+        variables: Mapping[str, Any] | None = None,
+        /,
+        **options: Unpack[TurnOptions],
+    ) -> Reply:
+        """Send a filled-in template as a turn, with its bot, system prompt and parameters."""
+        from chinwag.templates import render
+
+        rendered = render(self.library.get(name), dict(variables or {}))
+        turn: dict[str, Any] = rendered.parameters.model_dump(exclude_none=True)
+        if rendered.bot is not None:
+            turn["bot"] = rendered.bot
+        if rendered.system is not None:
+            turn["system"] = rendered.system
+        turn.update({k: v for k, v in options.items() if v is not None})
+        reply = await AsyncClient._complete(
+            self._engine.turn(rendered.prompt, stream=False, **turn)
+        )
+        if rendered.title and options.get("conversation") is None:
+            store, uid, user = await self._user(options.get("user"))
+            await store.rename_conversation(uid, user, reply.conversation_id, rendered.title)
+        return reply
+
+
 class AsyncStats(_Scoped):
     """Usage in tokens and words, per user and day, from the daily rollup."""
 
@@ -312,6 +364,7 @@ class AsyncClient:
         self.conversations = AsyncConversations(self._engine)
         self.bots = AsyncBots(self._engine)
         self.stats = AsyncStats(self._engine)
+        self.templates = AsyncTemplates(self._engine)
 
     async def ask(self, prompt: str, **options: Unpack[TurnOptions]) -> Reply:
         """Send one prompt and return the whole reply."""
@@ -548,6 +601,37 @@ class Bots(_Sync):
         return self._client._call(lambda: self._async.export(key, user=user))
 
 
+class Templates(_Sync):
+    """Prompt templates (sync): built-in, and Markdown files in `<config dir>/templates/`."""
+
+    def __init__(self, client: Client) -> None:
+        super().__init__(client)
+        self._async = client._async.templates
+        self.library = self._async.library  # where templates are read and written
+
+    def list(self) -> builtins.list[Template]:
+        return self._client._call(self._async.list)
+
+    def get(self, name: str) -> Template:
+        return self._client._call(lambda: self._async.get(name))
+
+    def save(self, name: str, text: str) -> Template:
+        return self._client._call(lambda: self._async.save(name, text))
+
+    def render(self, name: str, /, **variables: Any) -> Rendered:
+        return self._client._call(lambda: self._async.render(name, **variables))
+
+    def run(
+        self,
+        name: str,
+        variables: Mapping[str, Any] | None = None,
+        /,
+        **options: Unpack[TurnOptions],
+    ) -> Reply:
+        """Send a filled-in template as a turn, with its bot, system prompt and parameters."""
+        return self._client._call(lambda: self._async.run(name, variables, **options))
+
+
 class Stats(_Sync):
     """Usage in tokens and words, per user and day (sync)."""
 
@@ -602,6 +686,7 @@ class Client:
         self.conversations = Conversations(self)
         self.bots = Bots(self)
         self.stats = Stats(self)
+        self.templates = Templates(self)
 
     def _call(self, call: Callable[[], Awaitable[T]]) -> T:
         """Run an AsyncClient call on the background loop and wait for it."""

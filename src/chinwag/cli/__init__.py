@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "chinwag.cli.conversations:conversations",
         "List, show, remove, rename, export and import conversations.",
     ),
+    "template": ("chinwag.cli.templates:template", "List, show, run and edit prompt templates."),
     "stats": ("chinwag.cli.stats:stats", "Usage in tokens and words, per day."),
     "config": ("chinwag.cli.configure:config", "Show, get, set and edit settings."),
     "models": ("chinwag.cli.status:models", "The models of each configured provider."),

@@ -338,6 +338,28 @@ def _config(shell: Shell, rest: str) -> None:
     shell.say(json.dumps(shell.client.config.get_shown(rest)))
 
 
+@command("template", "Send a template: /template NAME [VAR=VALUE ...].")
+def _template(shell: Shell, rest: str) -> None:
+    import shlex
+
+    from chinwag.cli.templates import parse_variables
+
+    if not rest:
+        for t in shell.client.templates.list():
+            shell.say(f"{t.name:20s} {t.description}")
+        return
+    name, *pairs = shlex.split(rest)
+    rendered = shell.client.templates.render(name, **parse_variables(tuple(pairs)))
+    if rendered.system is not None and shell.system is None:
+        shell.system, keep = rendered.system, None
+        try:
+            shell.send(rendered.prompt)
+        finally:
+            shell.system = keep
+    else:
+        shell.send(rendered.prompt)
+
+
 @command("exit", "Leave the shell (or Ctrl-D).")
 def _exit(shell: Shell, rest: str) -> bool:
     return True

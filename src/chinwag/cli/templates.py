@@ -1,0 +1,85 @@
+"""`chinwag template`: list, show, run, edit."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import click
+
+from chinwag.cli import client_from
+
+
+def parse_variables(pairs: tuple[str, ...]) -> dict[str, Any]:
+    """`-v topic=tea -v count=3` as template variables; values read as YAML scalars."""
+    import yaml
+
+    values: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key.strip():
+            raise click.BadParameter(f"{pair!r}: use NAME=VALUE.", param_hint="-v")
+        value = yaml.safe_load(raw) if raw.strip() else ""
+        values[key.strip()] = value if isinstance(value, int | float | bool) else raw
+    return values
+
+
+@click.group()
+def template() -> None:
+    """Prompt templates: Markdown with YAML front matter and a Jinja2 body."""
+
+
+@template.command("list")
+@click.pass_context
+def list_templates(ctx: click.Context) -> None:
+    """The templates, built-in and yours."""
+    for t in client_from(ctx).templates.list():
+        where = "built-in" if t.source == "built-in" else "yours"
+        click.echo(f"{t.name:20s} {where:9s} {t.description}")
+
+
+@template.command("show")
+@click.argument("name")
+@click.pass_context
+def show(ctx: click.Context, name: str) -> None:
+    """A template's source."""
+    t = client_from(ctx).templates.get(name)
+    from chinwag.templates import BUILTIN
+
+    text = BUILTIN[name] if t.source == "built-in" else Path(t.source).read_text(encoding="utf-8")
+    click.echo(text, nl=False)
+
+
+@template.command("run")
+@click.argument("name")
+@click.option("-v", "--var", "pairs", multiple=True, metavar="NAME=VALUE", help="A variable.")
+@click.option("-b", "--bot", help="Another bot than the template's.")
+@click.option("--user", help="Whose turn this is.")
+@click.pass_context
+def run(
+    ctx: click.Context, name: str, pairs: tuple[str, ...], bot: str | None, user: str | None
+) -> None:
+    """Fill a template in and send it; prints the answer."""
+    options: dict[str, Any] = {k: v for k, v in {"bot": bot, "user": user}.items() if v}
+    reply = client_from(ctx).templates.run(name, parse_variables(pairs), **options)
+    click.echo(reply.text)
+
+
+@template.command("edit")
+@click.argument("name")
+@click.pass_context
+def edit(ctx: click.Context, name: str) -> None:
+    """Edit (or create) a template in $EDITOR; a built-in one is copied first."""
+    from chinwag.templates import BUILTIN
+
+    client = client_from(ctx)
+    library = client.templates.library
+    path = library.folder / f"{name}.md"
+    if not path.exists():
+        library.save(name, BUILTIN.get(name, "---\ndescription: \n---\n{{ text }}\n"))
+    editor = os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi"
+    subprocess.run([*editor.split(), str(path)], check=False)
+    client.templates.get(name)  # read it back: a mistake is reported now
+    click.echo(f"{path} is valid.")
