@@ -54,6 +54,9 @@ class FakeOpenAI:
         self.scripts: deque[Script] = deque()
         self.default = Script()
         self.requests: list[dict[str, Any]] = []
+        self.searches: list[str] = []  # queries to the SearXNG-style /search route
+        self.search_results: list[dict[str, Any]] = []
+        self.search_status = 200
         self.request_headers: list[dict[str, str]] = []
         # proto=IPPROTO_TCP lets asyncio set TCP_NODELAY on accepted connections; with
         # proto 0 every small write waits ~40 ms for a delayed ACK.
@@ -99,6 +102,15 @@ class FakeOpenAI:
         assert scope["type"] == "http"
         path = scope["path"]
         headers = {k.decode(): v.decode() for k, v in scope["headers"]}
+        if path == "/search":  # SearXNG's JSON API
+            from urllib.parse import parse_qs
+
+            query = parse_qs(scope["query_string"].decode())
+            self.searches.append(query.get("q", [""])[0])
+            assert query.get("format") == ["json"]
+            body = {"query": self.searches[-1], "results": self.search_results}
+            await self._json(send, self.search_status, body)
+            return
         if path.endswith("/models"):
             body = {"object": "list", "data": [{"id": m, "object": "model"} for m in self.models]}
             await self._json(send, 200, body)

@@ -58,7 +58,7 @@ async def test_defaults_missing_variables_and_overrides(config: Config, home: Pa
         # A file of the same name replaces the built-in.
         await client.templates.save("summarize", "Shorten: {{ text }}")
         assert (await client.templates.render("summarize", text="x")).prompt == "Shorten: x"
-        with pytest.raises(NotFoundError, match="Templates: .*haiku"):
+        with pytest.raises(NotFoundError, match=r"Templates: .*haiku"):
             await client.templates.get("nope")
     assert (home / "templates" / "haiku.md").read_text() == HAIKU
 
@@ -92,7 +92,7 @@ def test_bad_templates_are_refused_before_saving(config: Config, home: Path) -> 
             client.templates.save("broken", "{% if %}")
         with pytest.raises(InputError, match="front matter"):
             client.templates.save("broken", "---\n[unclosed\n---\nbody")
-        with pytest.raises(InputError, match="parameters.temperature"):
+        with pytest.raises(InputError, match=r"parameters\.temperature"):
             client.templates.save("broken", "---\nparameters: {temperature: hot}\n---\nx")
         with pytest.raises(InputError, match="Invalid template name"):
             client.templates.save("../../outside", "x")

@@ -46,6 +46,14 @@ class ModelSettings(_Section):
     system_prompt: str | None = None
 
 
+class SearchSettings(_Section):
+    provider: str = "searxng"
+    url: str | None = None  # the SearXNG server, e.g. https://searx.example/
+    results: int = Field(default=5, gt=0, le=20)  # how many go into the context
+    allow_private: bool = False  # let search.url resolve to a private or loopback address
+    timeout: float = Field(default=10.0, gt=0)
+
+
 class StoreSettings(_Section):
     url: str | None = None  # None: a SQLite file in the user data dir
     echo: bool = False
@@ -73,6 +81,7 @@ class Settings(_Section):
     providers: dict[str, ProviderSettings] = Field(default_factory=_default_providers)
     models: dict[str, ModelSettings] = {}
     store: StoreSettings = StoreSettings()
+    search: SearchSettings = SearchSettings()
     profiles: dict[str, dict[str, Any]] = {}
 
 

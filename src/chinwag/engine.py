@@ -31,6 +31,8 @@ from chinwag.types import (
     Health,
     Reply,
     Role,
+    SearchEvent,
+    Source,
     Status,
     TextDelta,
     Usage,
@@ -96,6 +98,7 @@ class Engine:
         self._default: tuple[str, str] | None = None
         self.bot_files = bot_book.BotFiles(config.paths.config_dir / "bots")
         self._background: set[asyncio.Task[Any]] = set()
+        self._search: Any = None
 
     # -- resources, opened on first use --------------------------------------------------
 
@@ -140,6 +143,9 @@ class Engine:
                 task.cancel()
             for provider in self._providers.values():
                 await provider.aclose()
+            if self._search is not None:
+                await self._search.aclose()
+                self._search = None
             self._providers.clear()
             if self._store is not None:
                 await self._store.close()
@@ -338,6 +344,25 @@ class Engine:
                 prompt=prompt,
                 meta=meta,
             )
+        sources: list[Source] = []
+        search = options.get("search")
+        if search is None:
+            search = bot.search
+        if search:
+            from chinwag.search import context_block, create_search
+
+            query = prompt
+            yield SearchEvent(step="searching", query=query)
+            try:
+                if self._search is None:
+                    self._search = create_search(self.config.settings.search)
+                sources = await self._search.search(query, self.config.settings.search.results)
+            except ChinwagError as exc:  # no results is better than no answer
+                yield SearchEvent(step="failed", query=query, error=str(exc))
+            else:
+                yield SearchEvent(step="results", query=query, results=sources)
+                block = context_block(query, sources)
+                system = f"{system}\n\n{block}" if system else block
         provider_window = getattr(provider, "context_window", None)
         window = self.config.context_window(
             model, provider_window(model) if provider_window else None
@@ -365,6 +390,7 @@ class Engine:
                     status=status,
                     error=error,
                     usage=usage,
+                    meta={"sources": [s.model_dump() for s in sources]} if sources else None,
                 )
             return Reply(
                 text=text,
@@ -377,6 +403,7 @@ class Engine:
                 status=status,
                 finish_reason=finish,
                 trimmed_messages=context.trimmed,
+                sources=sources,
             )
 
         try:

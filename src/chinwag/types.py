@@ -95,6 +95,14 @@ class Conversation(_Model):
     updated_at: datetime
 
 
+class Source(_Model):
+    """A web page a search found, as given to the model."""
+
+    title: str
+    url: str
+    snippet: str = ""
+
+
 class Reply(_Model):
     """The outcome of one turn."""
 
@@ -108,6 +116,7 @@ class Reply(_Model):
     status: Status = "complete"
     finish_reason: str | None = None
     trimmed_messages: int = 0  # history messages left out to fit the context window
+    sources: list[Source] = []  # what a web search put into the context
 
     def __str__(self) -> str:
         return self.text
@@ -193,6 +202,16 @@ class UsageEvent(_Model):
     usage: Usage
 
 
+class SearchEvent(_Model):
+    """A step of the turn's web search: started, found results, or failed."""
+
+    type: Literal["search"] = "search"
+    step: Literal["searching", "results", "failed"]
+    query: str
+    results: list[Source] = []
+    error: str | None = None
+
+
 class Done(_Model):
     type: Literal["done"] = "done"
     reply: Reply
@@ -215,4 +234,4 @@ class ErrorEvent(_Model):
         return err
 
 
-Event = TextDelta | UsageEvent | Done | ErrorEvent
+Event = TextDelta | UsageEvent | SearchEvent | Done | ErrorEvent

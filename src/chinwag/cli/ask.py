@@ -34,6 +34,7 @@ from chinwag.cli.render import AnswerPrinter, echo_err
 @click.option("--language", help="Answer in this language.")
 @click.option("--max-words", type=click.IntRange(min=1), help="Answer in at most N words.")
 @click.option("--user", help="Whose turn this is (default: the local user).")
+@click.option("--search/--no-search", default=None, help="Search the web first (search.url).")
 @click.pass_context
 def ask(
     ctx: click.Context,
@@ -49,6 +50,7 @@ def ask(
     language: str | None,
     max_words: int | None,
     user: str | None,
+    search: bool | None,
 ) -> None:
     """Answer PROMPT, streamed. Piped input is added after the prompt."""
     text = " ".join(prompt)
@@ -65,7 +67,7 @@ def ask(
         conversation = latest[0].id
     options: dict[str, Any] = {
         "bot": bot, "conversation": conversation, "system": system, "language": language,
-        "max_words": max_words, "user": user, **parse_params(params),
+        "max_words": max_words, "user": user, "search": search, **parse_params(params),
     }  # fmt: skip
     options = {k: v for k, v in options.items() if v is not None}
     if as_json or no_stream:
@@ -76,6 +78,10 @@ def ask(
             for delta in stream:
                 printer.add(delta)
         reply = stream.reply
+    if reply.sources and not as_json:
+        click.echo("\nSources:")
+        for n, source in enumerate(reply.sources, 1):
+            click.echo(f"[{n}] {source.title}: {source.url}")
     if show_usage:
         u = reply.usage
         estimated = " (estimated)" if u.estimated else ""

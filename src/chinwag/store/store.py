@@ -541,6 +541,7 @@ class Store:
         status: Status,
         error: str | None,
         usage: Usage,
+        meta: dict[str, Any] | None = None,
     ) -> str:
         """Store the answer, move the conversation to it and add its usage to the rollup."""
         stamp = now()
@@ -561,7 +562,7 @@ class Store:
             "error": error,
             "model": model,
             "usage_estimated": usage.estimated,
-            "meta": None,
+            "meta": meta,
             "created_at": stamp,
             **counts,
         }
