@@ -36,6 +36,7 @@ from chinwag.types import (
 if TYPE_CHECKING:
     from chinwag.store import Store
     from chinwag.templates import Rendered, Template
+    from chinwag.workflows import Workflow, WorkflowResult
 
 T = TypeVar("T")
 
@@ -291,6 +292,61 @@ class AsyncTemplates(_Scoped):
         return reply
 
 
+class AsyncWorkflows(_Scoped):
+    """Workflows: YAML lists of steps in `<config dir>/workflows/`, run by chinwag."""
+
+    def __init__(self, engine: Engine, templates: AsyncTemplates) -> None:
+        super().__init__(engine)
+        from chinwag.workflows import WorkflowLibrary
+
+        self.library = WorkflowLibrary(engine.config.paths.config_dir / "workflows")
+        self._templates = templates
+
+    async def list(self) -> builtins.list[str]:
+        return self.library.names()
+
+    async def get(self, name: str) -> Workflow:
+        return self.library.get(name)
+
+    async def run(
+        self,
+        name: str,
+        /,
+        *,
+        _user: str | int | None = None,
+        _progress: Callable[[str, str], None] | None = None,
+        **args: Any,
+    ) -> WorkflowResult:
+        """Run a workflow with its arguments; each step's turn is stored as a conversation
+        titled '<workflow> / <step>'."""
+        from chinwag.templates import render
+        from chinwag.workflows import run
+
+        workflow = self.library.get(name)
+        store, uid, user = await self._user(_user)
+        current = [""]  # the step running now, for its conversations' titles
+
+        async def ask(prompt: str, options: dict[str, Any]) -> Reply:
+            turn = self._engine.turn(prompt, stream=False, user=_user, **options)
+            reply = await AsyncClient._complete(turn)
+            title = f"{workflow.name} / {current[0]}"
+            await store.rename_conversation(uid, user, reply.conversation_id, title)
+            return reply
+
+        def progress(step: str, what: str) -> None:
+            current[0] = step
+            if _progress is not None:
+                _progress(step, what)
+
+        return await run(
+            workflow,
+            args,
+            ask,
+            lambda template, variables: render(self._templates.library.get(template), variables),
+            progress,
+        )
+
+
 class AsyncStats(_Scoped):
     """Usage in tokens and words, per user and day, from the daily rollup."""
 
@@ -365,6 +421,7 @@ class AsyncClient:
         self.bots = AsyncBots(self._engine)
         self.stats = AsyncStats(self._engine)
         self.templates = AsyncTemplates(self._engine)
+        self.workflows = AsyncWorkflows(self._engine, self.templates)
 
     async def ask(self, prompt: str, **options: Unpack[TurnOptions]) -> Reply:
         """Send one prompt and return the whole reply."""
@@ -632,6 +689,34 @@ class Templates(_Sync):
         return self._client._call(lambda: self._async.run(name, variables, **options))
 
 
+class Workflows(_Sync):
+    """Workflows (sync): YAML lists of steps in `<config dir>/workflows/`."""
+
+    def __init__(self, client: Client) -> None:
+        super().__init__(client)
+        self._async = client._async.workflows
+
+    def list(self) -> builtins.list[str]:
+        return self._client._call(self._async.list)
+
+    def get(self, name: str) -> Workflow:
+        return self._client._call(lambda: self._async.get(name))
+
+    def run(
+        self,
+        name: str,
+        /,
+        *,
+        _user: str | int | None = None,
+        _progress: Callable[[str, str], None] | None = None,
+        **args: Any,
+    ) -> WorkflowResult:
+        """Run a workflow with its arguments; each step's turn is stored."""
+        return self._client._call(
+            lambda: self._async.run(name, _user=_user, _progress=_progress, **args)
+        )
+
+
 class Stats(_Sync):
     """Usage in tokens and words, per user and day (sync)."""
 
@@ -687,6 +772,7 @@ class Client:
         self.bots = Bots(self)
         self.stats = Stats(self)
         self.templates = Templates(self)
+        self.workflows = Workflows(self)
 
     def _call(self, call: Callable[[], Awaitable[T]]) -> T:
         """Run an AsyncClient call on the background loop and wait for it."""

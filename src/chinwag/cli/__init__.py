@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "List, show, remove, rename, export and import conversations.",
     ),
     "template": ("chinwag.cli.templates:template", "List, show, run and edit prompt templates."),
+    "workflow": ("chinwag.cli.workflows:workflow", "List, show and run workflows."),
     "stats": ("chinwag.cli.stats:stats", "Usage in tokens and words, per day."),
     "config": ("chinwag.cli.configure:config", "Show, get, set and edit settings."),
     "models": ("chinwag.cli.status:models", "The models of each configured provider."),

@@ -1,0 +1,223 @@
+"""Workflows: a list of steps in YAML, run by chinwag itself.
+
+    description: Outline, then expand each point
+    args: {topic: null, points: 3}       # null: required
+    steps:
+      - name: outline
+        prompt: "List {{ args.points }} points about {{ args.topic }}, one per line."
+      - name: expand
+        loop: "{{ steps.outline }}"      # a list, or text split into its non-empty lines
+        when: "{{ args.points > 0 }}"    # skipped when false
+        template: summarize              # or prompt:
+        variables: {text: "{{ item }}"}
+        bot: default
+
+Why not Ansible, as LLM Workflow Engine did: its users broke whenever Ansible changed
+(LWE issues #353 and #354), and what a chat workflow needs is small: a sequence of
+prompts with inputs, loops and conditions. chinwag runs that itself, versioned with it,
+and evaluates every expression in Jinja2's sandbox, the same as templates.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from chinwag.errors import InputError, NotFoundError
+
+if TYPE_CHECKING:
+    from chinwag.types import Reply
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+class Step(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    prompt: str | None = None
+    template: str | None = None
+    variables: dict[str, Any] = {}
+    bot: str | None = None
+    system: str | None = None
+    loop: str | None = None  # an expression giving a list; each item is `item`
+    when: str | None = None  # an expression; the step is skipped when false
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Step:
+        if (self.prompt is None) == (self.template is None):
+            raise ValueError("a step needs either prompt: or template:")
+        return self
+
+
+class Workflow(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    description: str = ""
+    args: dict[str, Any] = {}  # defaults; None marks a required argument
+    steps: list[Step] = Field(min_length=1)
+    source: str
+
+
+class StepResult(BaseModel):
+    name: str
+    skipped: bool = False
+    outputs: list[str] = []  # one per loop item, or one
+    conversations: list[str] = []
+
+
+class WorkflowResult(BaseModel):
+    name: str
+    steps: list[StepResult]
+
+    def output(self, step: str) -> str | list[str]:
+        found = next(s for s in self.steps if s.name == step)
+        return found.outputs[0] if len(found.outputs) == 1 else found.outputs
+
+
+def parse(name: str, text: str, source: str) -> Workflow:
+    import yaml
+
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise InputError(f"Workflow {name!r} ({source}): bad YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise InputError(f"Workflow {name!r} ({source}) must be a mapping with steps:.")
+    try:
+        workflow = Workflow.model_validate({**data, "name": name, "source": source})
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"])
+        raise InputError(f"Workflow {name!r} ({source}): {where}: {err['msg']}.") from None
+    names = [s.name for s in workflow.steps]
+    if len(set(names)) != len(names):
+        raise InputError(f"Workflow {name!r} ({source}): step names must differ.")
+    return workflow
+
+
+class WorkflowLibrary:
+    """Workflows in `<config dir>/workflows/NAME.yaml`."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def names(self) -> list[str]:
+        return sorted(p.stem for p in self.folder.glob("*.yaml")) if self.folder.is_dir() else []
+
+    def get(self, name: str) -> Workflow:
+        if not _NAME.match(name):
+            raise InputError(f"Invalid workflow name {name!r}.")
+        path = self.folder / f"{name}.yaml"
+        if not path.is_file():
+            known = ", ".join(self.names()) or "none yet"
+            raise NotFoundError(f"No workflow {name!r} in {self.folder} (workflows: {known}).")
+        return parse(name, path.read_text(encoding="utf-8"), str(path))
+
+
+def _evaluate(expression: str, scope: dict[str, Any]) -> Any:
+    """A `{{ ... }}` expression's value (not its text), in the sandbox."""
+    from jinja2 import TemplateError
+    from jinja2.exceptions import SecurityError
+
+    from chinwag.templates import _environment
+
+    inner = expression.strip()
+    if inner.startswith("{{") and inner.endswith("}}"):
+        inner = inner[2:-2]
+    try:
+        return _environment().compile_expression(inner, undefined_to_none=False)(**scope)
+    except SecurityError as exc:
+        raise InputError(f"Workflow expression {expression!r} tried something unsafe.") from exc
+    except TemplateError as exc:
+        raise InputError(f"Workflow expression {expression!r} failed: {exc}.") from None
+
+
+def _fill(text: str, scope: dict[str, Any]) -> str:
+    from jinja2 import TemplateError
+    from jinja2.exceptions import SecurityError
+
+    from chinwag.templates import _environment
+
+    try:
+        return str(_environment().from_string(text).render(scope))
+    except SecurityError as exc:
+        raise InputError(f"Workflow text {text[:60]!r} tried something unsafe.") from exc
+    except TemplateError as exc:
+        raise InputError(f"Workflow text {text[:60]!r} failed to render: {exc}.") from None
+
+
+def _as_list(value: Any) -> list[Any]:
+    if isinstance(value, str):
+        return [line.strip() for line in value.splitlines() if line.strip()]
+    if isinstance(value, list | tuple):
+        return list(value)
+    raise InputError(f"A loop needs a list or lines of text, not {type(value).__name__}.")
+
+
+Ask = Callable[[str, dict[str, Any]], Awaitable["Reply"]]
+Progress = Callable[[str, str], None]  # (step name, what happened)
+
+
+async def run(
+    workflow: Workflow,
+    args: dict[str, Any],
+    ask: Ask,
+    render_template: Callable[[str, dict[str, Any]], Any],
+    progress: Progress | None = None,
+) -> WorkflowResult:
+    """Run the steps in order; `ask(prompt, options)` sends one stored turn."""
+    unknown = sorted(set(args) - set(workflow.args))
+    if unknown:
+        raise InputError(
+            f"Workflow {workflow.name!r} takes no argument {', '.join(unknown)} "
+            f"(its arguments: {', '.join(workflow.args) or 'none'})."
+        )
+    given = {**workflow.args, **args}
+    missing = sorted(k for k, v in given.items() if v is None)
+    if missing:
+        raise InputError(
+            f"Workflow {workflow.name!r} needs: {', '.join(missing)} (pass -a {missing[0]}=...)."
+        )
+    outputs: dict[str, Any] = {}
+    results: list[StepResult] = []
+    for step in workflow.steps:
+        scope = {"args": given, "steps": outputs}
+        if step.when is not None and not _evaluate(step.when, scope):
+            results.append(StepResult(name=step.name, skipped=True))
+            if progress:
+                progress(step.name, "skipped")
+            continue
+        items = _as_list(_evaluate(step.loop, scope)) if step.loop is not None else [None]
+        result = StepResult(name=step.name)
+        for n, item in enumerate(items, 1):
+            local = {**scope, "item": item, "index": n}
+            if step.template is not None:
+                variables = {k: _fill(v, local) if isinstance(v, str) else v
+                             for k, v in step.variables.items()}  # fmt: skip
+                rendered = render_template(step.template, variables)
+                prompt, system = rendered.prompt, rendered.system
+                options = rendered.parameters.model_dump(exclude_none=True)
+                bot = step.bot or rendered.bot
+            else:
+                assert step.prompt is not None
+                prompt, system, options, bot = _fill(step.prompt, local), None, {}, step.bot
+            if step.system is not None:
+                system = _fill(step.system, local)
+            options.update({k: v for k, v in {"bot": bot, "system": system}.items() if v})
+            if progress:
+                where = f" {n}/{len(items)}" if step.loop is not None else ""
+                progress(step.name, f"running{where}")
+            reply = await ask(prompt, options)
+            result.outputs.append(reply.text)
+            result.conversations.append(reply.conversation_id)
+        outputs[step.name] = result.outputs if step.loop is not None else result.outputs[0]
+        results.append(result)
+        if progress:
+            progress(step.name, "done")
+    return WorkflowResult(name=workflow.name, steps=results)
