@@ -32,7 +32,7 @@ class Script:
     malformed_after: int | None = None  # send a broken chunk after this many
     delay: float = 0.0  # seconds before the response starts
     chunk_delay: float = 0.0  # seconds between streamed chunks
-    tool_calls: list[dict[str, Any]] | None = None
+    tool_calls: list[dict[str, str]] | None = None  # {"id", "name", "arguments"} each
 
 
 def _chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
@@ -135,9 +135,11 @@ class FakeOpenAI:
             await self._json(send, script.status, error, script.headers)
             return
         text = script.text
+        if text is None and script.tool_calls:
+            text = ""
         if text is None:
-            text = f"You said: {request['messages'][-1]['content']}"
-        chunks = script.chunks if script.chunks is not None else _split(text)
+            text = f"You said: {request['messages'][-1].get('content')}"
+        chunks = script.chunks if script.chunks is not None else (_split(text) if text else [])
         if request.get("stream"):
             await self._stream(send, request, script, chunks)
         else:
@@ -157,7 +159,7 @@ class FakeOpenAI:
         await send({"type": "http.response.body", "body": payload})
 
     def _usage(self, request: dict[str, Any], completion: list[str]) -> dict[str, int]:
-        prompt = sum(len(m["content"].split()) for m in request["messages"])
+        prompt = sum(len((m.get("content") or "").split()) for m in request["messages"])
         return {
             "prompt_tokens": prompt,
             "completion_tokens": len(completion),
@@ -167,9 +169,13 @@ class FakeOpenAI:
     async def _complete(
         self, send: Any, request: dict[str, Any], script: Script, text: str
     ) -> None:
-        message: dict[str, Any] = {"role": "assistant", "content": text}
+        message: dict[str, Any] = {"role": "assistant", "content": text or None}
         if script.tool_calls:
-            message["tool_calls"] = script.tool_calls
+            message["tool_calls"] = [
+                {"id": c["id"], "type": "function",
+                 "function": {"name": c["name"], "arguments": c["arguments"]}}
+                for c in script.tool_calls
+            ]  # fmt: skip
         body = {
             "id": "chatcmpl-test",
             "object": "chat.completion",
@@ -213,7 +219,17 @@ class FakeOpenAI:
             await send({**body, "body": _chunk({"content": piece})})
             if script.chunk_delay:
                 await asyncio.sleep(script.chunk_delay)
-        await send({**body, "body": _chunk({}, "stop")})
+        for index, call in enumerate(script.tool_calls or ()):
+            # As OpenAI streams them: id and name first, the arguments in pieces.
+            head = {"index": index, "id": call["id"], "type": "function",
+                    "function": {"name": call["name"], "arguments": ""}}  # fmt: skip
+            await send({**body, "body": _chunk({"tool_calls": [head]})})
+            half = len(call["arguments"]) // 2
+            for piece in (call["arguments"][:half], call["arguments"][half:]):
+                part = {"index": index, "function": {"arguments": piece}}
+                await send({**body, "body": _chunk({"tool_calls": [part]})})
+        finish = "tool_calls" if script.tool_calls else "stop"
+        await send({**body, "body": _chunk({}, finish)})
         if script.usage and request.get("stream_options", {}).get("include_usage"):
             usage = {
                 "id": "chatcmpl-test",

@@ -336,3 +336,13 @@ async def test_a_prompt_beyond_the_context_is_refused_clearly(gemma: Path) -> No
         history = await client.conversations.history(conversation.id)
     assert history[0].content.startswith("word word")  # the question is kept all the same
     assert history[-1].status == "error"
+
+
+async def test_the_local_provider_says_it_cannot_call_tools(config: Config) -> None:
+    def shout(text: str) -> str:
+        """Upper-cases text."""
+        return text.upper()
+
+    async with AsyncClient(config) as client:
+        with pytest.raises(chinwag.BadRequestError, match="cannot call tools"):
+            await client.ask("hi", tools=[shout])

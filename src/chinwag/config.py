@@ -73,6 +73,7 @@ class Settings(_Section):
     model: str | None = None  # overrides the provider's default model
     bot: str = "default"
     user: str = "local"
+    tool_rounds: int = Field(default=8, gt=0)  # tool calls a turn may chain before it stops
     titles: bool = True  # title new conversations after their first exchange
     title_bot: str | None = None  # the bot that writes titles; None: the conversation's
     # The last resort of the system prompts: call > conversation > bot > model > this.

@@ -9,7 +9,7 @@ import asyncio
 import contextlib
 import math
 import time
-from collections.abc import AsyncIterator, Coroutine, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypedDict
 
 import anyio
@@ -20,7 +20,14 @@ from chinwag.config import Config
 from chinwag.context import build_context
 from chinwag.counting import count_words, estimate_prompt_tokens, estimate_tokens
 from chinwag.errors import ChinwagError, ConfigError, InputError, ProviderError
-from chinwag.providers import ChatRequest, Finish, Provider, choose_default, create_provider
+from chinwag.providers import (
+    ChatRequest,
+    Finish,
+    Provider,
+    ToolCalls,
+    choose_default,
+    create_provider,
+)
 from chinwag.types import (
     Bot,
     ComponentHealth,
@@ -35,6 +42,9 @@ from chinwag.types import (
     Source,
     Status,
     TextDelta,
+    ToolCall,
+    ToolCallEvent,
+    ToolResultEvent,
     Usage,
     UsageEvent,
 )
@@ -61,6 +71,7 @@ class TurnOptions(TypedDict, total=False):
     language: str | None  # answer in this language (aBLT)
     max_words: int | None  # the model is told the budget; max_tokens follows from it
     search: bool | None  # web search for this turn (stored with it)
+    tools: Sequence[Callable[..., Any]] | None  # functions the model may call this turn
 
 
 def _split_messages(
@@ -312,8 +323,11 @@ class Engine:
                 )
             parent = original.parent_id
         assert prompt is not None
-        history = [
-            (m.role, m.content) for m in (thread.branch(parent) if thread else []) if m.content
+        # Earlier turns' tool calls and results stay out: their answers carry what they found.
+        history: list[tuple[str, str]] = [
+            (m.role, m.content)
+            for m in (thread.branch(parent) if thread else [])
+            if m.content and m.role != "tool" and "tool_calls" not in m.meta
         ]
         history.extend(seed)
         conv_system = seed_system
@@ -371,7 +385,14 @@ class Engine:
         context = build_context(
             system=system, history=history, prompt=prompt, window=window, reserve=reserve
         )
-        request = ChatRequest(model=model, messages=context.messages, params=params, stream=stream)
+        tools: dict[str, Any] = {}
+        if bot.tools or options.get("tools"):
+            from chinwag.tools import resolve
+
+            tools = {t.name: t for t in resolve(bot.tools, options.get("tools"))}
+        schemas = [t.schema() for t in tools.values()] or None
+        extra: list[dict[str, Any]] = []  # this turn's tool calls and results, in order
+        leaf = user_message_id
         parts: list[str] = []
         reported: Usage | None = None
         finish: str | None = None
@@ -383,7 +404,7 @@ class Engine:
                 message_id = await store.finish_turn(
                     user_id=user_id,
                     conversation_id=conversation_id,
-                    parent_id=user_message_id,
+                    parent_id=leaf,
                     bot_uid=bot.uid,
                     model=model,
                     content=text,
@@ -407,16 +428,58 @@ class Engine:
             )
 
         try:
-            # aclosing: a stopped turn stops the provider now, not when collected.
-            async with contextlib.aclosing(provider.stream(request)) as events:
-                async for event in events:
-                    if type(event) is TextDelta:
-                        parts.append(event.text)
-                        yield event
-                    elif type(event) is UsageEvent:
-                        reported = event.usage
-                    elif type(event) is Finish:
-                        finish = event.reason
+            rounds = 0
+            while True:
+                request = ChatRequest(
+                    model=model, messages=[*context.messages, *extra], params=params,
+                    stream=stream, tools=schemas,
+                )  # fmt: skip
+                calls: list[ToolCall] = []
+                # aclosing: a stopped turn stops the provider now, not when collected.
+                async with contextlib.aclosing(provider.stream(request)) as events:
+                    async for event in events:
+                        if type(event) is TextDelta:
+                            parts.append(event.text)
+                            yield event
+                        elif type(event) is UsageEvent:
+                            reported = _add_usage(reported, event.usage)
+                        elif type(event) is ToolCalls:
+                            calls = event.calls
+                        elif type(event) is Finish:
+                            finish = event.reason
+                if not calls:
+                    break
+                rounds += 1
+                limit = self.config.settings.tool_rounds
+                if rounds > limit:
+                    raise ProviderError(
+                        f"The model asked for tools more than {limit} times in one turn, so "
+                        "chinwag stopped it. Raise tool_rounds to allow more.",
+                        provider=provider.name,
+                    )
+                said, parts = "".join(parts), []
+                extra.append(
+                    {
+                        "role": "assistant", "content": said or None,
+                        "tool_calls": [
+                            {"id": c.id, "type": "function",
+                             "function": {"name": c.name, "arguments": c.arguments}}
+                            for c in calls
+                        ],
+                    }
+                )  # fmt: skip
+                stored: list[tuple[Role, str, dict[str, Any]]] = [
+                    ("assistant", said, {"tool_calls": [c.model_dump() for c in calls]})
+                ]
+                for call in calls:
+                    yield ToolCallEvent(call=call)
+                    content, failed = await _run_tool(tools, call)
+                    yield ToolResultEvent(id=call.id, name=call.name, content=content, error=failed)
+                    extra.append({"role": "tool", "tool_call_id": call.id, "content": content})
+                    meta = {"tool_call_id": call.id, "name": call.name, "error": failed}
+                    stored.append(("tool", content, meta))
+                with anyio.CancelScope(shield=True):
+                    leaf = await store.add_messages(conversation_id, leaf, stored)
         except ProviderError as exc:
             partial = await record("partial" if parts else "error", str(exc))
             exc.partial = partial
@@ -436,6 +499,33 @@ class Engine:
             self.spawn(title_in_background(self, user_id, user_name, bot, prompt, reply))
         yield UsageEvent(usage=reply.usage)
         yield Done(reply=reply)
+
+
+async def _run_tool(tools: Mapping[str, Any], call: ToolCall) -> tuple[str, bool]:
+    """A tool's result as text, and whether it failed; a failure goes back to the model."""
+    from chinwag.tools import parse_arguments
+
+    found = tools.get(call.name)
+    if found is None:
+        return f"Error: there is no tool named {call.name!r}.", True
+    try:
+        arguments = parse_arguments(call.arguments)
+    except ValueError as exc:
+        return f"Error: the arguments are not a JSON object ({exc}).", True
+    try:
+        return await found.call(arguments), False
+    except Exception as exc:  # the model hears of it and may try again
+        return f"Error: {type(exc).__name__}: {exc}", True
+
+
+def _add_usage(total: Usage | None, more: Usage) -> Usage:
+    if total is None:
+        return more
+    return Usage(
+        prompt_tokens=total.prompt_tokens + more.prompt_tokens,
+        completion_tokens=total.completion_tokens + more.completion_tokens,
+        estimated=total.estimated or more.estimated,
+    )
 
 
 def _params(bot: Bot, options: Mapping[str, Any]) -> GenerationParams:

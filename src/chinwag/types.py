@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 if TYPE_CHECKING:
     from chinwag.errors import ChinwagError
 
-Role = Literal["system", "user", "assistant"]
+Role = Literal["system", "user", "assistant", "tool"]
 Status = Literal["complete", "partial", "error"]
 
 
@@ -202,6 +202,29 @@ class UsageEvent(_Model):
     usage: Usage
 
 
+class ToolCall(_Model):
+    """The model asks for a tool: its name and its arguments, as the JSON text it wrote."""
+
+    id: str
+    name: str
+    arguments: str
+
+
+class ToolCallEvent(_Model):
+    type: Literal["tool_call"] = "tool_call"
+    call: ToolCall
+
+
+class ToolResultEvent(_Model):
+    """A tool's answer (or its error, sent back to the model all the same)."""
+
+    type: Literal["tool_result"] = "tool_result"
+    id: str
+    name: str
+    content: str
+    error: bool = False
+
+
 class SearchEvent(_Model):
     """A step of the turn's web search: started, found results, or failed."""
 
@@ -234,4 +257,4 @@ class ErrorEvent(_Model):
         return err
 
 
-Event = TextDelta | UsageEvent | SearchEvent | Done | ErrorEvent
+Event = TextDelta | UsageEvent | SearchEvent | ToolCallEvent | ToolResultEvent | Done | ErrorEvent

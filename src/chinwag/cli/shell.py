@@ -136,13 +136,23 @@ class Shell:
     def send(self, text: str) -> None:
         """Stream an answer; Ctrl-C stops it and keeps the partial text."""
         from chinwag.errors import ChinwagError
+        from chinwag.types import SearchEvent, TextDelta, ToolCallEvent, ToolResultEvent
 
         stream = self.client.stream(text, **self.options())
         reply: Reply | None = None
         try:
             with AnswerPrinter(markdown=self.markdown, out=self.out) as printer:
-                for delta in stream:
-                    printer.add(delta)
+                for event in stream.events():
+                    if isinstance(event, TextDelta):
+                        printer.add(event.text)
+                    elif isinstance(event, ToolCallEvent):
+                        printer.add(f"\n[tool {event.call.name}({event.call.arguments})]\n")
+                    elif isinstance(event, ToolResultEvent):
+                        mark = "error" if event.error else "result"
+                        printer.add(f"[{mark}: {event.content[:200]}]\n\n")
+                    elif isinstance(event, SearchEvent) and event.step != "searching":
+                        found = ", ".join(s.url for s in event.results) or event.error or ""
+                        printer.add(f"[search {event.step}: {found}]\n\n")
             reply = stream.reply
         except KeyboardInterrupt:
             stream.close()  # waits until the partial answer is stored

@@ -11,7 +11,14 @@ from importlib import import_module
 
 from chinwag.config import Config, Paths, ProviderSettings
 from chinwag.errors import ConfigError
-from chinwag.providers.base import ChatRequest, Finish, Provider, ProviderEvent, ProviderHealth
+from chinwag.providers.base import (
+    ChatRequest,
+    Finish,
+    Provider,
+    ProviderEvent,
+    ProviderHealth,
+    ToolCalls,
+)
 from chinwag.types import TextDelta, UsageEvent
 
 __all__ = [
@@ -21,6 +28,7 @@ __all__ = [
     "ProviderEvent",
     "ProviderHealth",
     "TextDelta",
+    "ToolCalls",
     "UsageEvent",
     "choose_default",
     "create_provider",

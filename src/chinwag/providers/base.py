@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from chinwag.config import ProviderSettings
-from chinwag.types import GenerationParams, TextDelta, UsageEvent
+from chinwag.types import GenerationParams, TextDelta, ToolCall, UsageEvent
 
 
 @dataclass(slots=True)
@@ -15,8 +15,9 @@ class ChatRequest:
     """What the engine asks a provider for: a model, the context and sampling params."""
 
     model: str
-    messages: list[dict[str, str]]
+    messages: list[dict[str, Any]]  # OpenAI chat format, tool calls and results included
     params: GenerationParams = field(default_factory=GenerationParams)
+    tools: list[dict[str, Any]] | None = None  # OpenAI function schemas
     # False when nobody watches the text arrive (ask): a provider may answer in one piece.
     stream: bool = True
 
@@ -28,7 +29,14 @@ class Finish:
     reason: str | None
 
 
-ProviderEvent = TextDelta | UsageEvent | Finish
+@dataclass(slots=True, frozen=True)
+class ToolCalls:
+    """The model asks for these tools before it answers."""
+
+    calls: list[ToolCall]
+
+
+ProviderEvent = TextDelta | UsageEvent | ToolCalls | Finish
 
 
 @dataclass(slots=True, frozen=True)

@@ -292,6 +292,12 @@ class LocalProvider:
             ) from None
 
     async def stream(self, request: ChatRequest) -> AsyncGenerator[ProviderEvent, None]:
+        if request.tools:
+            raise BadRequestError(
+                f"The local provider {self.name!r} cannot call tools: use an "
+                "OpenAI-compatible provider for tools.",
+                provider=self.name,
+            )
         loaded = await self._loaded()
         params = request.params
         send, receive = anyio.create_memory_object_stream[TextDelta](float("inf"))

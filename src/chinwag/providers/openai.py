@@ -25,9 +25,9 @@ from chinwag.errors import (
     ServerError,
     TimeoutError,
 )
-from chinwag.providers.base import ChatRequest, Finish, ProviderEvent, ProviderHealth
+from chinwag.providers.base import ChatRequest, Finish, ProviderEvent, ProviderHealth, ToolCalls
 from chinwag.providers.retry import parse_retry_after, with_retries
-from chinwag.types import TextDelta, Usage, UsageEvent
+from chinwag.types import TextDelta, ToolCall, Usage, UsageEvent
 
 OPENAI_URL = "https://api.openai.com/v1"
 
@@ -165,6 +165,8 @@ class OpenAIProvider:
         body: dict[str, Any] = {"model": request.model, "messages": request.messages}
         if request.stream:
             body.update(stream=True, stream_options={"include_usage": True})
+        if request.tools:
+            body["tools"] = request.tools
         body.update(request.params.model_dump(exclude_none=True))
         response = await self._open(body)
         if not request.stream:
@@ -173,6 +175,7 @@ class OpenAIProvider:
             return
         finish: str | None = None
         done = False
+        calls: dict[int, dict[str, str]] = {}  # tool-call deltas, assembled by index
         try:
             async for sse in EventSource(response).aiter_sse():
                 data = sse.data
@@ -185,9 +188,18 @@ class OpenAIProvider:
                     choices = chunk.get("choices")
                     if choices:
                         choice = choices[0]
-                        text = choice["delta"].get("content")
+                        delta = choice["delta"]
+                        text = delta.get("content")
                         if text:
                             yield TextDelta(text=text)
+                        for part in delta.get("tool_calls") or ():
+                            call = calls.setdefault(
+                                part["index"], {"id": "", "name": "", "arguments": ""}
+                            )
+                            function = part.get("function") or {}
+                            call["id"] = part.get("id") or call["id"]
+                            call["name"] += function.get("name") or ""
+                            call["arguments"] += function.get("arguments") or ""
                         finish = choice.get("finish_reason") or finish
                     elif "error" in chunk:
                         raise self._stream_error(chunk["error"])
@@ -200,6 +212,8 @@ class OpenAIProvider:
             raise self._transport_error(exc, streaming=True) from exc
         finally:
             await response.aclose()
+        if calls:
+            yield ToolCalls([ToolCall(**calls[i]) for i in sorted(calls)])
         if not done and finish is None:
             raise ConnectionError(
                 f"{self.name} ({self.base_url}) ended the stream before the answer was complete. "
@@ -222,6 +236,19 @@ class OpenAIProvider:
             text = choice["message"].get("content") or ""
             usage = body.get("usage")
             events: list[ProviderEvent] = [TextDelta(text=text)] if text else []
+            if choice["message"].get("tool_calls"):
+                events.append(
+                    ToolCalls(
+                        [
+                            ToolCall(
+                                id=c["id"],
+                                name=c["function"]["name"],
+                                arguments=c["function"].get("arguments") or "",
+                            )
+                            for c in choice["message"]["tool_calls"]
+                        ]
+                    )
+                )
             if usage:
                 events.append(UsageEvent(usage=_usage(usage)))
             events.append(Finish(choice.get("finish_reason")))

@@ -529,6 +529,35 @@ class Store:
         await self._write(write)
         return cid, user_message_id
 
+    async def add_messages(
+        self,
+        conversation_id: str,
+        parent_id: str,
+        items: Sequence[tuple[Role, str, dict[str, Any]]],
+    ) -> str:
+        """Append messages (a tool call and its results) in a chain; the last one's id."""
+        stamp = now()
+        rows: list[dict[str, Any]] = []
+        for role, content, meta in items:
+            mid = new_id()
+            rows.append(
+                {
+                    "id": mid, "conversation_id": conversation_id, "parent_id": parent_id,
+                    "role": role, "content": content, "status": "complete", "meta": meta,
+                    "created_at": stamp,
+                }
+            )  # fmt: skip
+            parent_id = mid
+
+        def write(conn: Connection) -> None:
+            conn.execute(_INSERT_MESSAGE, rows)
+            conn.execute(
+                _MOVE_CONVERSATION, {"cid": conversation_id, "mid": parent_id, "stamp": stamp}
+            )
+
+        await self._run(write)
+        return parent_id
+
     async def finish_turn(
         self,
         *,
