@@ -3,42 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
+from tests.conftest import Runner
 from tests.fake_openai import FakeOpenAI, Script
-
-
-class Runner:
-    """Runs chinwag with the test's home and the fake server."""
-
-    def __init__(self, env: dict[str, str]) -> None:
-        self.env = env
-
-    def __call__(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "chinwag", *args],
-            input=stdin if stdin is not None else "",
-            capture_output=True, text=True, env=self.env, timeout=60,
-        )  # fmt: skip
-
-
-@pytest.fixture
-def run(server: FakeOpenAI, home: Path) -> Runner:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "CHINWAG_"))}
-    env.update(
-        CHINWAG_HOME=str(home),
-        OPENAI_BASE_URL=server.base_url,
-        CHINWAG_MODEL="test-model",
-        CHINWAG_TITLES="false",
-        CHINWAG_PROVIDERS__OPENAI__MAX_RETRIES="0",
-    )
-    return Runner(env)
 
 
 def test_help_lists_every_command(run: Runner) -> None:

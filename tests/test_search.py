@@ -8,9 +8,8 @@ import pytest
 
 from chinwag import AsyncClient, Bot, Config
 from chinwag.types import SearchEvent, TextDelta
-from tests.conftest import make_config
+from tests.conftest import Runner, make_config
 from tests.fake_openai import FakeOpenAI
-from tests.test_cli import Runner, run  # noqa: F401 - the fixture
 
 pytestmark = pytest.mark.anyio
 
@@ -91,7 +90,7 @@ async def test_a_broken_or_missing_search_never_fails_the_turn(server: FakeOpenA
     assert "set search.url" in (failed.error or "")
 
 
-def test_ask_search_prints_sources(run: Runner, server: FakeOpenAI) -> None:  # noqa: F811
+def test_ask_search_prints_sources(run: Runner, server: FakeOpenAI) -> None:
     server.search_results = RESULTS[:2]
     run.env["CHINWAG_SEARCH__URL"] = server.base_url.removesuffix("/v1")
     run.env["CHINWAG_SEARCH__ALLOW_PRIVATE"] = "true"

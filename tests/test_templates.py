@@ -13,8 +13,8 @@ from prompt_toolkit.output import DummyOutput
 from chinwag import AsyncClient, Client, Config
 from chinwag.cli.shell import Shell
 from chinwag.errors import InputError, NotFoundError
+from tests.conftest import Runner
 from tests.fake_openai import FakeOpenAI
-from tests.test_cli import Runner, run  # noqa: F401 - the fixture
 
 HAIKU = """---
 description: A haiku on any topic
@@ -100,7 +100,7 @@ def test_bad_templates_are_refused_before_saving(config: Config, home: Path) -> 
     assert not (home.parent / "outside.md").exists()
 
 
-def test_template_commands(run: Runner, server: FakeOpenAI, home: Path) -> None:  # noqa: F811
+def test_template_commands(run: Runner, server: FakeOpenAI, home: Path) -> None:
     (home / "templates").mkdir(parents=True)
     (home / "templates" / "greet.md").write_text("---\ndescription: Greets\n---\nHello {{ name }}")
     listed = run("template", "list").stdout
@@ -124,3 +124,23 @@ def test_template_in_the_shell(config: Config, server: FakeOpenAI) -> None:
     assert "You said: Hello Ada Lovelace" in out.getvalue()
     assert server.requests[-1]["messages"][0]["content"] == "Be warm."
     assert "greet" in out.getvalue()
+
+
+def test_template_edit_copies_a_built_in_then_checks_it(
+    run: Runner,
+    home: Path,
+    tmp_path: Path,
+) -> None:
+    editor = tmp_path / "editor.sh"
+    editor.write_text('#!/bin/sh\necho "Also: {{ extra }}" >> "$1"\n')
+    editor.chmod(0o755)
+    run.env["EDITOR"] = str(editor)
+    out = run("template", "edit", "summarize")
+    assert out.returncode == 0
+    saved = (home / "templates" / "summarize.md").read_text()
+    assert saved.startswith("---\ndescription: Summarize a text")
+    assert saved.endswith("Also: {{ extra }}\n")
+    editor.write_text('#!/bin/sh\necho "{% if %}" >> "$1"\n')
+    broken = run("template", "edit", "summarize")
+    assert broken.returncode == 1
+    assert "summarize" in broken.stderr

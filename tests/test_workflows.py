@@ -8,8 +8,8 @@ import pytest
 
 from chinwag import AsyncClient, Client, Config
 from chinwag.errors import InputError, NotFoundError
+from tests.conftest import Runner
 from tests.fake_openai import FakeOpenAI, Script
-from tests.test_cli import Runner, run  # noqa: F401 - the fixture
 
 OUTLINE = """
 description: Outline a topic, then expand each point
@@ -94,7 +94,7 @@ def test_arguments_and_definitions_are_checked(config: Config, home: Path) -> No
         assert client.workflows.list() == ["broken", "evil", "outline", "twice"]
 
 
-def test_workflow_commands(run: Runner, server: FakeOpenAI, home: Path) -> None:  # noqa: F811
+def test_workflow_commands(run: Runner, server: FakeOpenAI, home: Path) -> None:
     _write(home, "hello", "description: Greets\nargs: {name: null}\nsteps:\n"
                          "  - {name: greet, prompt: 'Hello {{ args.name }}'}\n")  # fmt: skip
     assert "hello" in run("workflow", "list").stdout
