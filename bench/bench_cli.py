@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import fake_server, reproduce
+from common import ROOT, fake_server, reproduce
 
 LLM_VENV = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "chinwag" / "bench-llm"
 
@@ -45,6 +45,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=10)
     args = parser.parse_args()
     llm = ensure_llm()
+    # Bytecode first, as an installed chinwag (and llm, from its wheel) has it.
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(ROOT / "src")], check=True)
     chinwag = Path(sys.executable).with_name("chinwag")
     with fake_server() as base_url, tempfile.TemporaryDirectory() as tmp:
         base = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "CHINWAG_"))}
