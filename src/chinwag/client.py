@@ -324,26 +324,20 @@ class AsyncWorkflows(_Scoped):
 
         workflow = self.library.get(name)
         store, uid, user = await self._user(_user)
-        current = [""]  # the step running now, for its conversations' titles
 
-        async def ask(prompt: str, options: dict[str, Any]) -> Reply:
+        async def ask(step: str, prompt: str, options: dict[str, Any]) -> Reply:
             turn = self._engine.turn(prompt, stream=False, user=_user, **options)
             reply = await AsyncClient._complete(turn)
-            title = f"{workflow.name} / {current[0]}"
+            title = f"{workflow.name} / {step}"
             await store.rename_conversation(uid, user, reply.conversation_id, title)
             return reply
-
-        def progress(step: str, what: str) -> None:
-            current[0] = step
-            if _progress is not None:
-                _progress(step, what)
 
         return await run(
             workflow,
             args,
             ask,
             lambda template, variables: render(self._templates.library.get(template), variables),
-            progress,
+            _progress,
         )
 
 

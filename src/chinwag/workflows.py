@@ -160,7 +160,7 @@ def _as_list(value: Any) -> list[Any]:
     raise InputError(f"A loop needs a list or lines of text, not {type(value).__name__}.")
 
 
-Ask = Callable[[str, dict[str, Any]], Awaitable["Reply"]]
+Ask = Callable[[str, str, dict[str, Any]], Awaitable["Reply"]]  # (step, prompt, options)
 Progress = Callable[[str, str], None]  # (step name, what happened)
 
 
@@ -171,7 +171,7 @@ async def run(
     render_template: Callable[[str, dict[str, Any]], Any],
     progress: Progress | None = None,
 ) -> WorkflowResult:
-    """Run the steps in order; `ask(prompt, options)` sends one stored turn."""
+    """Run the steps in order; `ask(step, prompt, options)` sends one stored turn."""
     unknown = sorted(set(args) - set(workflow.args))
     if unknown:
         raise InputError(
@@ -213,7 +213,7 @@ async def run(
             if progress:
                 where = f" {n}/{len(items)}" if step.loop is not None else ""
                 progress(step.name, f"running{where}")
-            reply = await ask(prompt, options)
+            reply = await ask(step.name, prompt, options)
             result.outputs.append(reply.text)
             result.conversations.append(reply.conversation_id)
         outputs[step.name] = result.outputs if step.loop is not None else result.outputs[0]

@@ -133,12 +133,12 @@ class Shell:
             options["user"] = self.user
         return options
 
-    def send(self, text: str) -> None:
+    def send(self, text: str, **overrides: Any) -> None:
         """Stream an answer; Ctrl-C stops it and keeps the partial text."""
         from chinwag.errors import ChinwagError
         from chinwag.types import SearchEvent, TextDelta, ToolCallEvent, ToolResultEvent
 
-        stream = self.client.stream(text, **self.options())
+        stream = self.client.stream(text, **{**self.options(), **overrides})
         reply: Reply | None = None
         try:
             with AnswerPrinter(markdown=self.markdown, out=self.out) as printer:
@@ -360,14 +360,12 @@ def _template(shell: Shell, rest: str) -> None:
         return
     name, *pairs = shlex.split(rest)
     rendered = shell.client.templates.render(name, **parse_variables(tuple(pairs)))
-    if rendered.system is not None and shell.system is None:
-        shell.system, keep = rendered.system, None
-        try:
-            shell.send(rendered.prompt)
-        finally:
-            shell.system = keep
-    else:
-        shell.send(rendered.prompt)
+    overrides: dict[str, Any] = rendered.parameters.model_dump(exclude_none=True)
+    if rendered.bot is not None:
+        overrides["bot"] = rendered.bot
+    if rendered.system is not None and shell.system is None:  # /system wins, as set by hand
+        overrides["system"] = rendered.system
+    shell.send(rendered.prompt, **overrides)
 
 
 @command("exit", "Leave the shell (or Ctrl-D).")
