@@ -755,13 +755,17 @@ class Client:
     def __init__(
         self, config: Config | Mapping[str, Any] | None = None, *, profile: str | None = None
     ) -> None:
-        from anyio.from_thread import start_blocking_portal
+        import weakref
+
+        from chinwag.loop import LoopThread
 
         self._async = AsyncClient(config, profile=profile)
         self.config = self._async.config
-        self._portal_cm = start_blocking_portal(name="chinwag")
-        self._portal = self._portal_cm.__enter__()
+        self._loop = LoopThread(self._async._engine.aclose)
+        self._portal = self._loop.portal
         self._closed = False
+        # A Client dropped unclosed closes itself without blocking whoever dropped it.
+        self._finalizer = weakref.finalize(self, self._loop.request_stop, 0.0)
         self.conversations = Conversations(self)
         self.bots = Bots(self)
         self.stats = Stats(self)
@@ -872,14 +876,13 @@ class Client:
         self._call(self._async.settle)
 
     def close(self) -> None:
-        """Close connections and stop the background event loop."""
+        """Stop what is running (partial answers are stored), wait up to 30 s for
+        background titles, close connections and stop the background event loop."""
         if self._closed:
             return
-        try:
-            self._portal.call(self._async.aclose)
-        finally:
-            self._closed = True
-            self._portal_cm.__exit__(None, None, None)
+        self._closed = True
+        self._finalizer.detach()
+        self._loop.stop(grace=30.0, timeout=60.0)
 
     def __enter__(self) -> Client:
         return self

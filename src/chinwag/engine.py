@@ -142,16 +142,21 @@ class Engine:
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
-    async def settle(self) -> None:
-        """Wait for background work to finish, at most 30 seconds."""
+    async def settle(self, within: float = 30.0) -> None:
+        """Wait for background work to finish, at most `within` seconds."""
         if self._background:
-            await asyncio.wait(set(self._background), timeout=30)
+            await asyncio.wait(set(self._background), timeout=within)
 
-    async def aclose(self) -> None:
+    async def aclose(self, grace: float = 30.0) -> None:
+        """Give background work `grace` seconds, cancel the rest, close connections."""
         with anyio.CancelScope(shield=True):
-            await self.settle()
-            for task in self._background:
+            if grace > 0:
+                await self.settle(grace)
+            pending = set(self._background)
+            for task in pending:
                 task.cancel()
+            if pending:
+                await asyncio.wait(pending, timeout=5)
             for provider in self._providers.values():
                 await provider.aclose()
             if self._search is not None:

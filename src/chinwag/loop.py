@@ -1,0 +1,123 @@
+"""The sync Client's event loop: one daemon thread per Client, reached through a portal.
+
+anyio's `start_blocking_portal` runs its loop in a ThreadPoolExecutor thread, which the
+interpreter joins at exit: a Client that was never closed hung the program forever. Here
+the loop runs on a daemon thread, and a hook that runs before the interpreter joins its
+threads stops every loop that is still running, giving its Client a short grace to store
+what it was doing. Nothing here ever waits on the loop from inside the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures.thread  # its exit hook registers before ours, so ours runs first
+import contextlib
+import threading
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import anyio
+from anyio.from_thread import BlockingPortal
+
+Closer = Callable[[float], Awaitable[None]]  # closes what runs on the loop, given a grace
+
+# Seconds an unclosed Client gets at interpreter exit to store partial answers and close.
+EXIT_GRACE = 2.0
+
+_running: set[LoopThread] = set()
+_hook_lock = threading.Lock()
+_hooked = False
+
+
+class LoopThread:
+    """An anyio event loop on a daemon thread; `portal` runs coroutines on it."""
+
+    def __init__(self, closer: Closer, *, name: str = "chinwag") -> None:
+        self._closer = closer
+        self._ready = threading.Event()
+        self._failure: BaseException | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: anyio.Event | None = None
+        self._grace = 0.0
+        self.portal: BlockingPortal
+        self.thread = threading.Thread(target=self._main, name=name, daemon=True)
+        _hook_exit()
+        self.thread.start()
+        self._ready.wait()
+        if self._failure is not None:
+            raise self._failure
+        _running.add(self)
+
+    def _main(self) -> None:
+        async def main() -> None:
+            self._loop = asyncio.get_running_loop()
+            self._stop = anyio.Event()
+            async with BlockingPortal() as portal:
+                self.portal = portal
+                self._ready.set()
+                await self._stop.wait()
+                # Cancelled streams and calls store their partial answers as they end.
+                await portal.stop(cancel_remaining=True)
+            with anyio.CancelScope(shield=True):
+                await self._closer(self._grace)
+
+        try:
+            anyio.run(main)
+        except BaseException as exc:  # reported to the creator, or lost at exit
+            self._failure = exc
+        finally:
+            self._ready.set()
+            _running.discard(self)
+
+    def request_stop(self, grace: float) -> None:
+        """Stop the loop soon, from any thread, without waiting: cancel, then close."""
+        loop, stop = self._loop, self._stop
+        if loop is None or stop is None or loop.is_closed():
+            return
+        self._grace = grace
+        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+            loop.call_soon_threadsafe(stop.set)
+
+    def stop(self, grace: float, timeout: float | None = None) -> None:
+        """Stop the loop and wait for it (unless called from the loop itself)."""
+        self.request_stop(grace)
+        if threading.current_thread() is not self.thread:
+            self.thread.join(timeout)
+
+    @property
+    def running(self) -> bool:
+        return self.thread.is_alive()
+
+    def submit(self, func: Callable[[], Awaitable[Any]]) -> concurrent.futures.Future[Any]:
+        return self.portal.start_task_soon(func)
+
+
+def _stop_all_at_exit() -> None:
+    """Before the interpreter joins its threads: stop every loop a program left running."""
+    loops = list(_running)
+    for loop in loops:
+        loop.request_stop(EXIT_GRACE)
+    for loop in loops:
+        loop.thread.join(EXIT_GRACE + 3)
+
+
+def _hook_exit() -> None:
+    global _hooked
+    with _hook_lock:
+        if _hooked:
+            return
+        _hooked = True
+    # threading's own exit hooks run before non-daemon threads (anyio's idle workers, the
+    # local model's thread) are joined; plain atexit would run only after those joins.
+    register: Callable[[Callable[[], None]], None] | None = getattr(
+        threading, "_register_atexit", None
+    )
+    if register is not None:
+        register(_stop_all_at_exit)
+    else:  # pragma: no cover  (CPython has had _register_atexit since 3.9)
+        import atexit
+
+        atexit.register(_stop_all_at_exit)
+
+
+__all__ = ["EXIT_GRACE", "LoopThread"]
