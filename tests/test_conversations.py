@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import json
+import sqlite3
 from concurrent.futures import Future
+from pathlib import Path
+from typing import Any
 
 import pytest
 
 from chinwag import AsyncClient, Client, Config
 from chinwag.errors import InputError, NotFoundError
-from tests.conftest import make_config
+from tests.conftest import Runner, make_config
 from tests.fake_openai import FakeOpenAI, Script
 
 pytestmark = pytest.mark.anyio
@@ -161,3 +165,45 @@ def test_sync_calls_can_return_futures(config: Config) -> None:
         deleted = client.conversations.delete(reply.conversation_id, wait=False)
         assert deleted.result(timeout=10) is None
         assert client.conversations.list() == []
+
+
+def _exported(client: Client) -> tuple[str, dict[str, Any]]:
+    first = client.ask("one")
+    client.ask("two", conversation=first.conversation_id)
+    data = json.loads(client.conversations.export(first.conversation_id))
+    client.conversations.delete(first.conversation_id)
+    return first.conversation_id, data
+
+
+@pytest.mark.parametrize("shape", ["self", "pair"])
+def test_import_refuses_parent_cycles(config: Config, shape: str) -> None:
+    with Client(config) as client:
+        _, data = _exported(client)
+        msgs = data["messages"]
+        if shape == "self":
+            msgs[2]["parent_id"] = msgs[2]["id"]
+        else:
+            msgs[0]["parent_id"], msgs[1]["parent_id"] = msgs[1]["id"], msgs[0]["id"]
+        with pytest.raises(InputError, match="cycle"):
+            client.conversations.import_json(json.dumps(data))
+        assert client.conversations.list() == []
+
+
+def test_a_stored_cycle_cannot_hang_history_ask_or_show(
+    config: Config, home: Path, run: Runner
+) -> None:
+    with Client(config) as client:
+        reply = client.ask("one")
+        cid = reply.conversation_id
+        question, answer = client.conversations.history(cid)
+    # As an old version or a hand edit could have left it: the question's parent is its answer.
+    db = sqlite3.connect(home / "chinwag.db")
+    with db:
+        db.execute("UPDATE messages SET parent_id = ? WHERE id = ?", (answer.id, question.id))
+    db.close()
+    with Client(config) as client:
+        assert [m.id for m in client.conversations.history(cid)] == [question.id, answer.id]
+        assert client.ask("two", conversation=cid).text == "You said: two"
+    shown = run("conversations", "show", cid)
+    assert shown.returncode == 0, shown.stderr
+    assert "You said: two" in shown.stdout

@@ -153,12 +153,34 @@ def _conversation(row: Row[Any], user: str) -> Conversation:
 def _branch(rows: Sequence[Row[Any]], leaf_id: str | None) -> list[Message]:
     by_id = {row.id: row for row in rows}
     out: list[Message] = []
+    seen: set[str] = set()
     node = by_id.get(leaf_id) if leaf_id else None
-    while node is not None:
+    # A cycle in stored parent ids (written by an old version or by hand) ends the walk.
+    while node is not None and node.id not in seen:
+        seen.add(node.id)
         out.append(_message(node))
         node = by_id.get(node.parent_id) if node.parent_id else None
     out.reverse()
     return out
+
+
+def _refuse_cycles(parents: dict[str, str | None]) -> None:
+    """Refuse a message tree whose parent ids loop (a message that is its own ancestor)."""
+    rooted: set[str] = set()  # ids known to lead to a root
+    for start in parents:
+        path: list[str] = []
+        on_path: set[str] = set()
+        node: str | None = start
+        while node is not None and node not in rooted:
+            if node in on_path:
+                raise InputError(
+                    f"Message {node!r} is its own ancestor: the export's parent ids form a "
+                    "cycle, so it is not a conversation chinwag can import."
+                )
+            on_path.add(node)
+            path.append(node)
+            node = parents.get(node)
+        rooted.update(path)
 
 
 def _conversation_row(conn: Connection, user_id: int, cid: str) -> Row[Any]:
@@ -416,9 +438,13 @@ class Store:
         leaf = data.get("current_message_id")
         if leaf is not None and leaf not in ids:
             raise InputError(f"current_message_id {leaf!r} is not one of the messages.")
+        parents = {m.id: m.parent_id for m in msgs}
+        if len(parents) != len(msgs):
+            raise InputError("Two messages of the export share an id: the export is damaged.")
         for m in msgs:
             if m.conversation_id != conv.id or (m.parent_id is not None and m.parent_id not in ids):
                 raise InputError(f"Message {m.id!r} does not belong to this conversation's tree.")
+        _refuse_cycles(parents)
 
         def write(conn: Connection) -> Conversation:
             exists = select(conversations.c.id).where(conversations.c.id == conv.id)
