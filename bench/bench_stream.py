@@ -112,6 +112,7 @@ async def main(args: argparse.Namespace) -> None:
                 f"  chinwag / SDK: {best['chinwag'] / best['openai SDK']:.2f}x (target >= 0.8); "
                 f"chinwag / httpx: {best['chinwag'] / best['httpx + httpx-sse']:.2f}x"
             )
+            await settle(resources)
         with fake_server(chunks=64) as base_url:
             clients = await run_all(base_url)
             print(f"(d) {args.concurrent} concurrent streams x 64 chunks through one client")
@@ -123,6 +124,7 @@ async def main(args: argparse.Namespace) -> None:
             ) as check:
                 stored = len(await check.conversations.list(limit=10_000))
             print(f"  conversations stored by chinwag across the run: {stored}")
+            await settle(resources)
     for resource in resources:
         close = getattr(resource, "aclose", None) or resource.close  # type: ignore[attr-defined]
         await close()
@@ -131,6 +133,16 @@ async def main(args: argparse.Namespace) -> None:
         f"--chunks {args.chunks} --streams {args.streams} --rounds {args.rounds} "
         f"--concurrent {args.concurrent}",
     )
+
+
+async def settle(resources: list[object]) -> None:
+    """Let chinwag's background titles finish before their server stops: stopping it blocks
+    this loop, and a title request it holds half-sent would hold the server's shutdown."""
+    import chinwag
+
+    for resource in resources:
+        if isinstance(resource, chinwag.AsyncClient):
+            await resource.settle()
 
 
 def sync_rates(args: argparse.Namespace) -> None:

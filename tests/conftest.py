@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import subprocess
 import sys
 import uuid
@@ -143,3 +144,9 @@ def run(server: FakeOpenAI, home: Path) -> Runner:
         CHINWAG_PROVIDERS__OPENAI__MAX_RETRIES="0",
     )
     return Runner(env)
+
+
+def default_sigint() -> None:
+    """For a child that is sent Ctrl-C: a runner started in the background (nohup, `&`)
+    hands its children SIGINT ignored, and the test would test that, not chinwag."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import Runner
+from tests.conftest import Runner, default_sigint
 from tests.fake_openai import FakeOpenAI, Script
 
 
@@ -93,7 +93,7 @@ def test_ctrl_c_exits_130_and_keeps_the_partial_answer(run: Runner, server: Fake
     proc = subprocess.Popen(
         [sys.executable, "-m", "chinwag", "count slowly"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
-        text=True, env=run.env,
+        text=True, env=run.env, preexec_fn=default_sigint,
     )  # fmt: skip
     assert proc.stdout is not None
     first = proc.stdout.read(10)  # some of the answer has arrived
@@ -191,3 +191,19 @@ def test_config_edit_opens_the_editor_and_checks_the_result(run: Runner, tmp_pat
     broken = run("config", "edit")
     assert broken.returncode == 1
     assert "usr is not a chinwag setting" in broken.stderr
+
+
+def test_ctrl_c_tests_hold_when_the_runner_ignores_sigint(tmp_path: Path) -> None:
+    """Run from a background job (SIGINT ignored), the Ctrl-C tests still test chinwag."""
+    here = Path(__file__).parent
+    tests = [
+        f"{here / 'test_cli.py'}::test_ctrl_c_exits_130_and_keeps_the_partial_answer",
+        f"{here / 'test_shell.py'}::test_ctrl_c_stops_the_answer_in_a_real_terminal",
+    ]
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *tests],
+        capture_output=True, text=True, timeout=120, cwd=here.parent,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-3000:]
+    assert "2 passed" in done.stdout

@@ -69,6 +69,7 @@ async def test_retry_branches_and_history_follows_the_new_branch(
         thread = await (await client._engine.store()).thread(
             *(await client._engine.user_id(None)), first.conversation_id
         )
+        assert first.message_id is not None
         old = thread.message(first.message_id)
         assert old is not None
         assert old.parent_id == history[0].id

@@ -101,3 +101,64 @@ def test_a_dropped_client_stops_its_thread(server: FakeOpenAI) -> None:
     while loops() > before and time.monotonic() < deadline:
         time.sleep(0.05)
     assert loops() == before
+
+
+def _start_cli(server: FakeOpenAI, home: Path, prompt: str) -> subprocess.Popen[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "CHINWAG_"))}
+    env.update(
+        CHINWAG_HOME=str(home), OPENAI_BASE_URL=server.base_url, CHINWAG_MODEL="test-model",
+        CHINWAG_TITLES="false", CHINWAG_PROVIDERS__OPENAI__MAX_RETRIES="0",
+    )  # fmt: skip
+    return subprocess.Popen(
+        [sys.executable, "-m", "chinwag", prompt],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+        text=True, env=env,
+    )  # fmt: skip
+
+
+def test_kill_9_mid_answer_keeps_what_was_shown(server: FakeOpenAI, home: Path) -> None:
+    server.script(Script(text=" ".join(f"w{i}" for i in range(100)), chunk_delay=0.3))
+    proc = _start_cli(server, home, "count slowly")
+    assert proc.stdout is not None
+    seen = ""
+    while len(seen.split()) < 3:  # three words on the screen
+        seen += proc.stdout.read(1)
+        assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+    time.sleep(1.5)  # a crash may lose at most the last second (store.save_every)
+    proc.kill()
+    proc.wait(timeout=10)
+    shown = seen + proc.stdout.read()
+    with chinwag.Client(make_config(server)) as client:
+        (conversation,) = client.conversations.list()
+        question, answer = client.conversations.history(conversation.id)
+        assert (question.content, answer.role, answer.status) == (
+            "count slowly",
+            "assistant",
+            "partial",
+        )
+        assert len(answer.content.split()) >= 3
+        assert shown.startswith(answer.content)
+        # The next turn reads the partial answer after its question: no two questions in a row.
+        client.ask("go on", conversation=conversation.id)
+    roles = [m["role"] for m in server.requests[-1]["messages"]]
+    assert roles == ["system", "user", "assistant", "user"]
+    assert server.requests[-1]["messages"][2]["content"] == answer.content
+
+
+def test_a_question_left_unanswered_by_a_crash_is_said_so(server: FakeOpenAI, home: Path) -> None:
+    server.script(Script(text="never seen", delay=30))
+    proc = _start_cli(server, home, "first question")
+    deadline = time.monotonic() + 15
+    while not server.requests and time.monotonic() < deadline:  # the model was asked
+        time.sleep(0.05)
+    proc.kill()
+    proc.wait(timeout=10)
+    with chinwag.Client(make_config(server)) as client:
+        (conversation,) = client.conversations.list()
+        (question,) = client.conversations.history(conversation.id)
+        assert question.content == "first question"
+        client.ask("second question", conversation=conversation.id)
+    sent = server.requests[-1]["messages"]
+    assert [m["role"] for m in sent] == ["system", "user", "assistant", "user"]
+    assert "No answer" in sent[2]["content"]
+    assert [sent[1]["content"], sent[3]["content"]] == ["first question", "second question"]

@@ -18,6 +18,7 @@ from prompt_toolkit.output import DummyOutput
 
 from chinwag import Client, Config
 from chinwag.cli.shell import Shell, SlashCompleter
+from tests.conftest import default_sigint
 from tests.fake_openai import FakeOpenAI, Script
 
 
@@ -104,8 +105,9 @@ def test_ctrl_c_stops_the_answer_in_a_real_terminal(server: FakeOpenAI, home: Pa
         CHINWAG_TITLES="false", TERM="xterm", COLUMNS="100", LINES="40",
     )  # fmt: skip
     child = pexpect.spawn(
-        sys.executable, ["-m", "chinwag", "chat"], env=env, encoding="utf-8", timeout=30
-    )
+        sys.executable, ["-m", "chinwag", "chat"], env=env, encoding="utf-8", timeout=30,
+        preexec_fn=default_sigint,
+    )  # fmt: skip
     try:
         child.expect("default new>")
         child.sendline("count slowly")

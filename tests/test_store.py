@@ -23,19 +23,26 @@ async def _turn(
     parent = None
     if cid is not None:
         parent = (await store.thread(user_id, "u", cid)).leaf_id
-    cid, mid = await store.start_turn(
+    started = await store.start_turn(
         user_id=user_id,
         conversation_id=cid,
         parent_id=parent,
+        expected=parent,
+        branch=False,
         bot_uid="bot-1",
         system_prompt=None,
         seed=[],
         prompt=prompt,
     )
+    assert started is not None
+    cid, mid, moved = started
+    assert moved
     await store.finish_turn(
         user_id=user_id,
         conversation_id=cid,
         parent_id=mid,
+        expected=mid,
+        answer_id=None,
         bot_uid="bot-1",
         model="m",
         content=answer,

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
         RateLimitError,
         ResponseError,
         ServerError,
+        StoreError,
         TimeoutError,
     )
     from chinwag.streams import AsyncStream, Stream
@@ -63,6 +64,7 @@ _EXPORTS = {
         "RateLimitError",
         "ResponseError",
         "ServerError",
+        "StoreError",
         "TimeoutError",
     ),
     "chinwag.types": (
@@ -107,6 +109,7 @@ __all__ = [
     "Reply",
     "ResponseError",
     "ServerError",
+    "StoreError",
     "Stream",
     "TextDelta",
     "TimeoutError",

@@ -17,8 +17,9 @@ from pydantic import ValidationError
 
 from chinwag import bots as bot_book
 from chinwag.config import Config
-from chinwag.engine import Engine, TurnOptions
+from chinwag.engine import Engine
 from chinwag.errors import InputError
+from chinwag.plan import TurnOptions
 from chinwag.streams import AsyncStream, Stream
 from chinwag.types import (
     USAGE_COUNTERS,
@@ -53,8 +54,11 @@ class _Scoped:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
 
-    async def _user(self, user: str | int | None) -> tuple[Store, int, str]:
-        uid, name = await self._engine.user_id(user)
+    async def _user(
+        self, user: str | int | None, *, create: bool = False
+    ) -> tuple[Store, int, str]:
+        """The store and the user; only writes store a new user (`create`)."""
+        uid, name = await self._engine.user_id(user, create=create)
         return await self._engine.store(), uid, name
 
 
@@ -70,7 +74,7 @@ class AsyncConversations(_Scoped):
         user: str | int | None = None,
     ) -> Conversation:
         """An empty conversation with a bot, and a system prompt of its own if given."""
-        store, uid, name = await self._user(user)
+        store, uid, name = await self._user(user, create=True)
         chosen = await self._engine.bot(bot, uid)
         return await store.create_conversation(
             uid, name, bot_uid=chosen.uid, system_prompt=system, title=title
@@ -146,7 +150,7 @@ class AsyncConversations(_Scoped):
                 raise ValueError("expected an object with 'conversation' and 'messages'")
         except ValueError as exc:
             raise InputError(f"Not a chinwag conversation export: {exc}.") from None
-        store, uid, name = await self._user(user)
+        store, uid, name = await self._user(user, create=True)
         try:
             return await store.import_conversation(uid, name, data)
         except ValidationError as exc:
@@ -196,7 +200,7 @@ class AsyncBots(_Scoped):
         self, bot: Bot | None = None, *, user: str | int | None = None, **fields: Any
     ) -> Bot:
         """Save a new bot for the user: a Bot, or its fields (name is enough)."""
-        store, uid, _ = await self._user(user)
+        store, uid, _ = await self._user(user, create=True)
         new = bot if bot is not None else bot_book.bot_from_mapping(fields)
         taken = bot_book.find(await self._engine.visible_bots(uid), slug=new.slug)
         if taken is not None:
@@ -287,7 +291,7 @@ class AsyncTemplates(_Scoped):
             self._engine.turn(rendered.prompt, stream=False, **turn)
         )
         if rendered.title and options.get("conversation") is None:
-            store, uid, user = await self._user(options.get("user"))
+            store, uid, user = await self._user(options.get("user"), create=True)
             await store.rename_conversation(uid, user, reply.conversation_id, rendered.title)
         return reply
 
@@ -323,7 +327,7 @@ class AsyncWorkflows(_Scoped):
         from chinwag.workflows import run
 
         workflow = self.library.get(name)
-        store, uid, user = await self._user(_user)
+        store, uid, user = await self._user(_user, create=True)
 
         async def ask(step: str, prompt: str, options: dict[str, Any]) -> Reply:
             turn = self._engine.turn(prompt, stream=False, user=_user, **options)

@@ -57,6 +57,8 @@ class SearchSettings(_Section):
 class StoreSettings(_Section):
     url: str | None = None  # None: a SQLite file in the user data dir
     echo: bool = False
+    lock_timeout: float = Field(default=15.0, gt=0)  # seconds to wait for another writer
+    save_every: float = Field(default=1.0, gt=0)  # seconds between saves of a streaming answer
 
 
 def _default_providers() -> dict[str, ProviderSettings]:

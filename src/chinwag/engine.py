@@ -1,25 +1,28 @@
-"""The engine: one chat turn, from bot to stored answer, as a stream of events.
+"""The engine: one chat turn, planned and then run, as a stream of events.
 
-bot -> conversation -> store the user message -> context -> provider -> events -> store
+plan (user, conversation, bot, branch, context, tools) -> store the question -> search ->
+provider and tools -> the answer, saved as it streams and recorded however it ends
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import math
+import logging
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, TypedDict
+from collections.abc import AsyncGenerator, AsyncIterator, Coroutine, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import anyio
-from pydantic import ValidationError
 
 from chinwag import bots as bot_book
+from chinwag import checks
+from chinwag import plan as planning
+from chinwag.answer import NOWHERE, Answer, add_usage
 from chinwag.config import Config
 from chinwag.context import build_context
-from chinwag.counting import count_words, estimate_prompt_tokens, estimate_tokens
-from chinwag.errors import ChinwagError, ConfigError, InputError, ProviderError
+from chinwag.errors import ChinwagError, ConfigError, ProviderError, StoreError
+from chinwag.plan import Plan
 from chinwag.providers import (
     ChatRequest,
     Finish,
@@ -34,68 +37,22 @@ from chinwag.types import (
     Done,
     ErrorEvent,
     Event,
-    GenerationParams,
     Health,
     Reply,
-    Role,
     SearchEvent,
-    Source,
     Status,
     TextDelta,
     ToolCall,
     ToolCallEvent,
     ToolResultEvent,
-    Usage,
     UsageEvent,
 )
 
 if TYPE_CHECKING:
     from chinwag.store import Store
+    from chinwag.tools import Tool
 
-_ROLES = ("system", "user", "assistant")
-
-
-class TurnOptions(TypedDict, total=False):
-    """Per-call overrides accepted by ask, stream and chat."""
-
-    bot: str | Bot | None
-    conversation: str | None
-    system: str | None
-    temperature: float | None
-    max_tokens: int | None
-    top_p: float | None
-    top_k: int | None
-    stop: list[str] | None
-    seed: int | None
-    user: str | int | None
-    language: str | None  # answer in this language (aBLT)
-    max_words: int | None  # the model is told the budget; max_tokens follows from it
-    search: bool | None  # web search for this turn (stored with it)
-    tools: Sequence[Callable[..., Any]] | None  # functions the model may call this turn
-
-
-def _split_messages(
-    messages: Sequence[Mapping[str, Any]],
-) -> tuple[str | None, list[tuple[Role, str]], str]:
-    """A message list's system prompt, earlier turns and final user prompt."""
-    if not messages:
-        raise InputError("messages is empty: pass at least one {'role': 'user', ...} message.")
-    system: list[str] = []
-    turns: list[tuple[Role, str]] = []
-    for i, m in enumerate(messages):
-        role, content = m.get("role"), m.get("content")
-        if role not in _ROLES or not isinstance(content, str):
-            raise InputError(
-                f"messages[{i}] must be {{'role': 'system'|'user'|'assistant', 'content': str}}, "
-                f"got {dict(m)!r}."
-            )
-        if role == "system":
-            system.append(content)
-        else:
-            turns.append((role, content))
-    if not turns or turns[-1][0] != "user":
-        raise InputError("The last message must be the user's prompt (role 'user').")
-    return ("\n\n".join(system) or None), turns[:-1], turns[-1][1]
+log = logging.getLogger("chinwag.engine")
 
 
 class Engine:
@@ -109,7 +66,7 @@ class Engine:
         self._default: tuple[str, str] | None = None
         self.bot_files = bot_book.BotFiles(config.paths.config_dir / "bots")
         self._background: set[asyncio.Task[Any]] = set()
-        self._search: Any = None
+        self._search_backend: Any = None
 
     # -- resources, opened on first use --------------------------------------------------
 
@@ -119,8 +76,12 @@ class Engine:
                 if self._store is None:
                     from chinwag.store import Store  # SQLAlchemy loads on first use
 
-                    url, echo = self.config.store_url, self.config.settings.store.echo
-                    self._store = await Store.open(url, echo=echo)
+                    settings = self.config.settings.store
+                    self._store = await Store.open(
+                        self.config.store_url,
+                        echo=settings.echo,
+                        lock_timeout=settings.lock_timeout,
+                    )
         return self._store
 
     def default_provider(self) -> tuple[str, str]:
@@ -159,9 +120,9 @@ class Engine:
                 await asyncio.wait(pending, timeout=5)
             for provider in self._providers.values():
                 await provider.aclose()
-            if self._search is not None:
-                await self._search.aclose()
-                self._search = None
+            if self._search_backend is not None:
+                await self._search_backend.aclose()
+                self._search_backend = None
             self._providers.clear()
             if self._store is not None:
                 await self._store.close()
@@ -237,11 +198,10 @@ class Engine:
                 raise bot_book.not_found(key, visible)
         return found
 
-    async def user_id(self, user: str | int | None) -> tuple[int, str]:
-        name = str(user) if user is not None else self.config.settings.user
-        if not name.strip():
-            raise InputError("user is empty: pass a user name or id, or leave it out.")
-        return await (await self.store()).user_id(name), name
+    async def user_id(self, user: Any, *, create: bool = False) -> tuple[int, str]:
+        """The user's id and name; a user is stored on the first write, never on a read."""
+        name = checks.user(user) or self.config.settings.user
+        return await (await self.store()).user_id(name, create=create), name
 
     def model_for(self, bot: Bot, provider: Provider) -> str:
         model = bot.model or self.config.settings.model or provider.settings.model
@@ -252,18 +212,6 @@ class Engine:
                 key=f"providers.{provider.name}.model",
             )
         return model
-
-    def _system_prompt(
-        self, call: str | None, conversation: str | None, bot: Bot, model: str
-    ) -> str | None:
-        """Precedence: the call's, then the conversation's, the bot's, the model's, the config's."""
-        for candidate in (call, conversation, bot.system_prompt):
-            if candidate is not None:
-                return candidate
-        per_model = self.config.settings.models.get(model)
-        if per_model is not None and per_model.system_prompt is not None:
-            return per_model.system_prompt
-        return self.config.settings.system_prompt
 
     # -- the turn --------------------------------------------------------------------------
 
@@ -277,233 +225,221 @@ class Engine:
         edit: str | None = None,
         **options: Any,
     ) -> AsyncIterator[Event]:
-        """Run one turn, yielding text deltas, usage and then Done or ErrorEvent.
+        """Run one turn: plan it, store the question, then answer; yields text deltas, tool
+        and search steps, usage, and Done, or ErrorEvent once the question is stored.
 
         With stream=False the provider may answer in one piece (one text delta).
         retry=True answers the conversation's last question again, on a new branch;
         edit=<message id> asks `prompt` instead of that question, on a new branch.
         """
-        known = TurnOptions.__annotations__
-        unknown = set(options) - set(known)
-        if unknown:
-            raise InputError(f"Unknown option(s) {sorted(unknown)}; known: {sorted(known)}.")
-        seed: list[tuple[Role, str]] = []
-        seed_system = None
-        if messages is not None:
-            if prompt is not None:
-                raise InputError("Pass either a prompt or messages, not both.")
-            seed_system, seed, prompt = _split_messages(messages)
-        if not retry and (not isinstance(prompt, str) or not prompt.strip()):
-            raise InputError("The prompt is empty: say something to the model.")
+        request = planning.request(
+            prompt, messages, stream=stream, retry=retry, edit=edit, options=options
+        )
+        plan = await self.plan(request)
+        answer = await self._start(plan)
+        # aclosing, here and below: a stopped turn stops its provider now, not when collected.
+        async with contextlib.aclosing(self._answer(answer)) as events:
+            async for event in events:
+                yield event
+
+    async def plan(self, request: planning.Request) -> Plan:
+        """Read what the turn depends on (user, conversation, bot) and resolve it."""
         store = await self.store()
-        user_id, user_name = await self.user_id(options.get("user"))
-        conversation_id: str | None = options.get("conversation")
-        if edit is not None:
-            conversation_id = await store.find_message(user_id, edit)
+        user_id, user = await self.user_id(request.options.get("user"), create=True)
+        conversation_id = request.conversation
+        if request.edit is not None:
+            conversation_id = await store.find_message(user_id, request.edit)
         thread = None
         if conversation_id is not None:
-            thread = await store.thread(user_id, user_name, conversation_id)
+            thread = await store.thread(user_id, user, conversation_id)
         # A conversation goes on with its own bot unless the call names another.
         bot = await self.bot(
-            options.get("bot") or (thread.conversation.bot if thread else None), user_id
+            request.options.get("bot") or (thread.conversation.bot if thread else None), user_id
         )
-        params = _params(bot, options)
         provider = self.provider(bot.provider)
-        model = self.model_for(bot, provider)
-
-        parent = thread.leaf_id if thread else None
-        asked: str | None = None  # a stored question answered again (retry)
-        if retry:
-            question = next(
-                (m for m in reversed(thread.messages) if m.role == "user"), None
-            ) if thread else None  # fmt: skip
-            if question is None:
-                raise InputError("retry needs a conversation with a question to answer again.")
-            asked, prompt, parent = question.id, question.content, question.parent_id
-        elif edit is not None and thread is not None:
-            original = thread.message(edit)
-            if original is None or original.role != "user":
-                raise InputError(
-                    f"Message {edit!r} is not a user message: only questions can be edited."
-                )
-            parent = original.parent_id
-        assert prompt is not None
-        # Earlier turns' tool calls and results stay out: their answers carry what they found.
-        history: list[tuple[str, str]] = [
-            (m.role, m.content)
-            for m in (thread.branch(parent) if thread else [])
-            if m.content and m.role != "tool" and "tool_calls" not in m.meta
-        ]
-        history.extend(seed)
-        conv_system = seed_system
-        if conv_system is None and thread is not None:
-            conv_system = thread.conversation.system_prompt
-        system = _with_chat_options(
-            self._system_prompt(options.get("system"), conv_system, bot, model), options
-        )
-        first_exchange = thread is None or thread.leaf_id is None
-
-        if asked is not None:
-            user_message_id = asked
-            assert conversation_id is not None
-        else:
-            # The user's message is stored before the model is called: it is never lost.
-            meta = {
-                k: options[k]
-                for k in ("language", "max_words", "search")
-                if options.get(k) is not None
-            }
-            conversation_id, user_message_id = await store.start_turn(
-                user_id=user_id,
-                conversation_id=conversation_id,
-                parent_id=parent,
-                bot_uid=bot.uid,
-                system_prompt=seed_system,
-                seed=seed,
-                prompt=prompt,
-                meta=meta,
-            )
-        sources: list[Source] = []
-        search = options.get("search")
-        if search is None:
-            search = bot.search
-        if search:
-            from chinwag.search import context_block, create_search
-
-            query = prompt
-            yield SearchEvent(step="searching", query=query)
-            try:
-                if self._search is None:
-                    self._search = create_search(self.config.settings.search)
-                sources = await self._search.search(query, self.config.settings.search.results)
-            except ChinwagError as exc:  # no results is better than no answer
-                yield SearchEvent(step="failed", query=query, error=str(exc))
-            else:
-                yield SearchEvent(step="results", query=query, results=sources)
-                block = context_block(query, sources)
-                system = f"{system}\n\n{block}" if system else block
-        provider_window = getattr(provider, "context_window", None)
-        window = self.config.context_window(
-            model, provider_window(model) if provider_window else None
-        )
-        reserve = params.max_tokens or min(1024, window // 4)
-        context = build_context(
-            system=system, history=history, prompt=prompt, window=window, reserve=reserve
-        )
-        tools: dict[str, Any] = {}
-        if bot.tools or options.get("tools"):
+        tools: list[Tool] = []
+        if bot.tools or request.options.get("tools"):
             from chinwag.tools import resolve
 
-            tools = {t.name: t for t in resolve(bot.tools, options.get("tools"))}
-        schemas = [t.schema() for t in tools.values()] or None
-        extra: list[dict[str, Any]] = []  # this turn's tool calls and results, in order
-        leaf = user_message_id
-        parts: list[str] = []
-        reported: Usage | None = None
-        finish: str | None = None
+            tools = resolve(bot.tools, request.options.get("tools"))
+        return planning.make_plan(
+            request, config=self.config, user_id=user_id, user=user, thread=thread, bot=bot,
+            provider=provider, model=self.model_for(bot, provider), tools=tools,
+        )  # fmt: skip
 
-        async def record(status: Status, error: str | None) -> Reply:
-            text = "".join(parts)
-            usage = _final_usage(reported, context.messages, text)
-            with anyio.CancelScope(shield=True):  # an interrupted answer is still stored
-                message_id = await store.finish_turn(
-                    user_id=user_id,
-                    conversation_id=conversation_id,
-                    parent_id=leaf,
-                    bot_uid=bot.uid,
-                    model=model,
-                    content=text,
-                    status=status,
-                    error=error,
-                    usage=usage,
-                    meta={"sources": [s.model_dump() for s in sources]} if sources else None,
-                )
-            return Reply(
-                text=text,
-                conversation_id=conversation_id,
-                message_id=message_id,
-                bot=bot.uid,
-                provider=provider.name,
-                model=model,
-                usage=usage,
-                status=status,
-                finish_reason=finish,
-                trimmed_messages=context.trimmed,
-                sources=sources,
-            )
+    async def _start(self, plan: Plan) -> Answer:
+        """Store the question before the model is called, so it is never lost.
 
+        The conversation moves to it only from where it was planned. If another turn moved
+        it meanwhile and has finished, the turn is planned again after that one; if that
+        turn is still being answered, this one goes on a branch of its own.
+        """
+        store = await self.store()
+        save_every = self.config.settings.store.save_every
+        if plan.asked_id is not None:  # retry: the question is stored already
+            assert plan.conversation_id is not None
+            answer = Answer(
+                store, plan, conversation_id=plan.conversation_id, question_id=plan.asked_id,
+                moved=True, save_every=save_every,
+            )  # fmt: skip
+            answer.head = plan.leaf_id or NOWHERE
+            return answer
+        branch = False
+        for attempt in range(4):
+            started = await store.start_turn(
+                user_id=plan.user_id, conversation_id=plan.conversation_id,
+                parent_id=plan.parent_id, expected=plan.leaf_id, branch=branch or attempt == 3,
+                bot_uid=plan.bot.uid, system_prompt=plan.request.seed_system,
+                seed=plan.request.seed, prompt=plan.prompt, meta=dict(plan.meta),
+            )  # fmt: skip
+            if started is not None:
+                conversation_id, question_id, moved = started
+                return Answer(
+                    store, plan, conversation_id=conversation_id, question_id=question_id,
+                    moved=moved, save_every=save_every,
+                )  # fmt: skip
+            fresh = await self.plan(plan.request)
+            if fresh.leaf_settled:
+                plan = fresh
+            else:
+                branch = True
+        raise AssertionError("unreachable: the last attempt stores on a branch")
+
+    async def _answer(self, answer: Answer) -> AsyncGenerator[Event, None]:
+        """Everything after the question is stored ends in a stored answer: complete,
+        partial or failed. A failure then leaves as one ErrorEvent."""
+        plan = answer.plan
+        failure: ChinwagError | None = None
         try:
-            rounds = 0
-            while True:
-                request = ChatRequest(
-                    model=model, messages=[*context.messages, *extra], params=params,
-                    stream=stream, tools=schemas,
-                )  # fmt: skip
-                calls: list[ToolCall] = []
-                # aclosing: a stopped turn stops the provider now, not when collected.
-                async with contextlib.aclosing(provider.stream(request)) as events:
-                    async for event in events:
-                        if type(event) is TextDelta:
-                            parts.append(event.text)
-                            yield event
-                        elif type(event) is UsageEvent:
-                            reported = _add_usage(reported, event.usage)
-                        elif type(event) is ToolCalls:
-                            calls = event.calls
-                        elif type(event) is Finish:
-                            finish = event.reason
-                if not calls:
-                    break
-                rounds += 1
-                limit = self.config.settings.tool_rounds
-                if rounds > limit:
-                    raise ProviderError(
-                        f"The model asked for tools more than {limit} times in one turn, so "
-                        "chinwag stopped it. Raise tool_rounds to allow more.",
-                        provider=provider.name,
-                    )
-                said, parts = "".join(parts), []
-                extra.append(
-                    {
-                        "role": "assistant", "content": said or None,
-                        "tool_calls": [
-                            {"id": c.id, "type": "function",
-                             "function": {"name": c.name, "arguments": c.arguments}}
-                            for c in calls
-                        ],
-                    }
-                )  # fmt: skip
-                stored: list[tuple[Role, str, dict[str, Any]]] = [
-                    ("assistant", said, {"tool_calls": [c.model_dump() for c in calls]})
-                ]
-                for call in calls:
-                    yield ToolCallEvent(call=call)
-                    content, failed = await _run_tool(tools, call)
-                    yield ToolResultEvent(id=call.id, name=call.name, content=content, error=failed)
-                    extra.append({"role": "tool", "tool_call_id": call.id, "content": content})
-                    meta = {"tool_call_id": call.id, "name": call.name, "error": failed}
-                    stored.append(("tool", content, meta))
-                with anyio.CancelScope(shield=True):
-                    leaf = await store.add_messages(conversation_id, leaf, stored)
-        except ProviderError as exc:
-            partial = await record("partial" if parts else "error", str(exc))
-            exc.partial = partial
-            yield ErrorEvent(message=str(exc), kind=type(exc).__name__, reply=partial, error=exc)
-            return
-        except ChinwagError as exc:  # e.g. the local model is not installed
-            await record("error", str(exc))
+            system = plan.system
+            if plan.search:
+                async with contextlib.aclosing(self._search(plan, answer)) as steps:
+                    async for event in steps:
+                        yield event
+                if answer.sources:
+                    from chinwag.search import context_block
+
+                    block = context_block(plan.prompt, answer.sources)
+                    system = f"{system}\n\n{block}" if system else block
+            context = build_context(
+                system=system, history=plan.history, prompt=plan.prompt,
+                window=plan.window, reserve=plan.reserve,
+            )  # fmt: skip
+            answer.context, answer.trimmed = context.messages, context.trimmed
+            async with contextlib.aclosing(self._rounds(answer)) as rounds:
+                async for event in rounds:
+                    yield event
+        except ChinwagError as exc:
+            failure = exc
+        except Exception as exc:  # a bug: the answer so far is still kept
+            await _record_quietly(answer, f"chinwag failed: {type(exc).__name__}: {exc}")
             raise
         except BaseException:
             # Cancelled, interrupted or abandoned by the consumer: keep what was said.
-            await record("partial" if parts else "error", "interrupted before the answer ended")
+            await _record_quietly(answer, "interrupted before the answer ended")
             raise
-        reply = await record("complete", None)
-        if first_exchange and self.config.settings.titles:
+        if failure is None:
+            status: Status = "complete"
+        else:
+            status = "partial" if answer.parts else "error"
+        reply: Reply | None
+        try:
+            reply = await answer.record(status, None if failure is None else str(failure))
+        except StoreError as exc:  # the answer could not be stored: the caller still has it
+            failure, reply = exc, exc.partial
+        if failure is not None or reply is None:
+            assert failure is not None
+            failure.partial = reply
+            yield ErrorEvent(
+                message=str(failure), kind=type(failure).__name__, reply=reply, error=failure
+            )
+            return
+        if plan.first_exchange and self.config.settings.titles and not reply.branched:
             from chinwag.titles import title_in_background
 
-            self.spawn(title_in_background(self, user_id, user_name, bot, prompt, reply))
+            self.spawn(
+                title_in_background(self, plan.user_id, plan.user, plan.bot, plan.prompt, reply)
+            )
         yield UsageEvent(usage=reply.usage)
         yield Done(reply=reply)
+
+    async def _search(self, plan: Plan, answer: Answer) -> AsyncGenerator[Event, None]:
+        """Search the web for the prompt; a failed search is reported, never fatal."""
+        from chinwag.search import create_search
+
+        query = plan.prompt
+        yield SearchEvent(step="searching", query=query)
+        try:
+            if self._search_backend is None:
+                self._search_backend = create_search(self.config.settings.search)
+            answer.sources = await self._search_backend.search(
+                query, self.config.settings.search.results
+            )
+        except ChinwagError as exc:  # no results is better than no answer
+            yield SearchEvent(step="failed", query=query, error=str(exc))
+        else:
+            yield SearchEvent(step="results", query=query, results=answer.sources)
+
+    async def _rounds(self, answer: Answer) -> AsyncGenerator[Event, None]:
+        """Ask the provider, run the tools it calls, and ask again, until it answers."""
+        plan = answer.plan
+        extra: list[dict[str, Any]] = []  # this turn's tool calls and results, in order
+        limit = self.config.settings.tool_rounds
+        for rounds in range(limit + 1):
+            request = ChatRequest(
+                model=plan.model, messages=[*answer.context, *extra], params=plan.params,
+                stream=plan.request.stream, tools=plan.schemas,
+            )  # fmt: skip
+            calls: list[ToolCall] = []
+            async with contextlib.aclosing(plan.provider.stream(request)) as events:
+                async for event in events:
+                    if type(event) is TextDelta:
+                        answer.add(event.text)
+                        yield event
+                    elif type(event) is UsageEvent:
+                        answer.reported = add_usage(answer.reported, event.usage)
+                    elif type(event) is ToolCalls:
+                        calls = event.calls
+                    elif type(event) is Finish:
+                        answer.finish = event.reason
+            if not calls:
+                return
+            if rounds == limit:
+                break
+            said, answer.parts = "".join(answer.parts), []
+            extra.append(
+                {
+                    "role": "assistant", "content": said or None,
+                    "tool_calls": [
+                        {"id": c.id, "type": "function",
+                         "function": {"name": c.name, "arguments": c.arguments}}
+                        for c in calls
+                    ],
+                }
+            )  # fmt: skip
+            results: list[tuple[str, dict[str, Any]]] = []
+            for call in calls:
+                yield ToolCallEvent(call=call)
+                content, failed = await _run_tool(plan.tools, call)
+                yield ToolResultEvent(id=call.id, name=call.name, content=content, error=failed)
+                extra.append({"role": "tool", "tool_call_id": call.id, "content": content})
+                results.append(
+                    (content, {"tool_call_id": call.id, "name": call.name, "error": failed})
+                )
+            await answer.tool_round(said, calls, results)
+        raise ProviderError(
+            f"The model asked for tools more than {limit} times in one turn, so chinwag "
+            "stopped it. Raise tool_rounds to allow more.",
+            provider=plan.provider.name,
+        )
+
+
+async def _record_quietly(answer: Answer, error: str) -> None:
+    """Record an answer that ends by an exception; a store failure must not mask it."""
+    try:
+        await answer.record("partial" if answer.parts else "error", error)
+    except StoreError as exc:
+        log.warning("could not store the interrupted answer: %s", exc)
 
 
 async def _run_tool(tools: Mapping[str, Any], call: ToolCall) -> tuple[str, bool]:
@@ -521,67 +457,3 @@ async def _run_tool(tools: Mapping[str, Any], call: ToolCall) -> tuple[str, bool
         return await found.call(arguments), False
     except Exception as exc:  # the model hears of it and may try again
         return f"Error: {type(exc).__name__}: {exc}", True
-
-
-def _add_usage(total: Usage | None, more: Usage) -> Usage:
-    if total is None:
-        return more
-    return Usage(
-        prompt_tokens=total.prompt_tokens + more.prompt_tokens,
-        completion_tokens=total.completion_tokens + more.completion_tokens,
-        estimated=total.estimated or more.estimated,
-    )
-
-
-def _params(bot: Bot, options: Mapping[str, Any]) -> GenerationParams:
-    """The bot's sampling params with the call's on top; max_words bounds max_tokens."""
-    try:
-        params = bot.params.merged(
-            **{name: options.get(name) for name in GenerationParams.model_fields}
-        )
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        raise InputError(f"Invalid {err['loc'][0]}={err.get('input')!r}: {err['msg']}.") from None
-    max_words = options.get("max_words")
-    if max_words is not None:
-        if isinstance(max_words, bool) or not isinstance(max_words, int) or max_words <= 0:
-            raise InputError(f"max_words must be a positive whole number, not {max_words!r}.")
-        if params.max_tokens is None:
-            # About 4/3 tokens a word in English, and room to finish the sentence.
-            params = params.merged(max_tokens=math.ceil(max_words * 5 / 3) + 8)
-    return params
-
-
-def _with_chat_options(system: str | None, options: Mapping[str, Any]) -> str | None:
-    """The system prompt with aBLT's language and word budget added."""
-    extra: list[str] = []
-    language = options.get("language")
-    if language is not None:
-        if not isinstance(language, str) or not language.strip():
-            raise InputError(f"language must name a language, like 'French', not {language!r}.")
-        extra.append(f"Answer in {language.strip()}.")
-    if options.get("max_words") is not None:
-        extra.append(f"Answer in at most {options['max_words']} words.")
-    if not extra:
-        return system
-    return "\n\n".join(part for part in (system, " ".join(extra)) if part)
-
-
-def _final_usage(reported: Usage | None, context: list[dict[str, str]], text: str) -> Usage:
-    prompt_words = sum(count_words(m["content"]) for m in context)
-    completion_words = count_words(text)
-    if reported is not None:
-        return Usage(
-            prompt_tokens=reported.prompt_tokens,
-            completion_tokens=reported.completion_tokens,
-            prompt_words=prompt_words,
-            completion_words=completion_words,
-            estimated=reported.estimated,
-        )
-    return Usage(
-        prompt_tokens=estimate_prompt_tokens(context),
-        completion_tokens=estimate_tokens(text),
-        prompt_words=prompt_words,
-        completion_words=completion_words,
-        estimated=True,
-    )

@@ -4,6 +4,7 @@ ChinwagError
 ├── ConfigError
 ├── InputError
 ├── NotFoundError
+├── StoreError              (the database failed; .partial keeps an unstored answer)
 └── ProviderError
     ├── AuthenticationError
     ├── RateLimitError          (.retry_after)
@@ -26,6 +27,10 @@ if TYPE_CHECKING:
 class ChinwagError(Exception):
     """Base of every error chinwag raises; the message says what happened and what to do."""
 
+    # When a turn failed after its question was stored: the answer as it was stored
+    # (partial or error), or, for a StoreError, as it could not be (message_id None).
+    partial: Reply | None = None
+
 
 class ConfigError(ChinwagError, ValueError):
     """A configuration value is missing or invalid."""
@@ -42,6 +47,16 @@ class InputError(ChinwagError, ValueError):
 
 class NotFoundError(ChinwagError, LookupError):
     """A bot, conversation or message that was asked for does not exist for this user."""
+
+
+class StoreError(ChinwagError):
+    """The database failed (locked too long, full, damaged, unreachable). An answer that could
+    not be stored is kept on `partial` (its message_id is None), so nothing shown is lost."""
+
+    def __init__(self, message: str, *, where: str = "", partial: Reply | None = None) -> None:
+        super().__init__(message)
+        self.where = where
+        self.partial = partial
 
 
 class ProviderError(ChinwagError):

@@ -108,7 +108,7 @@ class Reply(_Model):
 
     text: str
     conversation_id: str
-    message_id: str
+    message_id: str | None  # None only on StoreError.partial: the answer could not be stored
     bot: str
     provider: str
     model: str
@@ -117,6 +117,9 @@ class Reply(_Model):
     finish_reason: str | None = None
     trimmed_messages: int = 0  # history messages left out to fit the context window
     sources: list[Source] = []  # what a web search put into the context
+    # Another turn moved the conversation on meanwhile (two askers at once), so this
+    # exchange was stored on a branch of its own; `history` shows the other one.
+    branched: bool = False
 
     def __str__(self) -> str:
         return self.text

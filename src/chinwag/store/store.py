@@ -17,6 +17,9 @@ transaction by the backend's runner:
 
 from __future__ import annotations
 
+import contextlib
+import random
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -29,6 +32,7 @@ import anyio
 from sqlalchemy import (
     Connection,
     Engine,
+    String,
     bindparam,
     create_engine,
     event,
@@ -37,9 +41,9 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.engine import Row
-from sqlalchemy.exc import OperationalError, ProgrammingError
+from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError, SQLAlchemyError
 
-from chinwag.errors import ConfigError, InputError, NotFoundError
+from chinwag.errors import ConfigError, InputError, NotFoundError, StoreError
 
 if TYPE_CHECKING:
     # The asyncio extension costs ~45 ms to import; only PostgreSQL needs it.
@@ -55,6 +59,10 @@ from chinwag.store.schema import (
 from chinwag.types import USAGE_COUNTERS, Bot, Conversation, Message, Role, Status, Usage
 
 T = TypeVar("T")
+
+
+# The id a read uses for a user that was never stored: no row has it (ids start at 1).
+NO_USER = 0
 
 
 def new_id() -> str:
@@ -198,18 +206,51 @@ def _conversation_row(conn: Connection, user_id: int, cid: str) -> Row[Any]:
 
 _INSERT_CONVERSATION = conversations.insert()
 _INSERT_MESSAGE = messages.insert()
+# Compare-and-set: a turn moves the conversation on only from where it last left it, so
+# two turns at once (threads, processes, workers) cannot interleave one branch.
 _MOVE_CONVERSATION = (
     conversations.update()
-    .where(conversations.c.id == bindparam("cid"))
+    .where(
+        conversations.c.id == bindparam("cid"),
+        conversations.c.current_message_id.is_not_distinct_from(
+            bindparam("expected", type_=String)
+        ),
+    )
     .values(current_message_id=bindparam("mid"), updated_at=bindparam("stamp"))
 )
+_TOUCH_CONVERSATION = (
+    conversations.update()
+    .where(conversations.c.id == bindparam("cid"))
+    .values(updated_at=bindparam("stamp"))
+)
+# An answer still streaming has no usage yet; saves of it never overwrite a finished one.
+_SAVE_DRAFT = (
+    messages.update()
+    .where(messages.c.id == bindparam("mid"), messages.c.prompt_tokens.is_(None))
+    .values(content=bindparam("content"))
+)
+DRAFT_ERROR = "interrupted: chinwag stopped before the answer ended"
+
+
+def _move(conn: Connection, cid: str, expected: str | None, mid: str, stamp: datetime) -> bool:
+    """Move the conversation to `mid` if it is still at `expected`; whether it moved."""
+    moved = conn.execute(
+        _MOVE_CONVERSATION, {"cid": cid, "expected": expected, "mid": mid, "stamp": stamp}
+    ).rowcount
+    if not moved:
+        conn.execute(_TOUCH_CONVERSATION, {"cid": cid, "stamp": stamp})
+    return bool(moved)
 
 
 class Store:
     """Async access to users, conversations, messages and usage, on SQLite or PostgreSQL."""
 
-    def __init__(self, engine: Engine | AsyncEngine) -> None:
+    def __init__(
+        self, engine: Engine | AsyncEngine, *, where: str = "", lock_timeout: float = 15.0
+    ) -> None:
         self.engine = engine
+        self.where = where or _shown(str(engine.url))
+        self.lock_timeout = lock_timeout
         self.dialect = engine.dialect.name
         self.is_async = self.dialect == "postgresql"  # SQLite runs sync in a worker thread
         self._user_ids: dict[str, int] = {}
@@ -230,24 +271,32 @@ class Store:
         )
 
     @classmethod
-    async def open(cls, url: str, *, echo: bool = False) -> Store:
+    async def open(cls, url: str, *, echo: bool = False, lock_timeout: float = 15.0) -> Store:
         """Connect, and bring the schema up to date if it is behind."""
         url = normalize_url(url)
         engine: Engine | AsyncEngine
+        where = _shown(url)
         if url.startswith("sqlite"):
             path = url.split(":///", 1)[1] if ":///" in url else ""
             if path and path != ":memory:":
                 folder = (await anyio.Path(path).expanduser()).parent
-                await folder.mkdir(parents=True, exist_ok=True)
+                try:
+                    await folder.mkdir(parents=True, exist_ok=True)
+                except OSError as exc:
+                    raise StoreError(
+                        f"Cannot create the folder {folder} for the database: {exc.strerror}. "
+                        "Point CHINWAG_HOME (or store.url) at a folder you can write.",
+                        where=where,
+                    ) from None
             engine = create_engine(url, echo=echo, connect_args={"check_same_thread": False})
-            event.listen(engine, "connect", _sqlite_pragmas)
+            event.listen(engine, "connect", partial(_sqlite_pragmas, lock_timeout))
         else:
             from sqlalchemy.ext.asyncio import create_async_engine
 
             engine = create_async_engine(
                 url, echo=echo, pool_size=10, max_overflow=20, pool_pre_ping=True
             )
-        store = cls(engine)
+        store = cls(engine, where=where, lock_timeout=lock_timeout)
         try:
             await store._migrate()
             if not store.is_async:
@@ -255,8 +304,11 @@ class Store:
                 store._inline.exec_driver_sql("PRAGMA busy_timeout=0")
                 store._inline.exec_driver_sql("PRAGMA wal_autocheckpoint=0")
                 store._inline.commit()
-        except BaseException:
-            await store.close()
+        except BaseException as exc:
+            with contextlib.suppress(Exception):
+                await store.close()
+            if isinstance(exc, SQLAlchemyError):
+                raise store._error(exc) from None
             raise
         return store
 
@@ -267,11 +319,30 @@ class Store:
         if self._inline is not None:
             self._inline.close()
             self._inline = None
-        await self._run(_checkpoint)
+        with contextlib.suppress(StoreError):  # a full disk must not stop the close
+            await self._run(_checkpoint)
         await anyio.to_thread.run_sync(cast(Engine, self.engine).dispose, limiter=self._threads)
 
     async def _run(self, operation: Callable[[Connection], T]) -> T:
-        """Run one operation as one transaction."""
+        """Run one operation as one transaction; wait out another program's lock for up to
+        lock_timeout seconds; any database failure is a StoreError."""
+        waited_since: float | None = None
+        delay = 0.02
+        while True:
+            try:
+                return await self._run_once(operation)
+            except OperationalError as exc:
+                if not _locked(exc):
+                    raise self._error(exc) from None
+                waited_since = waited_since or time.monotonic()
+                if time.monotonic() - waited_since >= self.lock_timeout:
+                    raise self._error(exc) from None
+            except SQLAlchemyError as exc:
+                raise self._error(exc) from None
+            await anyio.sleep(delay * (0.5 + random.random()))
+            delay = min(delay * 2, 0.5)
+
+    async def _run_once(self, operation: Callable[[Connection], T]) -> T:
         if self.is_async:
             async with cast("AsyncEngine", self.engine).begin() as conn:
                 return await conn.run_sync(operation)
@@ -291,14 +362,20 @@ class Store:
                 with inline.begin():
                     result = operation(inline)
             except OperationalError as exc:
-                if "locked" not in str(exc) and "busy" not in str(exc):
-                    raise
+                if not _locked(exc):
+                    raise self._error(exc) from None
+            except SQLAlchemyError as exc:
+                raise self._error(exc) from None
             else:
                 self._inline_commits += 1
                 if self._inline_commits % 256 == 0:
                     await self._run(_checkpoint)
                 return result
         return await self._run(operation)
+
+    def _error(self, exc: SQLAlchemyError) -> StoreError:
+        """A database failure as one line that says what to do."""
+        return store_error(exc, self.where, self.lock_timeout)
 
     # -- schema ---------------------------------------------------------------------------
 
@@ -313,17 +390,22 @@ class Store:
 
     # -- users ----------------------------------------------------------------------------
 
-    async def user_id(self, name: str) -> int:
-        """The id of the user with this name, created on first use."""
+    async def user_id(self, name: str, *, create: bool = True) -> int:
+        """The id of the user with this name, created on first write. A read for a user
+        that does not exist gets NO_USER, which owns nothing."""
         cached = self._user_ids.get(name)
         if cached is None:
-            cached = self._user_ids[name] = await self._run(partial(self._user_id, name))
+            found = await self._run(partial(self._user_id, name, create))
+            if found is None:
+                return NO_USER
+            cached = self._user_ids[name] = found
         return cached
 
-    def _user_id(self, name: str, conn: Connection) -> int:
-        stmt = self._insert(users).values(name=name, created_at=now())
-        conn.execute(stmt.on_conflict_do_nothing(index_elements=["name"]))
-        uid: int = conn.execute(select(users.c.id).where(users.c.name == name)).scalar_one()
+    def _user_id(self, name: str, create: bool, conn: Connection) -> int | None:
+        if create:
+            stmt = self._insert(users).values(name=name, created_at=now())
+            conn.execute(stmt.on_conflict_do_nothing(index_elements=["name"]))
+        uid: int | None = conn.execute(select(users.c.id).where(users.c.name == name)).scalar()
         return uid
 
     # -- conversations --------------------------------------------------------------------
@@ -500,15 +582,20 @@ class Store:
         user_id: int,
         conversation_id: str | None,
         parent_id: str | None,
+        expected: str | None,
+        branch: bool,
         bot_uid: str,
         system_prompt: str | None,
         seed: Sequence[tuple[Role, str]],
         prompt: str,
         meta: dict[str, Any] | None = None,
-    ) -> tuple[str, str]:
+    ) -> tuple[str, str, bool] | None:
         """Store the user's message (and the conversation if new) before the model is called.
 
-        Returns the conversation id and the user message's id.
+        The conversation moves to the question only if it is still at `expected`. If it
+        moved meanwhile, nothing is written and None is returned, unless `branch` is set:
+        then the question is stored on a branch of its own, and the conversation stays.
+        Returns the conversation id, the question's id and whether the conversation moved.
         """
         stamp = now()
         cid = conversation_id or new_id()
@@ -517,72 +604,108 @@ class Store:
             mid = new_id()
             rows.append(
                 {
-                    "id": mid,
-                    "conversation_id": cid,
-                    "parent_id": parent_id,
-                    "role": role,
-                    "content": content,
-                    "status": "complete",
-                    "meta": None,
-                    "created_at": stamp,
+                    "id": mid, "conversation_id": cid, "parent_id": parent_id, "role": role,
+                    "content": content, "status": "complete", "meta": None, "created_at": stamp,
                 }
-            )
+            )  # fmt: skip
             parent_id = mid
-        user_message_id = rows[-1]["id"]
+        question_id = rows[-1]["id"]
         rows[-1]["meta"] = meta or None
 
-        def write(conn: Connection) -> None:
+        def write(conn: Connection) -> bool | None:
+            moved = True
             if conversation_id is None:
                 conn.execute(
                     _INSERT_CONVERSATION,
                     {
-                        "id": cid,
-                        "user_id": user_id,
-                        "bot_uid": bot_uid,
-                        "title": None,
-                        "system_prompt": system_prompt,
-                        "current_message_id": user_message_id,
-                        "created_at": stamp,
-                        "updated_at": stamp,
+                        "id": cid, "user_id": user_id, "bot_uid": bot_uid, "title": None,
+                        "system_prompt": system_prompt, "current_message_id": question_id,
+                        "created_at": stamp, "updated_at": stamp,
                     },
-                )
+                )  # fmt: skip
             else:
-                conn.execute(
-                    _MOVE_CONVERSATION, {"cid": cid, "mid": user_message_id, "stamp": stamp}
-                )
+                moved = _move(conn, cid, expected, question_id, stamp)
+                if not moved and not branch:
+                    return None
             conn.execute(_INSERT_MESSAGE, rows)
+            return moved
 
-        await self._write(write)
-        return cid, user_message_id
+        moved = await self._write(write)
+        return None if moved is None else (cid, question_id, moved)
+
+    async def open_answer(
+        self,
+        *,
+        conversation_id: str,
+        parent_id: str,
+        expected: str | None,
+        model: str,
+        content: str,
+    ) -> tuple[str, bool]:
+        """Store an answer that is still streaming, marked partial until it is finished, so
+        that a crash keeps what was shown. Its id, and whether the conversation moved to it."""
+        stamp = now()
+        mid = new_id()
+        row = {
+            "id": mid, "conversation_id": conversation_id, "parent_id": parent_id,
+            "role": "assistant", "content": content, "status": "partial",
+            "error": DRAFT_ERROR, "model": model, "meta": None, "created_at": stamp,
+        }  # fmt: skip
+
+        def write(conn: Connection) -> bool:
+            conn.execute(_INSERT_MESSAGE, row)
+            return _move(conn, conversation_id, expected, mid, stamp)
+
+        return mid, await self._write(write)
+
+    async def save_draft(self, message_id: str, content: str) -> None:
+        """The streaming answer's text so far (a finished answer is never overwritten)."""
+        await self._write(
+            lambda conn: conn.execute(_SAVE_DRAFT, {"mid": message_id, "content": content})
+        )
 
     async def add_messages(
         self,
         conversation_id: str,
         parent_id: str,
         items: Sequence[tuple[Role, str, dict[str, Any]]],
-    ) -> str:
-        """Append messages (a tool call and its results) in a chain; the last one's id."""
+        *,
+        expected: str | None,
+        replace: str | None = None,
+    ) -> tuple[str, bool]:
+        """Append messages (a tool call and its results) in a chain; `replace` is a draft
+        that becomes the first of them. The last one's id, and whether the conversation
+        moved to it (from `expected`)."""
         stamp = now()
         rows: list[dict[str, Any]] = []
         for role, content, meta in items:
-            mid = new_id()
+            mid = replace if replace is not None and not rows else new_id()
             rows.append(
                 {
                     "id": mid, "conversation_id": conversation_id, "parent_id": parent_id,
-                    "role": role, "content": content, "status": "complete", "meta": meta,
-                    "created_at": stamp,
+                    "role": role, "content": content, "status": "complete", "error": None,
+                    "meta": meta, "created_at": stamp,
                 }
             )  # fmt: skip
             parent_id = mid
 
-        def write(conn: Connection) -> None:
-            conn.execute(_INSERT_MESSAGE, rows)
-            conn.execute(
-                _MOVE_CONVERSATION, {"cid": conversation_id, "mid": parent_id, "stamp": stamp}
-            )
+        def write(conn: Connection) -> bool:
+            inserts = rows
+            if replace is not None:
+                first = rows[0]
+                conn.execute(
+                    messages.update()
+                    .where(messages.c.id == replace)
+                    .values(content=first["content"], status="complete", error=None,
+                            meta=first["meta"])
+                )  # fmt: skip
+                inserts = rows[1:]
+            if inserts:
+                conn.execute(_INSERT_MESSAGE, inserts)
+            return _move(conn, conversation_id, expected, parent_id, stamp)
 
-        await self._run(write)
-        return parent_id
+        moved = await self._run(write)
+        return parent_id, moved
 
     async def finish_turn(
         self,
@@ -590,6 +713,8 @@ class Store:
         user_id: int,
         conversation_id: str,
         parent_id: str,
+        expected: str | None,
+        answer_id: str | None,
         bot_uid: str,
         model: str,
         content: str,
@@ -597,10 +722,12 @@ class Store:
         error: str | None,
         usage: Usage,
         meta: dict[str, Any] | None = None,
-    ) -> str:
-        """Store the answer, move the conversation to it and add its usage to the rollup."""
+    ) -> tuple[str, bool]:
+        """Store the answer (finishing its draft, if it has one), move the conversation to it
+        if it is still at `expected`, and add its usage to the rollup. Its id, and whether
+        the conversation moved."""
         stamp = now()
-        mid = new_id()
+        mid = answer_id or new_id()
         counts = {
             "prompt_tokens": usage.prompt_tokens,
             "completion_tokens": usage.completion_tokens,
@@ -608,17 +735,12 @@ class Store:
             "completion_words": usage.completion_words,
         }
         answer = {
-            "id": mid,
-            "conversation_id": conversation_id,
-            "parent_id": parent_id,
-            "role": "assistant",
             "content": content,
             "status": status,
             "error": error,
             "model": model,
             "usage_estimated": usage.estimated,
             "meta": meta,
-            "created_at": stamp,
             **counts,
         }
         rollup = {
@@ -630,15 +752,23 @@ class Store:
             "errors": 0 if status == "complete" else 1,
             **counts,
         }
-        move = {"cid": conversation_id, "mid": mid, "stamp": stamp}
 
-        def write(conn: Connection) -> None:
-            conn.execute(_INSERT_MESSAGE, answer)
-            conn.execute(_MOVE_CONVERSATION, move)
+        def write(conn: Connection) -> bool:
+            if answer_id is not None:
+                conn.execute(messages.update().where(messages.c.id == mid).values(**answer))
+            else:
+                conn.execute(
+                    _INSERT_MESSAGE,
+                    {
+                        **answer, "id": mid, "conversation_id": conversation_id,
+                        "parent_id": parent_id, "role": "assistant", "created_at": stamp,
+                    },
+                )  # fmt: skip
+            moved = _move(conn, conversation_id, expected, mid, stamp)
             conn.execute(self._add_usage, rollup)
+            return moved
 
-        await self._write(write)
-        return mid
+        return mid, await self._write(write)
 
     # -- bots -----------------------------------------------------------------------------
 
@@ -707,17 +837,62 @@ def _checkpoint(conn: Connection) -> None:
         conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+def _sqlite_pragmas(lock_timeout: float, dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     # WAL lets readers run beside a writer; NORMAL sync is durable across app crashes in WAL.
     for pragma in (
         "journal_mode=WAL",
         "synchronous=NORMAL",
-        "busy_timeout=10000",
+        f"busy_timeout={int(lock_timeout * 1000)}",
         "foreign_keys=ON",
     ):
         cursor.execute(f"PRAGMA {pragma}")
     cursor.close()
+
+
+def _shown(url: str) -> str:
+    """Where the database is, for messages: a SQLite file's path, or the URL sans password."""
+    if url.startswith("sqlite"):
+        return url.split(":///", 1)[1] if ":///" in url else "(in memory)"
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def _locked(exc: OperationalError) -> bool:
+    text = str(exc.orig).lower()
+    return "locked" in text or "busy" in text
+
+
+def store_error(exc: SQLAlchemyError, where: str, lock_timeout: float) -> StoreError:
+    """What a database failure means for the user, in one line, without SQL."""
+    orig = getattr(exc, "orig", None) or exc
+    text = str(orig).strip().splitlines()[0] if str(orig).strip() else type(orig).__name__
+    low = text.lower()
+    if isinstance(exc, OperationalError) and _locked(exc):
+        message = (
+            f"The database {where} stayed locked by another program for {lock_timeout:g} s. "
+            "Let the other chinwag finish (or close it), or raise store.lock_timeout."
+        )
+    elif "disk is full" in low or "no space" in low or "database or disk is full" in low:
+        message = f"The disk holding the database {where} is full: free some space and retry."
+    elif "not a database" in low or "malformed" in low or "file is encrypted" in low:
+        message = (
+            f"{where} is not a database chinwag can read (damaged, or another kind of file). "
+            "Move it away and chinwag starts a new one, or point store.url elsewhere."
+        )
+    elif "unable to open database" in low:
+        message = (
+            f"Cannot open the database {where}: is it a folder, or in a folder you cannot "
+            "write? Point CHINWAG_HOME (or store.url) at a writable place."
+        )
+    elif "readonly" in low or "read-only" in low:
+        message = f"The database {where} is read-only: make it writable, or move it away."
+    elif isinstance(exc, IntegrityError):
+        message = f"The database {where} refused a conflicting write ({text[:200]})."
+    else:
+        message = f"The database {where} failed: {text[:200]}."
+    return StoreError(message, where=where)
 
 
 def _upgrade(conn: Connection) -> None:

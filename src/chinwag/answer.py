@@ -1,0 +1,198 @@
+"""The answer of a turn as it is written: its text so far, saved while it streams (so that a
+crash keeps what was shown, marked partial), its tool rounds, and its final record."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import anyio
+
+from chinwag.counting import count_words, estimate_prompt_tokens, estimate_tokens
+from chinwag.errors import StoreError
+from chinwag.types import Reply, Role, Source, Status, ToolCall, Usage
+
+if TYPE_CHECKING:
+    from chinwag.plan import Plan
+    from chinwag.store import Store
+
+log = logging.getLogger("chinwag.answer")
+
+# A conversation that moved elsewhere is never "at" this id: every later move is skipped.
+NOWHERE = ""
+
+
+class Answer:
+    """One turn's answer, from the stored question to the stored reply."""
+
+    def __init__(
+        self,
+        store: Store,
+        plan: Plan,
+        *,
+        conversation_id: str,
+        question_id: str,
+        moved: bool,
+        save_every: float,
+    ) -> None:
+        self.store = store
+        self.plan = plan
+        self.conversation_id = conversation_id
+        self.leaf = question_id  # the parent of the next message
+        # Where the conversation is if nobody else moved it; moves are compare-and-set.
+        self.head = question_id if moved else NOWHERE
+        self.branched = not moved
+        self.parts: list[str] = []
+        self.reported: Usage | None = None
+        self.finish: str | None = None
+        self.sources: list[Source] = []
+        self.context: list[dict[str, str]] = []
+        self.trimmed = 0
+        self._save_every = save_every
+        self._saving = plan.request.stream  # nobody sees a non-streamed answer arrive
+        self._draft: str | None = None  # the stored, still streaming answer's id
+        self._wake: anyio.Event | None = None  # set while there is text not yet saved
+        self._saver: asyncio.Task[None] | None = None
+
+    def _moved(self, message_id: str, moved: bool) -> None:
+        if moved:
+            self.head = message_id
+        else:
+            self.head, self.branched = NOWHERE, True
+
+    # -- while it streams ------------------------------------------------------------------
+
+    def add(self, text: str) -> None:
+        """More of the answer: the hot path, so it only wakes the saver."""
+        self.parts.append(text)
+        if self._saving:
+            wake = self._wake
+            if wake is None:
+                self._wake = anyio.Event()
+                self._wake.set()
+                self._saver = asyncio.get_running_loop().create_task(self._keep_saved())
+            elif not wake.is_set():
+                wake.set()
+
+    async def _keep_saved(self) -> None:
+        """Save the text at once, then at most every `save_every` seconds while it grows."""
+        while True:
+            assert self._wake is not None
+            await self._wake.wait()
+            self._wake = anyio.Event()
+            with anyio.CancelScope(shield=True):  # a save is never cut in half
+                await self._save()
+            await anyio.sleep(self._save_every)
+
+    async def _save(self) -> None:
+        text = "".join(self.parts)
+        try:
+            if self._draft is None:
+                draft, moved = await self.store.open_answer(
+                    conversation_id=self.conversation_id, parent_id=self.leaf,
+                    expected=self.head, model=self.plan.model, content=text,
+                )  # fmt: skip
+                self._draft = draft
+                self._moved(draft, moved)
+            else:
+                await self.store.save_draft(self._draft, text)
+        except StoreError as exc:  # the final record reports a store that stays broken
+            log.warning("could not save the answer so far: %s", exc)
+
+    async def _stop_saving(self) -> None:
+        saver, self._saver, self._wake = self._saver, None, None
+        if saver is not None:
+            saver.cancel()
+            await asyncio.wait({saver})
+
+    # -- tool rounds and the end -----------------------------------------------------------
+
+    async def tool_round(
+        self, said: str, calls: Sequence[ToolCall], results: Sequence[tuple[str, dict[str, Any]]]
+    ) -> None:
+        """Store the model's tool calls (the round's text with them) and the tools' results."""
+        with anyio.CancelScope(shield=True):
+            await self._stop_saving()
+            items: list[tuple[Role, str, dict[str, Any]]] = [
+                ("assistant", said, {"tool_calls": [c.model_dump() for c in calls]}),
+                *(("tool", content, meta) for content, meta in results),
+            ]
+            leaf, moved = await self.store.add_messages(
+                self.conversation_id, self.leaf, items, expected=self.head, replace=self._draft
+            )
+        self._draft = None
+        self.leaf = leaf
+        self._moved(leaf, moved)
+
+    async def record(self, status: Status, error: str | None) -> Reply:
+        """Store the answer as it ended; if the store fails, StoreError carries the Reply."""
+        with anyio.CancelScope(shield=True):  # an interrupted answer is still stored
+            await self._stop_saving()
+            text = "".join(self.parts)
+            usage = final_usage(self.reported, self.context, text)
+            meta = {"sources": [s.model_dump() for s in self.sources]} if self.sources else None
+            try:
+                message_id, moved = await self.store.finish_turn(
+                    user_id=self.plan.user_id, conversation_id=self.conversation_id,
+                    parent_id=self.leaf, expected=self.head, answer_id=self._draft,
+                    bot_uid=self.plan.bot.uid, model=self.plan.model, content=text,
+                    status=status, error=error, usage=usage, meta=meta,
+                )  # fmt: skip
+            except StoreError as exc:
+                exc.partial = self.reply(None, text, usage, status)
+                raise
+        self._moved(message_id, moved)
+        return self.reply(message_id, text, usage, status)
+
+    def reply(self, message_id: str | None, text: str, usage: Usage, status: Status) -> Reply:
+        plan = self.plan
+        return Reply(
+            text=text,
+            conversation_id=self.conversation_id,
+            message_id=message_id,
+            bot=plan.bot.uid,
+            provider=plan.provider.name,
+            model=plan.model,
+            usage=usage,
+            status=status,
+            finish_reason=self.finish,
+            trimmed_messages=self.trimmed,
+            sources=self.sources,
+            branched=self.branched,
+        )
+
+
+def add_usage(total: Usage | None, more: Usage) -> Usage:
+    if total is None:
+        return more
+    return Usage(
+        prompt_tokens=total.prompt_tokens + more.prompt_tokens,
+        completion_tokens=total.completion_tokens + more.completion_tokens,
+        estimated=total.estimated or more.estimated,
+    )
+
+
+def final_usage(reported: Usage | None, context: list[dict[str, str]], text: str) -> Usage:
+    """The provider's token counts (estimated when it sent none), and words both ways."""
+    prompt_words = sum(count_words(m["content"]) for m in context)
+    completion_words = count_words(text)
+    if reported is not None:
+        return Usage(
+            prompt_tokens=reported.prompt_tokens,
+            completion_tokens=reported.completion_tokens,
+            prompt_words=prompt_words,
+            completion_words=completion_words,
+            estimated=reported.estimated,
+        )
+    return Usage(
+        prompt_tokens=estimate_prompt_tokens(context),
+        completion_tokens=estimate_tokens(text),
+        prompt_words=prompt_words,
+        completion_words=completion_words,
+        estimated=True,
+    )
+
+
+__all__ = ["NOWHERE", "Answer", "add_usage", "final_usage"]

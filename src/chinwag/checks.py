@@ -1,0 +1,123 @@
+"""Checks of what callers pass at the public boundary: one clear InputError, never a raw
+TypeError, UnicodeEncodeError or database error from deep inside."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from chinwag.errors import InputError
+
+MAX_USER_NAME = 200  # the users table's column
+
+
+def text(value: Any, what: str) -> str:
+    """A string that can be stored and sent: no lone surrogates (invalid UTF-16 halves)."""
+    if not isinstance(value, str):
+        raise InputError(f"{what} must be text (str), not {type(value).__name__}: {value!r:.60}.")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InputError(
+            f"{what} holds an invalid character at position {exc.start} (a lone surrogate, "
+            f"{value[exc.start]!r}): it cannot be stored or sent. Remove it, or decode the "
+            "text with errors='replace'."
+        ) from None
+    return value
+
+
+def optional_text(value: Any, what: str) -> str | None:
+    return None if value is None else text(value, what)
+
+
+def identifier(value: Any, what: str) -> str:
+    """An id such as a conversation's or a message's: a string."""
+    if not isinstance(value, str):
+        raise InputError(
+            f"{what} must be an id string, not {type(value).__name__}: {value!r:.60}. "
+            "`conversations.list()` shows the ids."
+        )
+    return text(value, what)
+
+
+def user(value: Any) -> str | None:
+    """A user as a name: `42` and `"42"` are one user; whitespace around it is ignored."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise InputError(
+            f"user must be a name (str) or a number (int), not {type(value).__name__}: "
+            f"{value!r:.60}."
+        )
+    name = text(str(value), "user").strip()
+    if not name:
+        raise InputError("user is empty: pass a user name or id, or leave it out.")
+    if len(name) > MAX_USER_NAME or not name.isprintable():
+        raise InputError(
+            f"user must be at most {MAX_USER_NAME} printable characters, not {name!r:.60}."
+        )
+    return name
+
+
+def messages(value: Any) -> Sequence[Mapping[str, Any]]:
+    """A chat message list: a list of {'role': ..., 'content': ...} mappings."""
+    if isinstance(value, str | bytes) or not isinstance(value, Sequence):
+        raise InputError(
+            "messages must be a list of {'role': ..., 'content': ...} dicts, not "
+            f"{type(value).__name__}: {value!r:.60}. For a single prompt, use ask()."
+        )
+    for i, item in enumerate(value):
+        if not isinstance(item, Mapping):
+            raise InputError(
+                f"messages[{i}] must be a dict like {{'role': 'user', 'content': 'Hi'}}, "
+                f"not {type(item).__name__}: {item!r:.60}."
+            )
+    return value
+
+
+def _flag(value: Any, what: str) -> bool | None:
+    if value is not None and not isinstance(value, bool):
+        raise InputError(f"{what} must be True, False or None, not {value!r:.60}.")
+    return value
+
+
+def _tools(value: Any, what: str) -> Any:
+    if value is not None and (isinstance(value, str) or not isinstance(value, Sequence)):
+        raise InputError(f"{what} must be a list of functions, not {value!r:.60}.")
+    return value
+
+
+def _bot(value: Any, what: str) -> Any:
+    from chinwag.types import Bot
+
+    if value is not None and not isinstance(value, Bot):
+        return text(value, what)
+    return value
+
+
+# Each turn option that is not a sampling setting (GenerationParams validates those).
+_OPTION_CHECKS: dict[str, Callable[[Any, str], Any]] = {
+    "bot": _bot,
+    "conversation": lambda v, w: None if v is None else identifier(v, w),
+    "system": optional_text,
+    "language": optional_text,
+    "search": _flag,
+    "tools": _tools,
+}
+
+
+def turn_options(options: Mapping[str, Any]) -> dict[str, Any]:
+    """The options of ask, stream and chat, checked; `user` normalised."""
+    checked = dict(options)
+    for key, check in _OPTION_CHECKS.items():
+        if key in checked:
+            checked[key] = check(checked[key], key)
+    if "user" in checked:
+        checked["user"] = user(checked["user"])
+    stop = checked.get("stop")
+    if isinstance(stop, str):
+        checked["stop"] = [stop]  # as openai-python accepts it
+    return checked
+
+
+__all__ = ["identifier", "messages", "optional_text", "text", "turn_options", "user"]

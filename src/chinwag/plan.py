@@ -1,0 +1,296 @@
+"""Planning a turn: what the caller asked, checked, and everything resolved from it (bot,
+branch, system prompt, history, tools) before anything is stored. No I/O here."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypedDict
+
+from pydantic import ValidationError
+
+from chinwag import checks
+from chinwag.errors import InputError
+from chinwag.types import Bot, GenerationParams, Message, Role
+
+if TYPE_CHECKING:
+    from chinwag.config import Config
+    from chinwag.providers import Provider
+    from chinwag.store import Thread
+    from chinwag.tools import Tool
+
+_ROLES = ("system", "user", "assistant")
+# What the model reads where a question got no answer (a crash, or a failed turn).
+NO_ANSWER = "(No answer was given to this message: that turn was interrupted.)"
+
+
+class TurnOptions(TypedDict, total=False):
+    """Per-call overrides accepted by ask, stream and chat."""
+
+    bot: str | Bot | None
+    conversation: str | None
+    system: str | None
+    temperature: float | None
+    max_tokens: int | None
+    top_p: float | None
+    top_k: int | None
+    stop: list[str] | None
+    seed: int | None
+    user: str | int | None
+    language: str | None  # answer in this language (aBLT)
+    max_words: int | None  # the model is told the budget; max_tokens follows from it
+    search: bool | None  # web search for this turn (stored with it)
+    tools: Sequence[Callable[..., Any]] | None  # functions the model may call this turn
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """What the caller asked for, checked."""
+
+    prompt: str | None  # None only for a retry
+    seed: tuple[tuple[Role, str], ...]  # earlier turns of a message list (chat)
+    seed_system: str | None
+    stream: bool
+    retry: bool
+    edit: str | None
+    options: Mapping[str, Any]
+
+    @property
+    def conversation(self) -> str | None:
+        found: str | None = self.options.get("conversation")
+        return found
+
+
+def request(
+    prompt: Any,
+    messages: Any,
+    *,
+    stream: bool,
+    retry: bool,
+    edit: Any,
+    options: Mapping[str, Any],
+) -> Request:
+    """Check a turn's arguments: one clear InputError for anything wrong."""
+    unknown = set(options) - set(TurnOptions.__annotations__)
+    if unknown:
+        known = sorted(TurnOptions.__annotations__)
+        raise InputError(f"Unknown option(s) {sorted(unknown)}; known: {known}.")
+    checked = checks.turn_options(options)
+    seed: list[tuple[Role, str]] = []
+    seed_system = None
+    if messages is not None:
+        if prompt is not None:
+            raise InputError("Pass either a prompt or messages, not both.")
+        seed_system, seed, prompt = split_messages(checks.messages(messages))
+    if not retry:
+        if prompt is None or (isinstance(prompt, str) and not prompt.strip()):
+            raise InputError("The prompt is empty: say something to the model.")
+        checks.text(prompt, "The prompt")
+    if edit is not None:
+        checks.identifier(edit, "The message id to edit")
+    return Request(prompt, tuple(seed), seed_system, stream, retry, edit, checked)
+
+
+def split_messages(
+    messages: Sequence[Mapping[str, Any]],
+) -> tuple[str | None, list[tuple[Role, str]], str]:
+    """A message list's system prompt, earlier turns and final user prompt."""
+    if not messages:
+        raise InputError("messages is empty: pass at least one {'role': 'user', ...} message.")
+    system: list[str] = []
+    turns: list[tuple[Role, str]] = []
+    for i, m in enumerate(messages):
+        role, content = m.get("role"), m.get("content")
+        if role not in _ROLES or not isinstance(content, str):
+            raise InputError(
+                f"messages[{i}] must be {{'role': 'system'|'user'|'assistant', 'content': str}}, "
+                f"got {dict(m)!r:.200}."
+            )
+        checks.text(content, f"messages[{i}]['content']")
+        if role == "system":
+            system.append(content)
+        else:
+            turns.append((role, content))
+    if not turns or turns[-1][0] != "user":
+        raise InputError("The last message must be the user's prompt (role 'user').")
+    return ("\n\n".join(system) or None), turns[:-1], turns[-1][1]
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """A turn resolved: who asks whom, where on which branch, with what context."""
+
+    request: Request
+    user_id: int
+    user: str
+    bot: Bot
+    provider: Provider
+    model: str
+    params: GenerationParams
+    prompt: str
+    conversation_id: str | None  # None: a new conversation
+    parent_id: str | None  # the question's parent
+    leaf_id: str | None  # where the conversation was when planned
+    leaf_settled: bool  # that leaf is a finished answer (not a question still being answered)
+    asked_id: str | None  # retry: the stored question answered again
+    system: str | None  # without search results, which come later
+    history: tuple[tuple[str, str], ...]
+    tools: Mapping[str, Tool]
+    schemas: list[dict[str, Any]] | None
+    search: bool
+    meta: Mapping[str, Any]  # stored with the question
+    window: int
+    reserve: int  # tokens kept free for the answer
+
+    @property
+    def first_exchange(self) -> bool:
+        return self.leaf_id is None
+
+
+def make_plan(
+    request: Request,
+    *,
+    config: Config,
+    user_id: int,
+    user: str,
+    thread: Thread | None,
+    bot: Bot,
+    provider: Provider,
+    model: str,
+    tools: Sequence[Tool],
+) -> Plan:
+    """Resolve a checked request against what is stored; raises before anything is written."""
+    options = request.options
+    params = _params(bot, options)
+    prompt = request.prompt
+    parent = thread.leaf_id if thread else None
+    asked: str | None = None
+    if request.retry:
+        question = next(
+            (m for m in reversed(thread.messages) if m.role == "user"), None
+        ) if thread else None  # fmt: skip
+        if question is None:
+            raise InputError("retry needs a conversation with a question to answer again.")
+        asked, prompt, parent = question.id, question.content, question.parent_id
+    elif request.edit is not None and thread is not None:
+        original = thread.message(request.edit)
+        if original is None or original.role != "user":
+            raise InputError(
+                f"Message {request.edit!r} is not a user message: only questions can be edited."
+            )
+        parent = original.parent_id
+    assert prompt is not None
+    conv_system = request.seed_system
+    if conv_system is None and thread is not None:
+        conv_system = thread.conversation.system_prompt
+    system = _with_chat_options(
+        system_prompt(config, options.get("system"), conv_system, bot, model), options
+    )
+    search = options.get("search")
+    provider_window = getattr(provider, "context_window", None)
+    window = config.context_window(model, provider_window(model) if provider_window else None)
+    meta = {
+        k: options[k] for k in ("language", "max_words", "search") if options.get(k) is not None
+    }
+    leaf = thread.messages[-1] if thread and thread.messages else None
+    return Plan(
+        request=request,
+        user_id=user_id,
+        user=user,
+        bot=bot,
+        provider=provider,
+        model=model,
+        params=params,
+        prompt=prompt,
+        conversation_id=thread.conversation.id if thread else None,
+        parent_id=parent,
+        leaf_id=thread.leaf_id if thread else None,
+        leaf_settled=leaf is None or settled(leaf),
+        asked_id=asked,
+        system=system,
+        history=tuple(history(thread.branch(parent) if thread else [], request.seed)),
+        tools={t.name: t for t in tools},
+        schemas=[t.schema() for t in tools] or None,
+        search=bot.search if search is None else search,
+        meta=meta,
+        window=window,
+        reserve=params.max_tokens or min(1024, window // 4),
+    )
+
+
+def settled(message: Message) -> bool:
+    """Whether a branch ending here is finished: an answer, not a question being answered."""
+    from chinwag.store.store import DRAFT_ERROR
+
+    if message.role != "assistant" or "tool_calls" in message.meta:
+        return False
+    return not (message.usage is None and message.error == DRAFT_ERROR)
+
+
+def history(branch: Sequence[Message], seed: Sequence[tuple[Role, str]]) -> list[tuple[str, str]]:
+    """The earlier turns the model reads: tool rounds left out (their answers carry what
+    they found), and a note where a question got no answer, never two questions in a row."""
+    out: list[tuple[str, str]] = []
+    for m in branch:
+        if not m.content or m.role == "tool" or "tool_calls" in m.meta:
+            continue
+        if m.role == "user" and out and out[-1][0] == "user":
+            out.append(("assistant", NO_ANSWER))
+        out.append((m.role, m.content))
+    if out and out[-1][0] == "user":  # the new question comes next
+        out.append(("assistant", NO_ANSWER))
+    out.extend(seed)  # a message list is sent as the caller wrote it
+    return out
+
+
+def system_prompt(
+    config: Config, call: str | None, conversation: str | None, bot: Bot, model: str
+) -> str | None:
+    """Precedence: the call's, then the conversation's, the bot's, the model's, the config's."""
+    for candidate in (call, conversation, bot.system_prompt):
+        if candidate is not None:
+            return candidate
+    per_model = config.settings.models.get(model)
+    if per_model is not None and per_model.system_prompt is not None:
+        return per_model.system_prompt
+    return config.settings.system_prompt
+
+
+def _params(bot: Bot, options: Mapping[str, Any]) -> GenerationParams:
+    """The bot's sampling params with the call's on top; max_words bounds max_tokens."""
+    try:
+        params = bot.params.merged(
+            **{name: options.get(name) for name in GenerationParams.model_fields}
+        )
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        raise InputError(
+            f"Invalid {err['loc'][0]}={err.get('input')!r:.60}: {err['msg']}."
+        ) from None
+    max_words = options.get("max_words")
+    if max_words is not None:
+        if isinstance(max_words, bool) or not isinstance(max_words, int) or max_words <= 0:
+            raise InputError(f"max_words must be a positive whole number, not {max_words!r:.60}.")
+        if params.max_tokens is None:
+            # About 4/3 tokens a word in English, and room to finish the sentence.
+            params = params.merged(max_tokens=math.ceil(max_words * 5 / 3) + 8)
+    return params
+
+
+def _with_chat_options(system: str | None, options: Mapping[str, Any]) -> str | None:
+    """The system prompt with aBLT's language and word budget added."""
+    extra: list[str] = []
+    language = options.get("language")
+    if language is not None:
+        if not language.strip():
+            raise InputError(f"language must name a language, like 'French', not {language!r}.")
+        extra.append(f"Answer in {language.strip()}.")
+    if options.get("max_words") is not None:
+        extra.append(f"Answer in at most {options['max_words']} words.")
+    if not extra:
+        return system
+    return "\n\n".join(part for part in (system, " ".join(extra)) if part)
+
+
+__all__ = ["NO_ANSWER", "Plan", "Request", "TurnOptions", "make_plan", "request", "settled"]
