@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
@@ -387,3 +388,81 @@ async def test_health_reports_store_and_providers_without_a_completion(
     assert health.store.ok
     assert health.store.latency_ms is not None
     assert server.requests == []  # nothing was paid for: only the model list was read
+
+
+@pytest.mark.parametrize(
+    ("call", "expected"),
+    [
+        (lambda c: c.chat("hello"), "messages must be a list"),
+        (lambda c: c.chat([1, 2]), r"messages\[0\] must be a dict"),
+        (lambda c: c.ask("hi", conversation=["abc"]), "conversation must be an id"),
+        (lambda c: c.ask("bad \ud800 text"), "lone surrogate"),
+        (lambda c: c.ask("hi", system="bad \udfff"), "system holds an invalid character"),
+        (lambda c: c.ask("hi", system=5), "system must be text"),
+        (lambda c: c.ask(5), "prompt must be text"),
+        (lambda c: c.ask("hi", search="yes"), "search must be True"),
+        (lambda c: c.conversations.rename(-(10**20), "x"), "conversation_id must be an id"),
+        (lambda c: c.conversations.rename("abc", -(10**20)), "title must be text"),
+        (lambda c: c.conversations.history(None), "conversation_id must be an id"),
+        (lambda c: c.conversations.list(limit=10**20), "limit must be a whole number"),
+        (lambda c: c.conversations.list(offset=-1), "offset must be a whole number"),
+    ],
+)
+def test_wrongly_typed_arguments_are_one_clear_error(
+    config: Config, server: FakeOpenAI, call: Any, expected: str
+) -> None:
+    with chinwag.Client(config) as client:
+        with pytest.raises(InputError, match=expected):
+            call(client)
+        # Nothing was stored and the model was never asked.
+        assert client.conversations.list() == []
+    assert server.requests == []
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"conversation": 5, "messages": []},
+        {"conversation": {}, "messages": 5},
+        {"conversation": {}, "messages": [5]},
+        {"conversation": {"id": 5}, "messages": []},
+    ],
+)
+def test_a_wrongly_typed_import_is_one_clear_error(config: Config, data: dict[str, Any]) -> None:
+    import json
+
+    with chinwag.Client(config) as client, pytest.raises(InputError, match="Not a chinwag"):
+        client.conversations.import_json(json.dumps(data))
+
+
+async def test_what_can_fail_is_checked_before_the_question_is_stored(
+    server: FakeOpenAI, home: Path
+) -> None:
+    bots = home / "bots"
+    bots.mkdir(parents=True)
+    (bots / "tooly.yaml").write_text("name: Tooly\ntools: [no_such_tool]\n")
+
+    def not_a_function(x: object) -> None: ...
+
+    async with AsyncClient(make_config(server)) as client:
+        with pytest.raises(chinwag.ConfigError, match="no_such_tool"):
+            await client.ask("hi", bot="tooly")
+        with pytest.raises(InputError):
+            await client.ask("hi", tools=["not a function"])  # type: ignore[list-item]
+        assert await client.conversations.list() == []
+    assert server.requests == []
+
+
+async def test_a_failure_after_the_question_is_stored_ends_in_a_stored_answer(
+    server: FakeOpenAI,
+) -> None:
+    server.script(Script(status=400, error="context too long"))
+    async with AsyncClient(make_config(server, **{"providers.openai.max_retries": 0})) as client:
+        with pytest.raises(chinwag.BadRequestError) as caught:
+            await client.ask("hi")
+        partial = caught.value.partial
+        assert partial is not None
+        assert partial.status == "error"
+        question, answer = await client.conversations.history(partial.conversation_id)
+    assert (question.content, answer.status) == ("hi", "error")
+    assert "context too long" in (answer.error or "")

@@ -108,6 +108,7 @@ def _start_cli(server: FakeOpenAI, home: Path, prompt: str) -> subprocess.Popen[
     env.update(
         CHINWAG_HOME=str(home), OPENAI_BASE_URL=server.base_url, CHINWAG_MODEL="test-model",
         CHINWAG_TITLES="false", CHINWAG_PROVIDERS__OPENAI__MAX_RETRIES="0",
+        CHINWAG_STORE__TURN_LEASE="2",  # how long the crashed turn holds its conversation
     )  # fmt: skip
     return subprocess.Popen(
         [sys.executable, "-m", "chinwag", prompt],

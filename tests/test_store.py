@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import resource
+import sqlite3
 import subprocess
 import sys
+import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from chinwag.errors import ConfigError, NotFoundError
+from chinwag import Client
+from chinwag.errors import ConfigError, NotFoundError, StoreError
 from chinwag.store import Store, normalize_url
 from chinwag.store.schema import SCHEMA_REVISION
 from chinwag.types import Usage
+from tests.conftest import Runner, make_config
+from tests.fake_openai import FakeOpenAI, Script
 
 pytestmark = pytest.mark.anyio
 
@@ -29,6 +35,7 @@ async def _turn(
         parent_id=parent,
         expected=parent,
         branch=False,
+        until=datetime.now(UTC) + timedelta(seconds=10),
         bot_uid="bot-1",
         system_prompt=None,
         seed=[],
@@ -236,3 +243,177 @@ async def test_an_older_schema_is_migrated_on_open_and_keeps_its_data(store_url:
         assert [m.meta for m in history] == [{}, {}]
     finally:
         await store.close()
+
+
+# -- when the database fails: one clear StoreError, and nothing shown is lost ----------------
+
+
+def _hold_write_lock(path: Path) -> sqlite3.Connection:
+    """Another program holding the SQLite file's write lock."""
+    db = sqlite3.connect(path, isolation_level=None, timeout=0, check_same_thread=False)
+    db.execute("BEGIN IMMEDIATE")
+    return db
+
+
+def test_a_lock_held_past_the_timeout_is_a_store_error(server: FakeOpenAI, home: Path) -> None:
+    config = make_config(server, **{"store.lock_timeout": 0.5})
+    with Client(config) as client:
+        client.ask("create the file")
+        holder = _hold_write_lock(home / "chinwag.db")
+        try:
+            with pytest.raises(StoreError, match=r"locked by another program for 0\.5 s"):
+                client.ask("blocked")
+        finally:
+            holder.close()
+        assert len(client.conversations.list()) == 1
+
+
+def test_a_lock_released_within_the_timeout_is_waited_for(server: FakeOpenAI, home: Path) -> None:
+    with Client(make_config(server)) as client:
+        client.ask("create the file")
+        holder = _hold_write_lock(home / "chinwag.db")
+        threading.Timer(1.0, holder.close).start()
+        assert client.ask("waits").text == "You said: waits"
+
+
+def test_a_streamed_answer_that_cannot_be_stored_stays_with_the_caller(
+    server: FakeOpenAI, home: Path
+) -> None:
+    config = make_config(server, **{"store.lock_timeout": 0.3})
+    with Client(config) as client:
+        client.ask("create the file")
+        server.script(Script(text="one two three four five six", chunk_delay=0.05))
+        stream = iter(client.stream("count"))
+        next(stream)  # the question is stored and the answer has begun
+        holder = _hold_write_lock(home / "chinwag.db")
+        with pytest.raises(StoreError) as caught:
+            list(stream)
+        holder.close()
+        partial = caught.value.partial
+        assert partial is not None
+        assert (partial.text, partial.message_id) == ("one two three four five six", None)
+        assert len(str(caught.value).splitlines()) == 1
+        # The question was stored before the lock; the answer's first words were saved.
+        history = client.conversations.history(partial.conversation_id)
+        assert history[0].content == "count"
+
+
+@pytest.mark.parametrize("damage", ["garbage", "directory", "home is a file"])
+def test_a_damaged_database_is_one_line_that_says_what_to_do(
+    run: Runner, home: Path, damage: str
+) -> None:
+    if damage == "home is a file":
+        home.parent.mkdir(parents=True, exist_ok=True)
+        home.write_text("not a folder")
+        expected = "Cannot create the folder"
+    else:
+        home.mkdir(parents=True)
+        if damage == "garbage":
+            (home / "chinwag.db").write_bytes(b"this is not SQLite\n" * 1000)
+            expected = "not a database chinwag can read"
+        else:
+            (home / "chinwag.db").mkdir()
+            expected = "Cannot open the database"
+    out = run("hello")
+    assert out.returncode == 1
+    assert out.stderr.startswith("chinwag: ")
+    assert expected in out.stderr, out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1
+
+
+def test_a_full_disk_is_one_line(run: Runner, home: Path) -> None:
+    assert run("make the database").returncode == 0
+    size = sum(f.stat().st_size for f in home.glob("chinwag.db*"))
+    limit = size + 64 * 1024
+
+    def small_disk() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    done = subprocess.run(
+        [sys.executable, "-m", "chinwag"], input="x" * 2_000_000,
+        capture_output=True, text=True, env=run.env, timeout=60, preexec_fn=small_disk,
+    )  # fmt: skip
+    assert done.returncode == 1
+    assert "could not be written" in done.stderr or "is full" in done.stderr, done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+
+
+# -- two turns into one conversation at once --------------------------------------------------
+
+
+def _check_tree(client: Client, cid: str, replies: int) -> list[str]:
+    """Every stored question has one answer under it, the current branch alternates, and
+    every reply is on it or says it went on a branch of its own. The branch's answers."""
+    import json
+
+    exported = json.loads(client.conversations.export(cid))
+    by_id = {m["id"]: m for m in exported["messages"]}
+    children: dict[str | None, list[dict[str, object]]] = {}
+    for m in exported["messages"]:
+        children.setdefault(m["parent_id"], []).append(m)
+    questions = [m for m in exported["messages"] if m["role"] == "user"]
+    assert len(questions) == replies + 1
+    for q in questions:
+        assert [c["role"] for c in children.get(q["id"], [])] == ["assistant"], q["content"]
+    for m in exported["messages"]:
+        if m["role"] == "assistant":
+            assert by_id[m["parent_id"]]["role"] == "user"
+    history = client.conversations.history(cid)
+    roles = [m.role for m in history]
+    assert roles == ["user", "assistant"] * (len(roles) // 2)
+    return [m.id for m in history if m.role == "assistant"]
+
+
+def test_threads_asking_into_one_conversation_never_interleave(
+    server: FakeOpenAI, store_url: str
+) -> None:
+    server.default = Script(chunk_delay=0.002)
+    with Client(make_config(server, **{"store.url": store_url})) as client:
+        cid = client.ask("start").conversation_id
+        replies = []
+        lock = threading.Lock()
+
+        def asker(n: int) -> None:
+            for i in range(10):
+                reply = client.ask(f"q{n}.{i}", conversation=cid)
+                with lock:
+                    replies.append(reply)
+
+        threads = [threading.Thread(target=asker, args=(n,)) for n in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=120)
+        assert len(replies) == 80
+        on_branch = set(_check_tree(client, cid, 80))
+        for reply in replies:
+            assert reply.branched == (reply.message_id not in on_branch)
+
+
+def test_processes_asking_into_one_conversation_never_interleave(
+    server: FakeOpenAI, store_url: str, home: Path
+) -> None:
+    config = make_config(server, **{"store.url": store_url})
+    with Client(config) as client:
+        cid = client.ask("start").conversation_id
+    code = f"""
+import sys, chinwag
+config = chinwag.Config({{"store.url": {store_url!r}, "titles": False,
+    "providers.openai.base_url": {server.base_url!r}, "providers.openai.model": "m"}})
+with chinwag.Client(config) as client:
+    for i in range(15):
+        r = client.ask(f"{{sys.argv[1]}}.{{i}}", conversation={cid!r})
+        print(r.message_id, r.branched, flush=True)
+"""
+    procs = [
+        subprocess.Popen([sys.executable, "-c", code, str(n)], stdout=subprocess.PIPE, text=True)
+        for n in range(3)
+    ]
+    outputs = [p.communicate(timeout=120)[0] for p in procs]
+    assert all(p.returncode == 0 for p in procs)
+    lines = [line.split() for out in outputs for line in out.splitlines()]
+    assert len(lines) == 45
+    with Client(config) as client:
+        on_branch = set(_check_tree(client, cid, 45))
+    for message_id, branched in lines:
+        assert (branched == "True") == (message_id not in on_branch)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -133,3 +135,60 @@ def test_statistics_sync(config: Config) -> None:
         assert client.stats.day().requests == 1
         assert client.stats.total().requests == 1
         assert len(client.stats.usage(start_date=TODAY - timedelta(days=6)).items) == 7
+
+
+async def test_a_taken_bot_uid_reads_the_same_whoever_has_it(
+    server: FakeOpenAI, store_url: str
+) -> None:
+    config = make_config(server, **{"store.url": store_url})
+    async with AsyncClient(config) as client:
+        mine = await client.bots.create(name="Mine", user="bob")
+        alices = await client.bots.create(name="Hers", user="alice")
+        answers = []
+        for uid in (mine.uid, alices.uid):
+            with pytest.raises(InputError) as caught:
+                await client.bots.create(name="Copy", uid=uid, user="bob")
+            answers.append(str(caught.value).replace(uid, "UID"))
+        assert answers[0] == answers[1]
+        assert "taken" in answers[0]
+        # Neither bot was touched.
+        assert (await client.bots.get(uid=alices.uid, user="alice")) == alices
+        assert (await client.bots.get(uid=mine.uid, user="bob")) == mine
+
+
+async def test_an_import_of_taken_ids_reads_the_same_whoever_has_them(config: Config) -> None:
+    async with AsyncClient(config) as client:
+        alice = await client.ask("alice's", user="alice")
+        bob = await client.ask("bob's", user="bob")
+        answers = []
+        for reply, owner in ((bob, "bob"), (alice, "alice")):
+            exported = await client.conversations.export(reply.conversation_id, user=owner)
+            with pytest.raises(InputError) as caught:
+                await client.conversations.import_json(exported, user="bob")
+            answers.append(str(caught.value).replace(reply.conversation_id, "ID"))
+        assert answers[0] == answers[1]
+
+
+async def test_users_are_normalised_and_reads_create_none(config: Config, home: Path) -> None:
+    def users() -> int:
+        db = sqlite3.connect(home / "chinwag.db")
+        try:
+            return int(db.execute("SELECT count(*) FROM users").fetchone()[0])
+        finally:
+            db.close()
+
+    async with AsyncClient(config) as client:
+        await client.ask("hi", user=1)
+        for same in ("1", " 1 "):
+            assert len(await client.conversations.list(user=same)) == 1
+        before = users()
+        for wrong in (1.0, True, "", "   ", ["1"], "a\nb"):
+            with pytest.raises(InputError, match="user"):
+                await client.conversations.list(user=wrong)  # type: ignore[arg-type]
+        # Reads for people who never wrote anything find nothing and store nobody.
+        assert await client.conversations.list(user="nobody") == []
+        assert (await client.stats.day(user="nobody")).requests == 0
+        assert await client.bots.get(slug="default", user="ghost") is not None
+        with pytest.raises(NotFoundError):
+            await client.conversations.get("0" * 32, user="stranger")
+        assert users() == before

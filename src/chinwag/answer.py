@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -34,16 +35,17 @@ class Answer:
         *,
         conversation_id: str,
         question_id: str,
-        moved: bool,
+        head: str | None,
         save_every: float,
+        lease: float,
     ) -> None:
         self.store = store
         self.plan = plan
         self.conversation_id = conversation_id
         self.leaf = question_id  # the parent of the next message
-        # Where the conversation is if nobody else moved it; moves are compare-and-set.
-        self.head = question_id if moved else NOWHERE
-        self.branched = not moved
+        # Where the conversation is while this turn holds it; every move is compare-and-set.
+        self.head = NOWHERE if head is None else head
+        self.branched = head is None
         self.parts: list[str] = []
         self.reported: Usage | None = None
         self.finish: str | None = None
@@ -51,10 +53,15 @@ class Answer:
         self.context: list[dict[str, str]] = []
         self.trimmed = 0
         self._save_every = save_every
+        self._lease = lease
         self._saving = plan.request.stream  # nobody sees a non-streamed answer arrive
         self._draft: str | None = None  # the stored, still streaming answer's id
-        self._wake: anyio.Event | None = None  # set while there is text not yet saved
-        self._saver: asyncio.Task[None] | None = None
+        self._wake = anyio.Event()  # set while there is text not yet saved
+        self._keeper: asyncio.Task[None] | None = None
+
+    def until(self) -> datetime:
+        """When the turn's hold on its conversation runs out unless renewed."""
+        return datetime.now(UTC) + timedelta(seconds=self._lease)
 
     def _moved(self, message_id: str, moved: bool) -> None:
         if moved:
@@ -62,28 +69,30 @@ class Answer:
         else:
             self.head, self.branched = NOWHERE, True
 
-    # -- while it streams ------------------------------------------------------------------
+    # -- while it runs ---------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Keep the conversation held, and the answer saved as it streams, until recorded."""
+        self._keeper = asyncio.get_running_loop().create_task(self._keep())
 
     def add(self, text: str) -> None:
-        """More of the answer: the hot path, so it only wakes the saver."""
+        """More of the answer: the hot path, so it only wakes the keeper."""
         self.parts.append(text)
-        if self._saving:
-            wake = self._wake
-            if wake is None:
-                self._wake = anyio.Event()
-                self._wake.set()
-                self._saver = asyncio.get_running_loop().create_task(self._keep_saved())
-            elif not wake.is_set():
-                wake.set()
+        if self._saving and not self._wake.is_set():
+            self._wake.set()
 
-    async def _keep_saved(self) -> None:
-        """Save the text at once, then at most every `save_every` seconds while it grows."""
+    async def _keep(self) -> None:
+        """Save new text at once, then at most every `save_every` seconds; renew the hold
+        on the conversation when a third of the lease has passed without a save."""
         while True:
-            assert self._wake is not None
-            await self._wake.wait()
-            self._wake = anyio.Event()
-            with anyio.CancelScope(shield=True):  # a save is never cut in half
-                await self._save()
+            with anyio.move_on_after(self._lease / 3):
+                await self._wake.wait()
+            with anyio.CancelScope(shield=True):  # a write is never cut in half
+                if self._wake.is_set():
+                    self._wake = anyio.Event()
+                    await self._save()
+                elif self.head != NOWHERE:
+                    await self._renew()
             await anyio.sleep(self._save_every)
 
     async def _save(self) -> None:
@@ -92,20 +101,28 @@ class Answer:
             if self._draft is None:
                 draft, moved = await self.store.open_answer(
                     conversation_id=self.conversation_id, parent_id=self.leaf,
-                    expected=self.head, model=self.plan.model, content=text,
+                    expected=self.head, until=self.until(), model=self.plan.model, content=text,
                 )  # fmt: skip
                 self._draft = draft
                 self._moved(draft, moved)
             else:
-                await self.store.save_draft(self._draft, text)
+                await self.store.save_draft(
+                    self._draft, text, conversation_id=self.conversation_id, until=self.until()
+                )
         except StoreError as exc:  # the final record reports a store that stays broken
             log.warning("could not save the answer so far: %s", exc)
 
-    async def _stop_saving(self) -> None:
-        saver, self._saver, self._wake = self._saver, None, None
-        if saver is not None:
-            saver.cancel()
-            await asyncio.wait({saver})
+    async def _renew(self) -> None:
+        try:
+            await self.store.renew(self.conversation_id, head=self.head, until=self.until())
+        except StoreError as exc:
+            log.warning("could not renew the turn's hold on its conversation: %s", exc)
+
+    async def _stop_keeping(self) -> None:
+        keeper, self._keeper = self._keeper, None
+        if keeper is not None:
+            keeper.cancel()
+            await asyncio.wait({keeper})
 
     # -- tool rounds and the end -----------------------------------------------------------
 
@@ -114,22 +131,25 @@ class Answer:
     ) -> None:
         """Store the model's tool calls (the round's text with them) and the tools' results."""
         with anyio.CancelScope(shield=True):
-            await self._stop_saving()
+            await self._stop_keeping()
             items: list[tuple[Role, str, dict[str, Any]]] = [
                 ("assistant", said, {"tool_calls": [c.model_dump() for c in calls]}),
                 *(("tool", content, meta) for content, meta in results),
             ]
             leaf, moved = await self.store.add_messages(
-                self.conversation_id, self.leaf, items, expected=self.head, replace=self._draft
-            )
+                self.conversation_id, self.leaf, items, expected=self.head,
+                until=self.until(), replace=self._draft,
+            )  # fmt: skip
         self._draft = None
+        self._wake = anyio.Event()
         self.leaf = leaf
         self._moved(leaf, moved)
+        self.start()
 
     async def record(self, status: Status, error: str | None) -> Reply:
         """Store the answer as it ended; if the store fails, StoreError carries the Reply."""
         with anyio.CancelScope(shield=True):  # an interrupted answer is still stored
-            await self._stop_saving()
+            await self._stop_keeping()
             text = "".join(self.parts)
             usage = final_usage(self.reported, self.context, text)
             meta = {"sources": [s.model_dump() for s in self.sources]} if self.sources else None

@@ -40,6 +40,13 @@ def identifier(value: Any, what: str) -> str:
     return text(value, what)
 
 
+def count(value: Any, what: str, maximum: int = 1_000_000) -> int:
+    """A whole number from 0 to `maximum` (a limit, an offset)."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= maximum:
+        raise InputError(f"{what} must be a whole number from 0 to {maximum:,}, not {value!r:.60}.")
+    return value
+
+
 def user(value: Any) -> str | None:
     """A user as a name: `42` and `"42"` are one user; whitespace around it is ignored."""
     if value is None:
@@ -120,4 +127,4 @@ def turn_options(options: Mapping[str, Any]) -> dict[str, Any]:
     return checked
 
 
-__all__ = ["identifier", "messages", "optional_text", "text", "turn_options", "user"]
+__all__ = ["count", "identifier", "messages", "optional_text", "text", "turn_options", "user"]

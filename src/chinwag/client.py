@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar, Unpack, overload
 from pydantic import ValidationError
 
 from chinwag import bots as bot_book
+from chinwag import checks
 from chinwag.config import Config
 from chinwag.engine import Engine
 from chinwag.errors import InputError
@@ -84,10 +85,12 @@ class AsyncConversations(_Scoped):
         self, *, limit: int = 50, offset: int = 0, user: str | int | None = None
     ) -> builtins.list[Conversation]:
         """Conversations, newest activity first: id, title, bot and timestamps."""
+        limit, offset = checks.count(limit, "limit"), checks.count(offset, "offset")
         store, uid, name = await self._user(user)
         return await store.list_conversations(uid, name, limit=limit, offset=offset)
 
     async def get(self, conversation_id: str, *, user: str | int | None = None) -> Conversation:
+        checks.identifier(conversation_id, "conversation_id")
         store, uid, name = await self._user(user)
         return await store.conversation(uid, name, conversation_id)
 
@@ -95,17 +98,21 @@ class AsyncConversations(_Scoped):
         self, conversation_id: str, *, user: str | int | None = None
     ) -> builtins.list[Message]:
         """The messages of the conversation's current branch, oldest first."""
+        checks.identifier(conversation_id, "conversation_id")
         store, uid, name = await self._user(user)
         return (await store.thread(uid, name, conversation_id)).messages
 
     async def delete(self, conversation_id: str, *, user: str | int | None = None) -> None:
         """Delete the conversation and its messages."""
+        checks.identifier(conversation_id, "conversation_id")
         store, uid, _ = await self._user(user)
         await store.delete_conversation(uid, conversation_id)
 
     async def rename(
         self, conversation_id: str, title: str, *, user: str | int | None = None
     ) -> Conversation:
+        checks.identifier(conversation_id, "conversation_id")
+        checks.text(title, "title")
         store, uid, name = await self._user(user)
         return await store.rename_conversation(uid, name, conversation_id, title)
 
@@ -124,6 +131,7 @@ class AsyncConversations(_Scoped):
     ) -> str:
         """The conversation as JSON (every branch; import_json reads it back exactly) or as
         Markdown (the current branch, for people)."""
+        checks.identifier(conversation_id, "conversation_id")
         store, uid, name = await self._user(user)
         if format == "json":
             import json
@@ -145,18 +153,23 @@ class AsyncConversations(_Scoped):
         import json
 
         try:
-            data = json.loads(text)
+            data = json.loads(checks.text(text, "The export"))
             if not isinstance(data, dict) or "conversation" not in data or "messages" not in data:
                 raise ValueError("expected an object with 'conversation' and 'messages'")
+            if not isinstance(data["conversation"], dict):
+                raise ValueError("'conversation' must be an object")
+            messages = data["messages"]
+            if not isinstance(messages, list) or not all(isinstance(m, dict) for m in messages):
+                raise ValueError("'messages' must be a list of objects")
         except ValueError as exc:
             raise InputError(f"Not a chinwag conversation export: {exc}.") from None
         store, uid, name = await self._user(user, create=True)
         try:
             return await store.import_conversation(uid, name, data)
         except ValidationError as exc:
-            raise InputError(
-                f"Not a chinwag conversation export: {exc.errors()[0]['msg']}."
-            ) from None
+            err = exc.errors()[0]
+            where = ".".join(str(p) for p in err["loc"])
+            raise InputError(f"Not a chinwag conversation export: {where}: {err['msg']}.") from None
 
     async def generate_title(
         self, conversation_id: str, *, user: str | int | None = None
@@ -164,6 +177,7 @@ class AsyncConversations(_Scoped):
         """Have the bot's model (or title_bot) title the conversation now."""
         from chinwag.titles import title_now
 
+        checks.identifier(conversation_id, "conversation_id")
         _, uid, name = await self._user(user)
         return await title_now(self._engine, uid, name, conversation_id)
 
@@ -205,7 +219,9 @@ class AsyncBots(_Scoped):
         taken = bot_book.find(await self._engine.visible_bots(uid), slug=new.slug)
         if taken is not None:
             raise InputError(f"A bot with slug {new.slug!r} exists already: choose another slug.")
-        await store.save_bot(uid, new)
+        if any(b.uid == new.uid for b in self._engine.shared_bots()):
+            raise InputError(f"The bot uid {new.uid!r} is taken: leave uid out to get a new one.")
+        await store.save_bot(uid, new, new=True)
         return new
 
     async def update(self, key: str, *, user: str | int | None = None, **changes: Any) -> Bot:

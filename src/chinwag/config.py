@@ -59,6 +59,9 @@ class StoreSettings(_Section):
     echo: bool = False
     lock_timeout: float = Field(default=15.0, gt=0)  # seconds to wait for another writer
     save_every: float = Field(default=1.0, gt=0)  # seconds between saves of a streaming answer
+    # Seconds a turn holds its conversation without renewing: after a crash, the next turn
+    # waits at most this long; while a turn runs, others in its conversation wait for it.
+    turn_lease: float = Field(default=10.0, gt=0)
 
 
 def _default_providers() -> dict[str, ProviderSettings]:

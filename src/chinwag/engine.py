@@ -11,6 +11,7 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Coroutine, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -18,7 +19,7 @@ import anyio
 from chinwag import bots as bot_book
 from chinwag import checks
 from chinwag import plan as planning
-from chinwag.answer import NOWHERE, Answer, add_usage
+from chinwag.answer import Answer, add_usage
 from chinwag.config import Config
 from chinwag.context import build_context
 from chinwag.errors import ChinwagError, ConfigError, ProviderError, StoreError
@@ -53,6 +54,10 @@ if TYPE_CHECKING:
     from chinwag.tools import Tool
 
 log = logging.getLogger("chinwag.engine")
+
+# Times a turn may find its conversation moved by a turn that started just before it (no
+# wait, a race lost) before it gives up and stores its exchange on a branch of its own.
+_MAX_LOST_RACES = 20
 
 
 class Engine:
@@ -268,42 +273,64 @@ class Engine:
         )  # fmt: skip
 
     async def _start(self, plan: Plan) -> Answer:
-        """Store the question before the model is called, so it is never lost.
+        """Store the question before the model is called, so it is never lost, and take the
+        conversation for this turn.
 
-        The conversation moves to it only from where it was planned. If another turn moved
-        it meanwhile and has finished, the turn is planned again after that one; if that
-        turn is still being answered, this one goes on a branch of its own.
+        While another turn (a thread, a process, a server worker) answers in the same
+        conversation, this one waits for it, then plans again after its answer. A crashed
+        turn holds its conversation no longer than store.turn_lease.
         """
         store = await self.store()
-        save_every = self.config.settings.store.save_every
-        if plan.asked_id is not None:  # retry: the question is stored already
-            assert plan.conversation_id is not None
-            answer = Answer(
-                store, plan, conversation_id=plan.conversation_id, question_id=plan.asked_id,
-                moved=True, save_every=save_every,
-            )  # fmt: skip
-            answer.head = plan.leaf_id or NOWHERE
-            return answer
-        branch = False
-        for attempt in range(4):
-            started = await store.start_turn(
-                user_id=plan.user_id, conversation_id=plan.conversation_id,
-                parent_id=plan.parent_id, expected=plan.leaf_id, branch=branch or attempt == 3,
-                bot_uid=plan.bot.uid, system_prompt=plan.request.seed_system,
-                seed=plan.request.seed, prompt=plan.prompt, meta=dict(plan.meta),
-            )  # fmt: skip
-            if started is not None:
-                conversation_id, question_id, moved = started
-                return Answer(
-                    store, plan, conversation_id=conversation_id, question_id=question_id,
-                    moved=moved, save_every=save_every,
-                )  # fmt: skip
-            fresh = await self.plan(plan.request)
-            if fresh.leaf_settled:
-                plan = fresh
+        settings = self.config.settings.store
+        lost = 0
+        while True:
+            answer = None
+            if plan.conversation_id is not None and plan.busy:
+                await self._wait_until_free(store, plan.conversation_id)
+                plan = await self.plan(plan.request)
+                continue
+            if plan.asked_id is not None:  # retry: the question is stored already
+                assert plan.conversation_id is not None
+                until = datetime.now(UTC) + timedelta(seconds=settings.turn_lease)
+                if await store.claim(plan.conversation_id, expected=plan.leaf_id, until=until):
+                    answer = Answer(
+                        store, plan, conversation_id=plan.conversation_id,
+                        question_id=plan.asked_id, head=plan.leaf_id,
+                        save_every=settings.save_every, lease=settings.turn_lease,
+                    )  # fmt: skip
             else:
-                branch = True
-        raise AssertionError("unreachable: the last attempt stores on a branch")
+                answer = await self._store_question(store, plan, branch=lost >= _MAX_LOST_RACES)
+            if answer is not None:
+                answer.start()
+                return answer
+            lost += 1
+            plan = await self.plan(plan.request)
+
+    async def _store_question(self, store: Store, plan: Plan, *, branch: bool) -> Answer | None:
+        settings = self.config.settings.store
+        until = datetime.now(UTC) + timedelta(seconds=settings.turn_lease)
+        started = await store.start_turn(
+            user_id=plan.user_id, conversation_id=plan.conversation_id,
+            parent_id=plan.parent_id, expected=plan.leaf_id, branch=branch, until=until,
+            bot_uid=plan.bot.uid, system_prompt=plan.request.seed_system,
+            seed=plan.request.seed, prompt=plan.prompt, meta=dict(plan.meta),
+        )  # fmt: skip
+        if started is None:
+            return None
+        conversation_id, question_id, took = started
+        return Answer(
+            store, plan, conversation_id=conversation_id, question_id=question_id,
+            head=question_id if took else None, save_every=settings.save_every,
+            lease=settings.turn_lease,
+        )  # fmt: skip
+
+    @staticmethod
+    async def _wait_until_free(store: Store, conversation_id: str) -> None:
+        """Wait while another turn holds the conversation (it renews its hold as it runs)."""
+        delay = 0.005
+        while await store.busy(conversation_id):
+            await anyio.sleep(delay)
+            delay = min(delay * 2, 0.05)
 
     async def _answer(self, answer: Answer) -> AsyncGenerator[Event, None]:
         """Everything after the question is stored ends in a stored answer: complete,

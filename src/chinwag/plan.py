@@ -132,7 +132,7 @@ class Plan:
     conversation_id: str | None  # None: a new conversation
     parent_id: str | None  # the question's parent
     leaf_id: str | None  # where the conversation was when planned
-    leaf_settled: bool  # that leaf is a finished answer (not a question still being answered)
+    busy: bool  # another turn is answering in the conversation now
     asked_id: str | None  # retry: the stored question answered again
     system: str | None  # without search results, which come later
     history: tuple[tuple[str, str], ...]
@@ -193,7 +193,6 @@ def make_plan(
     meta = {
         k: options[k] for k in ("language", "max_words", "search") if options.get(k) is not None
     }
-    leaf = thread.messages[-1] if thread and thread.messages else None
     return Plan(
         request=request,
         user_id=user_id,
@@ -206,7 +205,7 @@ def make_plan(
         conversation_id=thread.conversation.id if thread else None,
         parent_id=parent,
         leaf_id=thread.leaf_id if thread else None,
-        leaf_settled=leaf is None or settled(leaf),
+        busy=thread.busy if thread else False,
         asked_id=asked,
         system=system,
         history=tuple(history(thread.branch(parent) if thread else [], request.seed)),
@@ -217,15 +216,6 @@ def make_plan(
         window=window,
         reserve=params.max_tokens or min(1024, window // 4),
     )
-
-
-def settled(message: Message) -> bool:
-    """Whether a branch ending here is finished: an answer, not a question being answered."""
-    from chinwag.store.store import DRAFT_ERROR
-
-    if message.role != "assistant" or "tool_calls" in message.meta:
-        return False
-    return not (message.usage is None and message.error == DRAFT_ERROR)
 
 
 def history(branch: Sequence[Message], seed: Sequence[tuple[Role, str]]) -> list[tuple[str, str]]:
@@ -293,4 +283,4 @@ def _with_chat_options(system: str | None, options: Mapping[str, Any]) -> str | 
     return "\n\n".join(part for part in (system, " ".join(extra)) if part)
 
 
-__all__ = ["NO_ANSWER", "Plan", "Request", "TurnOptions", "make_plan", "request", "settled"]
+__all__ = ["NO_ANSWER", "Plan", "Request", "TurnOptions", "make_plan", "request"]

@@ -23,7 +23,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Dialect
 
 # The schema revision this code expects; a test keeps it equal to Alembic's head.
-SCHEMA_REVISION = "0002"
+SCHEMA_REVISION = "0003"
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -75,6 +75,8 @@ conversations = Table(
     Column("title", Text, nullable=True),
     Column("system_prompt", Text, nullable=True),
     Column("current_message_id", String(32), nullable=True),  # leaf of the branch shown
+    # Until when the turn answering in it holds it (renewed while it runs); see migration 0003.
+    Column("busy_until", UTCDateTime, nullable=True),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
     Index("ix_conversations_user_updated", "user_id", "updated_at"),

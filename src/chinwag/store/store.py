@@ -97,6 +97,7 @@ class Thread:
     messages: list[Message]
     leaf_id: str | None
     rows: Sequence[Row[Any]]  # every message, all branches
+    busy: bool = False  # a turn is answering in it now
 
     def branch(self, leaf_id: str | None) -> list[Message]:
         """The messages from the first one down to `leaf_id`, oldest first."""
@@ -208,16 +209,22 @@ _INSERT_CONVERSATION = conversations.insert()
 _INSERT_MESSAGE = messages.insert()
 # Compare-and-set: a turn moves the conversation on only from where it last left it, so
 # two turns at once (threads, processes, workers) cannot interleave one branch.
+_AT_EXPECTED = (conversations.c.id == bindparam("cid")) & (
+    conversations.c.current_message_id.is_not_distinct_from(bindparam("expected", type_=String))
+)
+# Nobody holds it: no lease, or one that ran out (its turn crashed).
+_FREE = conversations.c.busy_until.is_(None) | (conversations.c.busy_until < bindparam("stamp"))
 _MOVE_CONVERSATION = (
     conversations.update()
-    .where(
-        conversations.c.id == bindparam("cid"),
-        conversations.c.current_message_id.is_not_distinct_from(
-            bindparam("expected", type_=String)
-        ),
+    .where(_AT_EXPECTED)
+    .values(
+        current_message_id=bindparam("mid"),
+        updated_at=bindparam("stamp"),
+        busy_until=bindparam("until"),
     )
-    .values(current_message_id=bindparam("mid"), updated_at=bindparam("stamp"))
 )
+_TAKE_CONVERSATION = _MOVE_CONVERSATION.where(_FREE)
+_RENEW_LEASE = conversations.update().where(_AT_EXPECTED).values(busy_until=bindparam("until"))
 _TOUCH_CONVERSATION = (
     conversations.update()
     .where(conversations.c.id == bindparam("cid"))
@@ -232,10 +239,21 @@ _SAVE_DRAFT = (
 DRAFT_ERROR = "interrupted: chinwag stopped before the answer ended"
 
 
-def _move(conn: Connection, cid: str, expected: str | None, mid: str, stamp: datetime) -> bool:
-    """Move the conversation to `mid` if it is still at `expected`; whether it moved."""
+def _move(
+    conn: Connection,
+    cid: str,
+    expected: str | None,
+    mid: str,
+    stamp: datetime,
+    until: datetime | None,
+    *,
+    take: bool = False,
+) -> bool:
+    """Move the conversation to `mid` if it is still at `expected` (and, to `take` it, if no
+    other turn holds it), holding it until `until`; whether it moved."""
     moved = conn.execute(
-        _MOVE_CONVERSATION, {"cid": cid, "expected": expected, "mid": mid, "stamp": stamp}
+        _TAKE_CONVERSATION if take else _MOVE_CONVERSATION,
+        {"cid": cid, "expected": expected, "mid": mid, "stamp": stamp, "until": until},
     ).rowcount
     if not moved:
         conn.execute(_TOUCH_CONVERSATION, {"cid": cid, "stamp": stamp})
@@ -417,7 +435,8 @@ class Store:
             row = _conversation_row(conn, user_id, cid)
             rows = conn.execute(select(messages).where(messages.c.conversation_id == cid)).all()
             leaf = row.current_message_id
-            return Thread(_conversation(row, user), _branch(rows, leaf), leaf, rows)
+            busy = row.busy_until is not None and row.busy_until > now()
+            return Thread(_conversation(row, user), _branch(rows, leaf), leaf, rows, busy)
 
         return await self._run(load)
 
@@ -532,9 +551,10 @@ class Store:
             exists = select(conversations.c.id).where(conversations.c.id == conv.id)
             taken = select(messages.c.id).where(messages.c.id.in_(ids)).limit(1)
             if conn.execute(exists).first() or (ids and conn.execute(taken).first()):
+                # The same answer for anyone's ids: ownership is never revealed.
                 raise InputError(
-                    f"Conversation {conv.id!r} (or one of its messages) is already stored: "
-                    "delete it first to import it again."
+                    f"Conversation {conv.id!r} (or one of its messages) is already stored, so "
+                    "it cannot be imported again; if it is your copy, delete it first."
                 )
             conn.execute(
                 _INSERT_CONVERSATION,
@@ -584,6 +604,7 @@ class Store:
         parent_id: str | None,
         expected: str | None,
         branch: bool,
+        until: datetime,
         bot_uid: str,
         system_prompt: str | None,
         seed: Sequence[tuple[Role, str]],
@@ -592,10 +613,11 @@ class Store:
     ) -> tuple[str, str, bool] | None:
         """Store the user's message (and the conversation if new) before the model is called.
 
-        The conversation moves to the question only if it is still at `expected`. If it
-        moved meanwhile, nothing is written and None is returned, unless `branch` is set:
-        then the question is stored on a branch of its own, and the conversation stays.
-        Returns the conversation id, the question's id and whether the conversation moved.
+        The turn takes the conversation (moves it to the question and holds it until
+        `until`) only if it is still at `expected` and no other turn holds it. Otherwise
+        nothing is written and None is returned, unless `branch` is set: then the question
+        is stored on a branch of its own, and the conversation stays as it is.
+        Returns the conversation id, the question's id and whether the turn took it.
         """
         stamp = now()
         cid = conversation_id or new_id()
@@ -620,11 +642,11 @@ class Store:
                     {
                         "id": cid, "user_id": user_id, "bot_uid": bot_uid, "title": None,
                         "system_prompt": system_prompt, "current_message_id": question_id,
-                        "created_at": stamp, "updated_at": stamp,
+                        "created_at": stamp, "updated_at": stamp, "busy_until": until,
                     },
                 )  # fmt: skip
             else:
-                moved = _move(conn, cid, expected, question_id, stamp)
+                moved = _move(conn, cid, expected, question_id, stamp, until, take=True)
                 if not moved and not branch:
                     return None
             conn.execute(_INSERT_MESSAGE, rows)
@@ -639,6 +661,7 @@ class Store:
         conversation_id: str,
         parent_id: str,
         expected: str | None,
+        until: datetime,
         model: str,
         content: str,
     ) -> tuple[str, bool]:
@@ -654,15 +677,44 @@ class Store:
 
         def write(conn: Connection) -> bool:
             conn.execute(_INSERT_MESSAGE, row)
-            return _move(conn, conversation_id, expected, mid, stamp)
+            return _move(conn, conversation_id, expected, mid, stamp, until)
 
         return mid, await self._write(write)
 
-    async def save_draft(self, message_id: str, content: str) -> None:
-        """The streaming answer's text so far (a finished answer is never overwritten)."""
-        await self._write(
-            lambda conn: conn.execute(_SAVE_DRAFT, {"mid": message_id, "content": content})
+    async def save_draft(
+        self, message_id: str, content: str, *, conversation_id: str, until: datetime
+    ) -> None:
+        """The streaming answer's text so far (a finished answer is never overwritten), and
+        the turn's hold on its conversation renewed."""
+        renew = {"cid": conversation_id, "expected": message_id, "until": until}
+
+        def write(conn: Connection) -> None:
+            conn.execute(_SAVE_DRAFT, {"mid": message_id, "content": content})
+            conn.execute(_RENEW_LEASE, renew)
+
+        await self._write(write)
+
+    async def claim(self, conversation_id: str, *, expected: str | None, until: datetime) -> bool:
+        """Take a conversation for a turn that adds no question (a retry): only if it is
+        still at `expected` and no other turn holds it."""
+        return await self._write(
+            lambda conn: (
+                _move(conn, conversation_id, expected, expected or "", now(), until, take=True)
+                if expected is not None
+                else False
+            )
         )
+
+    async def busy(self, conversation_id: str) -> bool:
+        """Whether a turn is answering in the conversation now (its lease has not run out)."""
+        stmt = select(conversations.c.busy_until).where(conversations.c.id == conversation_id)
+        until = await self._run(lambda conn: conn.execute(stmt).scalar())
+        return until is not None and until > now()
+
+    async def renew(self, conversation_id: str, *, head: str, until: datetime) -> None:
+        """Hold the conversation longer, while the turn is still where it left it."""
+        renew = {"cid": conversation_id, "expected": head, "until": until}
+        await self._write(lambda conn: conn.execute(_RENEW_LEASE, renew))
 
     async def add_messages(
         self,
@@ -671,6 +723,7 @@ class Store:
         items: Sequence[tuple[Role, str, dict[str, Any]]],
         *,
         expected: str | None,
+        until: datetime,
         replace: str | None = None,
     ) -> tuple[str, bool]:
         """Append messages (a tool call and its results) in a chain; `replace` is a draft
@@ -702,7 +755,7 @@ class Store:
                 inserts = rows[1:]
             if inserts:
                 conn.execute(_INSERT_MESSAGE, inserts)
-            return _move(conn, conversation_id, expected, parent_id, stamp)
+            return _move(conn, conversation_id, expected, parent_id, stamp, until)
 
         moved = await self._run(write)
         return parent_id, moved
@@ -764,7 +817,7 @@ class Store:
                         "parent_id": parent_id, "role": "assistant", "created_at": stamp,
                     },
                 )  # fmt: skip
-            moved = _move(conn, conversation_id, expected, mid, stamp)
+            moved = _move(conn, conversation_id, expected, mid, stamp, None)  # released
             conn.execute(self._add_usage, rollup)
             return moved
 
@@ -778,8 +831,8 @@ class Store:
         rows = await self._run(lambda conn: conn.execute(stmt).scalars().all())
         return [Bot.model_validate(data) for data in rows]
 
-    async def save_bot(self, user_id: int, bot: Bot) -> None:
-        """Insert or replace one of this user's bots."""
+    async def save_bot(self, user_id: int, bot: Bot, *, new: bool = False) -> None:
+        """Insert or replace one of this user's bots; `new` refuses a uid that is taken."""
         stamp = now()
         values = {
             "uid": bot.uid,
@@ -792,8 +845,14 @@ class Store:
 
         def write(conn: Connection) -> None:
             where = (bots.c.uid == bot.uid) & (bots.c.user_id == user_id)
-            if conn.execute(bots.update().where(where).values(**values)).rowcount == 0:
-                conn.execute(bots.insert().values(**values, created_at=stamp))
+            if not new and conn.execute(bots.update().where(where).values(**values)).rowcount:
+                return
+            # Whoever has the uid, the answer is the same: ownership is never revealed.
+            if conn.execute(select(bots.c.uid).where(bots.c.uid == bot.uid)).first():
+                raise InputError(
+                    f"The bot uid {bot.uid!r} is taken: leave uid out to get a new one."
+                )
+            conn.execute(bots.insert().values(**values, created_at=stamp))
 
         await self._run(write)
 
@@ -876,6 +935,11 @@ def store_error(exc: SQLAlchemyError, where: str, lock_timeout: float) -> StoreE
         )
     elif "disk is full" in low or "no space" in low or "database or disk is full" in low:
         message = f"The disk holding the database {where} is full: free some space and retry."
+    elif "disk i/o error" in low:
+        message = (
+            f"The database {where} could not be written (disk I/O error): the disk may be "
+            "full or failing, or a file size limit was reached. Free some space and retry."
+        )
     elif "not a database" in low or "malformed" in low or "file is encrypted" in low:
         message = (
             f"{where} is not a database chinwag can read (damaged, or another kind of file). "
