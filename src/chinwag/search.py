@@ -2,14 +2,18 @@
 
 A search provider answers a query with results; the engine puts the top ones, with
 their sources, into the model's context. SearXNG's JSON API is built in. A search URL
-that resolves to a private, loopback or link-local address is refused unless
-`search.allow_private` is set: a server must not be steered into its own network.
+whose host resolves to an address that is not globally routable (private, loopback,
+link-local, carrier-grade NAT, or an IPv6 form that embeds such an IPv4) is refused unless
+`search.allow_private` is set: a server must not be steered into its own network. The
+host is resolved once, and the request connects to an address that was checked, so a
+resolver that answers differently the second time (DNS rebinding) gains nothing.
 """
 
 from __future__ import annotations
 
 import ipaddress
-from typing import Protocol
+import socket
+from typing import TYPE_CHECKING, Protocol
 from urllib.parse import urlsplit
 
 import anyio
@@ -18,6 +22,9 @@ from chinwag.config import SearchSettings
 from chinwag.errors import ConfigError, ConnectionError, ResponseError, TimeoutError
 from chinwag.types import Source
 
+if TYPE_CHECKING:
+    import httpx
+
 
 class SearchProvider(Protocol):
     async def search(self, query: str, limit: int) -> list[Source]: ...
@@ -25,32 +32,63 @@ class SearchProvider(Protocol):
     async def aclose(self) -> None: ...
 
 
-def _private(address: str) -> bool:
-    ip = ipaddress.ip_address(address.split("%", 1)[0])
-    return bool(
-        ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_reserved
-        or ip.is_multicast or ip.is_unspecified
-    )  # fmt: skip
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")  # RFC 6052: the last 32 bits are the IPv4
+_COMPATIBLE = ipaddress.IPv6Network("::/96")  # deprecated IPv4-compatible ::a.b.c.d
+_LOCAL_NAT64 = ipaddress.IPv6Network("64:ff9b:1::/48")  # RFC 8215: local use only
 
 
-async def check_public(url: str, allow_private: bool) -> None:
-    """Refuse a URL whose host resolves to a private address, unless allowed."""
-    host = urlsplit(url).hostname
-    if not host:
-        raise ConfigError(f"search.url {url!r} has no host: use http(s)://host/.", key="search.url")
-    if allow_private:
-        return
-    try:
-        infos = await anyio.getaddrinfo(host, None)
-    except OSError as exc:
-        raise ConnectionError(f"Cannot resolve the search host {host!r}: {exc}.") from exc
-    private = sorted({str(info[4][0]) for info in infos if _private(str(info[4][0]))})
-    if private:
+def _embedded_ipv4(ip: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
+    """The IPv4 addresses an IPv6 address carries: mapped, 6to4, Teredo, NAT64, compatible."""
+    found = [ip.ipv4_mapped, ip.sixtofour, *(ip.teredo or ())]
+    if ip in _NAT64 or ip in _COMPATIBLE:
+        found.append(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
+    return [v4 for v4 in found if v4 is not None]
+
+
+def _public(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """Whether an address is globally routable unicast, and so is every IPv4 it embeds."""
+    if not ip.is_global or ip.is_multicast:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address):
+        # Python 3.11 counts these as global; the routers they lead to are not.
+        return ip not in _LOCAL_NAT64 and all(_public(v4) for v4 in _embedded_ipv4(ip))
+    return True
+
+
+async def check_public(url: str, allow_private: bool) -> list[str]:
+    """Resolve the URL's host once and refuse it if any address is not public.
+
+    Returns the checked addresses, for the request to connect to instead of resolving
+    again; with `allow_private` nothing is resolved and the list is empty.
+    """
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigError(
-            f"search.url {url!r} resolves to a private or loopback address ({', '.join(private)}). "
+            f"search.url {url!r} is not an http(s) URL with a host: use http(s)://host/.",
+            key="search.url",
+        )
+    if allow_private:
+        return []
+    host = parts.hostname
+    try:
+        infos = await anyio.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    except (OSError, ValueError) as exc:  # ValueError: a name IDNA cannot encode
+        raise ConnectionError(f"Cannot resolve the search host {host!r}: {exc}.") from exc
+    # The scope of a link-local IPv6 address ("%eth0") goes: such addresses are refused.
+    addresses = list(
+        dict.fromkeys(ipaddress.ip_address(str(i[4][0]).split("%", 1)[0]) for i in infos)
+    )
+    if not addresses:
+        raise ConnectionError(f"Cannot resolve the search host {host!r}: no address.")
+    refused = sorted(str(ip) for ip in addresses if not _public(ip))
+    if refused:
+        raise ConfigError(
+            f"search.url {url!r} resolves to an address that is not public "
+            f"({', '.join(refused)}): private or loopback addresses are refused. "
             "If you run that SearXNG yourself, set search.allow_private: true.",
             key="search.url",
         )
+    return [str(ip) for ip in addresses]
 
 
 class SearxngSearch:
@@ -69,12 +107,24 @@ class SearxngSearch:
     async def search(self, query: str, limit: int) -> list[Source]:
         import httpx
 
-        await check_public(self.url, self.settings.allow_private)
+        addresses = await check_public(self.url, self.settings.allow_private)
         if self._http is None:
-            self._http = httpx.AsyncClient(timeout=self.settings.timeout, follow_redirects=False)
+            # A proxy from the environment would resolve the host itself, past the check:
+            # with the guard on, an explicit transport connects directly (env proxies are
+            # only read when no transport is given; SSL_CERT_FILE still is).
+            transport = None if self.settings.allow_private else httpx.AsyncHTTPTransport()
+            self._http = httpx.AsyncClient(
+                timeout=self.settings.timeout, follow_redirects=False, transport=transport
+            )
         client: httpx.AsyncClient = self._http  # type: ignore[assignment]
         try:
-            response = await client.get(f"{self.url}/search", params={"q": query, "format": "json"})
+            url = httpx.URL(f"{self.url}/search", params={"q": query, "format": "json"})
+        except httpx.InvalidURL as exc:
+            raise ConfigError(
+                f"search.url {self.url!r} is not a valid URL: {exc}.", key="search.url"
+            ) from exc
+        try:
+            response = await _get(client, url, addresses)
         except httpx.TimeoutException as exc:
             raise TimeoutError(f"The search at {self.url} did not answer in time.") from exc
         except httpx.TransportError as exc:
@@ -100,6 +150,30 @@ class SearxngSearch:
         if self._http is not None:
             await self._http.aclose()  # type: ignore[attr-defined]
             self._http = None
+
+
+async def _get(client: httpx.AsyncClient, url: httpx.URL, addresses: list[str]) -> httpx.Response:
+    """GET the URL; with checked addresses, connect to those (in turn), never to a new lookup.
+
+    The URL's host becomes the address, while the Host header and the TLS server name
+    (which the certificate is verified against) stay the original host's.
+    """
+    import httpx
+
+    if not addresses:
+        return await client.get(url)
+    headers = {"Host": url.netloc.decode("ascii")}
+    extensions = {"sni_hostname": url.host} if url.scheme == "https" else {}
+    failure: httpx.ConnectError | None = None
+    for address in addresses:
+        try:
+            return await client.get(
+                url.copy_with(host=address), headers=headers, extensions=extensions
+            )
+        except httpx.ConnectError as exc:  # refused or unreachable: try the next address
+            failure = exc
+    assert failure is not None
+    raise failure
 
 
 def create_search(settings: SearchSettings) -> SearchProvider:
