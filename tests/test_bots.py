@@ -9,6 +9,7 @@ import yaml
 
 from chinwag import AsyncClient, Bot, Client, Config
 from chinwag.errors import ConfigError, InputError, NotFoundError
+from tests.conftest import make_config
 from tests.fake_openai import FakeOpenAI
 
 pytestmark = pytest.mark.anyio
@@ -96,10 +97,46 @@ async def test_update_delete_and_export(config: Config, home: Path) -> None:
             await client.ask("hi", bot="poet")
 
 
-def test_a_broken_bot_file_names_itself(config: Config, home: Path) -> None:
-    path = _bot_file(home, "bad", "name: Bad\nparams:\n  temperature: hot\n")
-    with Client(config) as client, pytest.raises(ConfigError, match=str(path)):
-        client.bots.list()
+_BROKEN_FILES = {
+    "bad YAML": (b"name: Bad\n  params: [\n", r"line 2, column 9: mapping values"),
+    "not a mapping": (b"- a list\n", "must hold a mapping of bot fields, not list"),
+    "an invalid field": (b"name: Bad\nparams:\n  temperature: hot\n", "params.temperature"),
+    "invalid UTF-8": (b"name: B\xe9b\n", r"not UTF-8 text \(byte 0xe9 on line 1\)"),
+}
+
+
+@pytest.mark.parametrize("content", list(_BROKEN_FILES), ids=list(_BROKEN_FILES))
+def test_a_broken_bot_file_is_reported_and_the_other_bots_still_work(
+    config: Config, server: FakeOpenAI, home: Path, content: str
+) -> None:
+    text, problem = _BROKEN_FILES[content]
+    broken = _bot_file(home, "bad", "")
+    broken.write_bytes(text)
+    _bot_file(home, "pirate", "name: Pirate\nsystem_prompt: Talk like a pirate.\n")
+    with Client(config) as client:
+        assert client.ask("hi").text == "You said: hi"  # the default bot
+        client.ask("ahoy", bot="pirate")
+        assert server.requests[-1]["messages"][0]["content"] == "Talk like a pirate."
+        asked = len(server.requests)
+        with pytest.raises(ConfigError, match=f"{broken}.*{problem}") as caught:
+            client.ask("hi", bot="bad")
+        assert "\n" not in str(caught.value)
+        assert len(server.requests) == asked
+        assert [b.slug for b in client.bots.list()] == ["default", "pirate"]
+        health = client.health()
+    assert health.ok  # a broken bot fails only the asks that use it
+    [reported] = health.broken_bots
+    assert reported.name == "bad"
+    assert not reported.ok
+    assert str(broken) in reported.detail
+
+
+def test_health_fails_when_the_default_bot_is_broken(server: FakeOpenAI, home: Path) -> None:
+    _bot_file(home, "mine", "- not a bot\n")
+    with Client(make_config(server, bot="mine")) as client:
+        assert not client.health().ok
+        with pytest.raises(ConfigError, match=r"mine\.yaml"):
+            client.ask("hi")
 
 
 async def test_bots_work_sync_and_async_alike(config: Config) -> None:

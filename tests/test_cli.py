@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -207,3 +208,80 @@ def test_ctrl_c_tests_hold_when_the_runner_ignores_sigint(tmp_path: Path) -> Non
     )  # fmt: skip
     assert done.returncode == 0, done.stdout[-3000:]
     assert "2 passed" in done.stdout
+
+
+def _one_line(out: subprocess.CompletedProcess[str], code: int) -> str:
+    """The single stderr line of a command that failed with `code`."""
+    assert out.returncode == code, out.stderr
+    lines = out.stderr.splitlines()
+    assert len(lines) == 1, out.stderr
+    return lines[0]
+
+
+def test_malformed_yaml_values_are_one_line_usage_errors(run: Runner, home: Path) -> None:
+    line = _one_line(run("-o", "temperature=[", "hi"), 2)
+    assert "'temperature=['" in line
+    assert "not a valid YAML value" in line
+    line = _one_line(run("config", "set", "model", "["), 2)
+    assert "'['" in line
+    assert "YAML" in line
+    assert not (home / "config.yaml").exists()
+    assert _one_line(run("-o", "warmth=9", "hi"), 2).startswith("chinwag: Invalid value for -o")
+
+
+def test_broken_config_files_are_one_line(run: Runner, home: Path) -> None:
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "config.yaml").write_text("user: me\nmodel: [unclosed\nbot: x\n")
+    line = _one_line(run("hi"), 1)
+    assert str(home / "config.yaml") in line
+    assert "line 3" in line
+    (home / "config.yaml").write_bytes(b"user: \xff\n")
+    assert "is not UTF-8 text" in _one_line(run("config", "show"), 1)
+    (home / "config.yaml").write_text("profiles:\n  work: 5\n")
+    assert "profile 'work'" in _one_line(run("--profile", "work", "hi"), 1)
+
+
+def test_a_broken_bot_file_is_listed_and_refused_alone(
+    run: Runner, home: Path, server: FakeOpenAI
+) -> None:
+    (home / "bots").mkdir(parents=True)
+    (home / "bots" / "bad.yaml").write_text("name: Bad\nparams:\n  temperature: hot\n")
+    (home / "bots" / "pirate.yaml").write_text("name: Pirate\n")
+    assert run("hi").stdout == "You said: hi\n"
+    assert run("-b", "pirate", "ahoy").returncode == 0
+    line = _one_line(run("-b", "bad", "hi"), 1)
+    assert str(home / "bots" / "bad.yaml") in line
+    assert "params.temperature" in line
+    listed = run("bots", "list").stdout.splitlines()
+    [bad] = [row for row in listed if row.startswith("bad ")]
+    assert "BROKEN" in bad
+    assert "params.temperature" in bad
+    assert any(row.startswith("pirate ") for row in listed)
+    health = run("health")
+    assert health.returncode == 0
+    assert "BROKEN bot bad:" in health.stdout
+
+
+def test_per_model_settings_for_a_model_name_with_dots(run: Runner, server: FakeOpenAI) -> None:
+    key = 'models."gpt-4.1".system_prompt'
+    assert run("config", "set", key, "Be brief.").returncode == 0
+    assert run("config", "get", key).stdout == "Be brief.\n"
+    run.env["CHINWAG_MODEL"] = "gpt-4.1"
+    assert run("hi").returncode == 0
+    assert server.requests[-1]["messages"][0]["content"] == "Be brief."
+
+
+def test_config_show_masks_secret_headers_and_urls_and_the_file_is_private(
+    run: Runner, home: Path
+) -> None:
+    header = "providers.openai.headers.Authorization"
+    assert run("config", "set", header, "Bearer sk-1").returncode == 0
+    assert stat.S_IMODE((home / "config.yaml").stat().st_mode) == 0o600
+    run("config", "set", "search.url", "https://searx.example/?key=sk-2")
+    run.env["CHINWAG_STORE__URL"] = "postgresql://chinwag:sk-3@db.example/chinwag"
+    shown = run("config", "show").stdout
+    assert "Authorization: '***'" in shown
+    assert "chinwag:***@db.example" in shown
+    assert "sk-" not in shown
+    assert "sk-" not in run("config", "get", "providers.openai.headers").stdout
+    assert run("config", "get", "search.url").stdout == "https://searx.example/?key=***\n"

@@ -10,12 +10,16 @@ import re
 import uuid
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
+from chinwag.config import read_yaml
 from chinwag.errors import ConfigError, InputError, NotFoundError
 from chinwag.types import Bot
+
+if TYPE_CHECKING:
+    from chinwag.config import Config
 
 # Stable across installs, so stored conversations keep pointing at it.
 DEFAULT_BOT = Bot(
@@ -51,46 +55,82 @@ def bot_from_mapping(data: dict[str, Any], *, default_slug: str | None = None) -
 
 
 class BotFiles:
-    """Bots from `<folder>/*.yaml`, re-read when the folder changes."""
+    """Bots from `<folder>/*.yaml`, re-read when the folder changes.
+
+    A file that cannot be read or holds an invalid bot is reported as broken, under its
+    file's stem, and the other files' bots still work.
+    """
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         self._stamp: tuple[tuple[str, int], ...] | None = None
         self._bots: tuple[Bot, ...] = ()
+        self._broken: dict[str, str] = {}
         self.origin: dict[str, Path] = {}  # uid -> the file it came from
 
+    @classmethod
+    def of(cls, config: Config) -> BotFiles:
+        """The bot files of this config: `<config dir>/bots/*.yaml`."""
+        return cls(config.paths.config_dir / "bots")
+
     def bots(self) -> tuple[Bot, ...]:
-        files = sorted(self.folder.glob("*.yaml")) if self.folder.is_dir() else []
-        stamp = tuple((str(f), f.stat().st_mtime_ns) for f in files)
-        if stamp != self._stamp:
-            self._bots, self.origin = self._read(files)
-            self._stamp = stamp
+        """The bots of the files that hold a valid bot."""
+        self._refresh()
         return self._bots
 
-    @staticmethod
-    def _read(files: Iterable[Path]) -> tuple[tuple[Bot, ...], dict[str, Path]]:
-        import yaml
+    def broken(self) -> dict[str, str]:
+        """Slug -> why its file cannot be used, one line naming the file."""
+        self._refresh()
+        return dict(self._broken)
 
+    def refuse_broken(self, slug: str) -> None:
+        """ConfigError naming the file and its problem, if `slug` is a broken file's bot."""
+        why = self.broken().get(slug)
+        if why is not None:
+            raise ConfigError(f"Bot {slug!r} cannot be used: {why}")
+
+    def _refresh(self) -> None:
+        files = sorted(self.folder.glob("*.yaml")) if self.folder.is_dir() else []
+        stamp = tuple((str(f), _mtime(f)) for f in files)
+        if stamp != self._stamp:
+            self._read(files)
+            self._stamp = stamp
+
+    def _read(self, files: Iterable[Path]) -> None:
         found: list[Bot] = []
-        origin: dict[str, Path] = {}
+        self.origin, self._broken = {}, {}
         for path in files:
             try:
-                data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-            except yaml.YAMLError as exc:
-                raise ConfigError(f"Cannot read the bot file {path}: {exc}.") from None
-            if not isinstance(data, dict):
-                raise ConfigError(f"The bot file {path} must hold a mapping of bot fields.")
+                bot = self._bot(path)
+            except ConfigError as exc:
+                self._broken[path.stem] = str(exc)
+                continue
+            found.append(bot)
+            self.origin[bot.uid] = path
+        self._bots = tuple(found)
+
+    @staticmethod
+    def _bot(path: Path) -> Bot:
+        data = read_yaml(path) or {}  # ConfigError naming the file, with the line
+        if not isinstance(data, dict):
+            problem = f"it must hold a mapping of bot fields, not {type(data).__name__}"
+        else:
             # A file bot's uid follows its slug, so conversations survive edits.
             data.setdefault(
                 "uid", str(uuid.uuid5(uuid.NAMESPACE_URL, f"chinwag:bot-file:{path.stem}"))
             )
             try:
-                bot = bot_from_mapping(data, default_slug=path.stem)
+                return bot_from_mapping(data, default_slug=path.stem)
             except InputError as exc:
-                raise ConfigError(f"The bot file {path}: {exc}") from None
-            found.append(bot)
-            origin[bot.uid] = path
-        return tuple(found), origin
+                problem = str(exc).rstrip(".")
+        raise ConfigError(f"The bot file {path} is invalid: {problem}. Fix or remove it.")
+
+
+def _mtime(path: Path) -> int:
+    try:
+        return path.stat().st_mtime_ns
+    except OSError:  # a dangling link: reading it reports the file as broken
+        return -1
 
 
 def find(

@@ -485,7 +485,7 @@ class AsyncClient:
     def set_system_prompt(self, model: str, prompt: str | None) -> None:
         """The system prompt for every conversation on `model` (hugchat's setSystemPrompt),
         below per-call, per-conversation and per-bot prompts; None removes it."""
-        self.config.set(f"models.{model}.system_prompt", prompt)
+        self.config.set(self.config.key("models", model, "system_prompt"), prompt)
 
     def set_system_prompts(self, prompts: Mapping[str, str | None]) -> None:
         """set_system_prompt for several models at once."""

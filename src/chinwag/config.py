@@ -6,7 +6,9 @@ import contextlib
 import functools
 import json
 import os
-from collections.abc import Mapping
+import re
+import stat
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -137,61 +139,153 @@ def _deep_merge(base: dict[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _nest(key: str, value: Any) -> dict[str, Any]:
-    head, *rest = key.split(".")
-    if not head or any(not part for part in rest):
-        raise ConfigError(
-            f"Invalid config key {key!r}: use dotted names like 'store.url'.", key=key
-        )
-    return {head: _nest(".".join(rest), value) if rest else value}
+def split_key(key: str) -> list[str]:
+    """A dotted key's segments; a segment in double quotes may hold dots (`models."gpt-4.1"`)."""
+    if not isinstance(key, str):
+        raise ConfigError(f"A config key is text like 'store.url', not {key!r}.", key=str(key))
+    parts: list[str] = []
+    i, n = 0, len(key)
+    while True:
+        if i < n and key[i] == '"':
+            i += 1
+            segment: list[str] = []
+            while i < n and key[i] != '"':
+                if key[i] == "\\" and i + 1 < n:
+                    i += 1
+                segment.append(key[i])
+                i += 1
+            if i >= n:
+                raise _bad_key(key, "a quoted name is not closed")
+            i += 1
+            part = "".join(segment)
+        else:
+            end = key.find(".", i)
+            end = n if end < 0 else end
+            part = key[i:end]
+            if '"' in part:
+                raise _bad_key(key, 'quote a whole name, as in models."gpt-4.1"')
+            i = end
+        if not part:
+            raise _bad_key(key, "a name is empty")
+        parts.append(part)
+        if i == n:
+            return parts
+        if key[i] != ".":
+            raise _bad_key(key, "a quoted name must be followed by a dot")
+        i += 1
 
 
-def _lookup(data: Mapping[str, Any], key: str) -> tuple[bool, Any]:
+def join_key(parts: Iterable[Any]) -> str:
+    """The dotted key of these segments, quoting the ones that hold a dot or a quote."""
+    out = []
+    for part in map(str, parts):
+        if part and not any(c in part for c in '."\\'):
+            out.append(part)
+        else:
+            out.append('"' + part.replace("\\", "\\\\").replace('"', '\\"') + '"')
+    return ".".join(out)
+
+
+def _bad_key(key: str, why: str) -> ConfigError:
+    return ConfigError(
+        f"Invalid config key {key!r}: {why}. Use dotted names like 'store.url', and double "
+        f"quotes around a name that holds dots: 'models.\"gpt-4.1\".system_prompt'.",
+        key=key,
+    )
+
+
+def _nest(parts: Sequence[str], value: Any) -> dict[str, Any]:
+    head, *rest = parts
+    return {head: _nest(rest, value) if rest else value}
+
+
+def _lookup(data: Mapping[str, Any], parts: Sequence[str]) -> tuple[bool, Any]:
     node: Any = data
-    for part in key.split("."):
+    for part in parts:
         if not isinstance(node, Mapping) or part not in node:
             return False, None
         node = node[part]
     return True, node
 
 
-def _env_layer(env: Mapping[str, str]) -> tuple[dict[str, Any], dict[str, str]]:
-    """The settings the environment sets, and for each dotted key the variable that set it."""
+def _env_layer(env: Mapping[str, str]) -> tuple[dict[str, Any], dict[tuple[str, ...], str]]:
+    """The settings the environment sets, and for each key's segments the variable that set it."""
     layer: dict[str, Any] = {}
-    origins: dict[str, str] = {}
+    origins: dict[tuple[str, ...], str] = {}
     known = set(Settings.model_fields)
 
-    def put(key: str, raw: str, var: str) -> None:
+    def put(parts: list[str], raw: str, var: str) -> None:
         value: Any = raw
         nonlocal layer
         if raw[:1] in "[{":
             with contextlib.suppress(ValueError):  # validation reports it against the key
                 value = json.loads(raw)
-        layer = _deep_merge(layer, _nest(key, value))
-        origins[key] = var
+        layer = _deep_merge(layer, _nest(parts, value))
+        origins[tuple(parts)] = var
 
     for var in ("OPENAI_BASE_URL", "OPENAI_API_KEY"):
         if env.get(var):
-            put(f"providers.openai.{var[7:].lower()}", env[var], var)
+            put(["providers", "openai", var[7:].lower()], env[var], var)
     for var, raw in env.items():
         if not var.startswith(ENV_PREFIX) or var in _META_ENV:
             continue
-        key = var[len(ENV_PREFIX) :].lower().replace("__", ".")
+        # Split at `__` only, so a level may hold dots (a model name like gpt-4.1).
+        parts = var[len(ENV_PREFIX) :].lower().split("__")
         # Other tools' CHINWAG_* variables are not ours to reject.
-        if key.split(".")[0] in known:
-            put(key, raw, var)
+        if parts[0] in known:
+            if not all(parts):
+                raise _bad_key(".".join(parts), f"{var} has an empty level")
+            put(parts, raw, var)
     return layer, origins
+
+
+def yaml_problem(exc: Exception, *, where: bool = True) -> str:
+    """One line for a YAML error: what, and where unless told not to (a one-line value).
+
+    PyYAML's own text spans several lines and quotes the source.
+    """
+    problem = str(getattr(exc, "problem", None) or "")
+    if not problem:
+        return " ".join(str(exc).split())
+    problem = problem.replace("'<stream end>'", "the end")
+    if not where:
+        return problem
+    mark = getattr(exc, "problem_mark", None)
+    at = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+    context, start = getattr(exc, "context", None), getattr(exc, "context_mark", None)
+    if context and start is not None:
+        problem += f" ({context} from line {start.line + 1})"
+    return at + problem
+
+
+def read_yaml(path: Path) -> Any:
+    """A YAML file's data; ConfigError in one line, naming the file, if it cannot be read."""
+    import yaml
+
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"Cannot read {path}: {exc.strerror or exc}.") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise ConfigError(
+            f"{path} is not UTF-8 text (byte 0x{raw[exc.start]:02x} on line {line}): "
+            "save it as UTF-8."
+        ) from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(
+            f"Cannot read {path}: {yaml_problem(exc)}. Fix the YAML syntax there."
+        ) from None
 
 
 def _load_file(path: Path) -> dict[str, Any]:
     if not path.is_file():
         return {}
-    import yaml
-
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"Cannot read {path}: {exc}. Fix the YAML syntax there.") from exc
+    data = read_yaml(path)
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -199,8 +293,72 @@ def _load_file(path: Path) -> dict[str, Any]:
     return data
 
 
+# Names of settings, headers and URL query parameters whose values are secrets.
+_SECRET_WORDS = frozenset(
+    ["key", "apikey", "token", "secret", "password", "passwd", "pwd", "auth", "authorization",
+     "cookie", "credential", "credentials", "signature", "sig"]
+)  # fmt: skip
+# Header names are matched more widely (X-Auth-Token, X-Goog-Api-Key, Set-Cookie...).
+_SECRET_HEADER_PARTS = ("authorization", "api-key", "api_key", "apikey", "cookie", "token",
+                        "secret", "password")  # fmt: skip
+_MASK = "***"
+
+
+def _secret_name(name: str, *, header: bool = False) -> bool:
+    lowered = name.lower()
+    if header and any(part in lowered for part in _SECRET_HEADER_PARTS):
+        return True
+    return bool(_SECRET_WORDS.intersection(re.split(r"[^a-z0-9]+", lowered)))
+
+
+def _mask_url(text: str) -> str:
+    """A URL with its password and secret query parameters masked; other text as it is."""
+    if "://" not in text:
+        return text
+    from urllib.parse import urlsplit, urlunsplit
+
+    try:
+        url = urlsplit(text)
+    except ValueError:
+        return text
+    netloc = url.netloc
+    userinfo, at, host = netloc.rpartition("@")
+    if at and ":" in userinfo:
+        netloc = f"{userinfo.split(':', 1)[0]}:{_MASK}@{host}"
+    query = re.sub(
+        r"(?:^|(?<=[&;]))([^=&;]+)=([^&;]*)",
+        lambda m: f"{m[1]}={_MASK}" if m[2] and _secret_name(m[1]) else m[0],
+        url.query,
+    )
+    if (netloc, query) == (url.netloc, url.query):
+        return text
+    return urlunsplit(url._replace(netloc=netloc, query=query))
+
+
+# Sections whose keys are names the user chose (a provider "auth" is not a secret).
+_NAMED = frozenset({"providers", "models", "profiles"})
+
+
+def _masked(node: Any, name: str = "", parent: str = "") -> Any:
+    """Settings data with secrets masked: values named like secrets, and URL credentials."""
+    if (
+        node is not None
+        and _secret_name(name, header=parent.lower() == "headers")
+        and not (isinstance(node, Mapping) and parent in _NAMED)
+    ):
+        return _MASK
+    if isinstance(node, Mapping):
+        return {k: _masked(v, str(k), name) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_masked(v, "", name) for v in node]
+    return _mask_url(node) if isinstance(node, str) else node
+
+
 class Config:
-    """chinwag's settings, read with `get("a.b")` and changed with `set("a.b", value)`."""
+    """chinwag's settings, read with `get("a.b")` and changed with `set("a.b", value)`.
+
+    A segment that holds dots goes in double quotes: `get('models."gpt-4.1".system_prompt')`.
+    """
 
     def __init__(
         self,
@@ -218,16 +376,7 @@ class Config:
         file_data = _load_file(self.file)
         self.profile = profile or env.get("CHINWAG_PROFILE") or None
         if self.profile is not None:
-            profiles = file_data.get("profiles") or {}
-            if self.profile not in profiles:
-                known = ", ".join(sorted(profiles)) or "none"
-                raise ConfigError(
-                    f"Unknown profile {self.profile!r} (profiles in {self.file}: {known}). "
-                    f"Add it under 'profiles:' there or choose another.",
-                    key="profile",
-                    value=self.profile,
-                )
-            file_data = _deep_merge(file_data, profiles[self.profile])
+            file_data = _deep_merge(file_data, self._profile(file_data.get("profiles")))
         env_data, self._env_origins = _env_layer(env)
         self._layers: list[tuple[str, dict[str, Any]]] = [
             (str(self.file), file_data),
@@ -235,8 +384,36 @@ class Config:
             ("code", {}),
         ]
         for key, value in (values or {}).items():
-            self._layers[2] = ("code", _deep_merge(self._layers[2][1], _nest(key, value)))
+            code = _deep_merge(self._layers[2][1], _nest(split_key(key), value))
+            self._layers[2] = ("code", code)
         self.settings = self._validate()
+
+    def _profile(self, profiles: Any) -> Mapping[str, Any]:
+        """The chosen profile's settings from the file's `profiles:`."""
+        profiles = profiles or {}
+        if not isinstance(profiles, Mapping):
+            raise ConfigError(
+                f"'profiles' in {self.file} must map profile names to settings, not "
+                f"{type(profiles).__name__}.",
+                key="profiles",
+            )
+        if self.profile not in profiles:
+            known = ", ".join(sorted(map(str, profiles))) or "none"
+            raise ConfigError(
+                f"Unknown profile {self.profile!r} (profiles in {self.file}: {known}). "
+                f"Add it under 'profiles:' there or choose another.",
+                key="profile",
+                value=self.profile,
+            )
+        chosen = profiles[self.profile] or {}
+        if not isinstance(chosen, Mapping):
+            raise ConfigError(
+                f"The profile {self.profile!r} in {self.file} must be a mapping of settings, "
+                f"not {type(chosen).__name__}.",
+                key=join_key(["profiles", self.profile]),
+                value=chosen,
+            )
+        return chosen
 
     def _merged(self) -> dict[str, Any]:
         # Defaults are the bottom layer, so that setting providers.local.n_ctx keeps the
@@ -246,13 +423,13 @@ class Config:
             merged = _deep_merge(merged, data)
         return merged
 
-    def _source(self, key: str) -> str:
+    def _source(self, parts: Sequence[str]) -> str:
         """Which layer set a key, for error messages."""
         for name, data in reversed(self._layers):
-            if _lookup(data, key)[0]:
+            if _lookup(data, parts)[0]:
                 if name == "the environment":
                     origins = self._env_origins.items()
-                    var = next((v for k, v in origins if key.startswith(k)), None)
+                    var = next((v for k, v in origins if tuple(parts[: len(k)]) == k), None)
                     return f"the environment ({var})" if var else "the environment"
                 return str(name)
         return "defaults"
@@ -263,41 +440,52 @@ class Config:
         except ValidationError as exc:
             problems = []
             for err in exc.errors():
-                key = ".".join(str(p) for p in err["loc"])
-                shown = "<hidden>" if "api_key" in key else repr(err.get("input"))
+                parts = [str(p) for p in err["loc"]]
+                key = join_key(parts)
+                # The input as `config show` would show it: a secret must not reach a log.
+                shown = repr(_lookup(_masked(_nest(parts, err.get("input"))), parts)[1])
                 problems.append(
-                    f"{key} = {shown} (set in {self._source(key)}): {err['msg']}"
+                    f"{key} = {shown} (set in {self._source(parts)}): {err['msg']}"
                     if err["type"] != "extra_forbidden"
-                    else f"{key} is not a chinwag setting (set in {self._source(key)})"
+                    else f"{key} is not a chinwag setting (set in {self._source(parts)})"
                 )
             first = exc.errors()[0]
             raise ConfigError(
                 "Invalid configuration: " + "; ".join(problems) + ". Correct or remove it.",
-                key=".".join(str(p) for p in first["loc"]),
+                key=join_key(first["loc"]),
                 value=first.get("input"),
             ) from None
 
+    @staticmethod
+    def key(*segments: str) -> str:
+        """The dotted key of these segments: `key("models", "gpt-4.1", "system_prompt")`."""
+        return join_key(segments)
+
     def get(self, key: str, default: Any = ...) -> Any:
         """The value at a dotted key, e.g. `get("providers.openai.base_url")`."""
-        found, value = _lookup(self.settings.model_dump(), key)
+        parts = split_key(key)
+        found, value = _lookup(self.settings.model_dump(), parts)
         if found:
             # Keep secrets wrapped so printing a value never leaks a key.
-            if key.rsplit(".", 1)[-1] == "api_key" and value is not None:
+            if parts[-1] == "api_key" and value is not None:
                 return SecretStr(
                     value.get_secret_value() if isinstance(value, SecretStr) else value
                 )
             return value
         if default is not ...:
             return default
+        hint = ""
+        if len(parts) > 2 and parts[0] in ("models", "providers"):
+            hint = ' A name with dots goes in double quotes: models."gpt-4.1".system_prompt.'
         raise ConfigError(
-            f"Unknown config key {key!r}. See `Config().keys()` for the keys.", key=key
+            f"Unknown config key {key!r}. See `Config().keys()` for the keys.{hint}", key=key
         )
 
     def set(self, key: str, value: Any) -> None:
         """Set a dotted key for this process (the code layer); validated at once."""
         name, data = self._layers[2]
         previous = data
-        self._layers[2] = (name, _deep_merge(data, _nest(key, value)))
+        self._layers[2] = (name, _deep_merge(data, _nest(split_key(key), value)))
         try:
             self.settings = self._validate()
         except ConfigError:
@@ -305,43 +493,42 @@ class Config:
             raise
 
     def save(self, key: str, value: Any) -> None:
-        """Set a dotted key in the config file (and in this Config), validated first."""
-        data = _deep_merge(_load_file(self.file), _nest(key, value))
+        """Set a dotted key in the config file (and in this Config), validated first.
+
+        The file is replaced atomically, and readable by its owner only when it holds a
+        secret (an API key, a secret header, a URL with a password).
+        """
+        data = _deep_merge(_load_file(self.file), _nest(split_key(key), value))
         self.set(key, value)  # raises ConfigError, naming key and value, if it is invalid
         import yaml
 
-        self.file.parent.mkdir(parents=True, exist_ok=True)
-        self.file.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+        text = yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+        try:
+            _write_private(self.file, text, secret=_masked(data) != data)
+        except OSError as exc:
+            raise ConfigError(f"Cannot write {self.file}: {exc.strerror or exc}.") from None
 
     def shown(self) -> dict[str, Any]:
-        """Every setting, with API keys masked: for printing."""
-
-        def mask(node: Any, key: str = "") -> Any:
-            if isinstance(node, dict):
-                return {k: mask(v, k) for k, v in node.items()}
-            if key == "api_key" and node is not None:
-                return "***"
-            return node
-
-        shown: dict[str, Any] = mask(self.settings.model_dump(mode="json"))
+        """Every setting, with secrets masked (API keys, secret headers, URL passwords)."""
+        shown: dict[str, Any] = _masked(self.settings.model_dump(mode="json"))
         return shown
 
     def get_shown(self, key: str) -> Any:
-        """A dotted key's value with API keys masked, at any depth."""
-        return _lookup(self.shown(), key)[1]
+        """A dotted key's value with secrets masked, at any depth."""
+        return _lookup(self.shown(), split_key(key))[1]
 
     def keys(self) -> list[str]:
         """Every dotted key that has a value."""
         out: list[str] = []
 
-        def walk(prefix: str, node: Any) -> None:
+        def walk(prefix: list[str], node: Any) -> None:
             if isinstance(node, dict) and node:
                 for k, v in node.items():
-                    walk(f"{prefix}.{k}" if prefix else k, v)
+                    walk([*prefix, str(k)], v)
             else:
-                out.append(prefix)
+                out.append(join_key(prefix))
 
-        walk("", self.settings.model_dump())
+        walk([], self.settings.model_dump())
         return out
 
     @property
@@ -369,3 +556,34 @@ class Config:
 
     def __repr__(self) -> str:
         return f"Config(file={str(self.file)!r}, profile={self.profile!r})"
+
+
+def _write_private(path: Path, text: str, *, secret: bool) -> None:
+    """Replace a file atomically; readable by its owner only if it holds a secret.
+
+    A file's mode is kept otherwise, so a file that is already 0600 is never loosened.
+    """
+    import tempfile
+
+    target = path.resolve()  # a symlinked config file stays a symlink
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        mode = stat.S_IMODE(target.stat().st_mode)
+    except FileNotFoundError:
+        umask = os.umask(0)
+        os.umask(umask)
+        mode = 0o666 & ~umask
+    if secret:
+        mode &= 0o600
+    fd, temp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(text)
+            out.flush()
+            os.fsync(out.fileno())
+        os.chmod(temp, mode)
+        os.replace(temp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+        raise

@@ -69,7 +69,7 @@ class Engine:
         self._store_lock = anyio.Lock()
         self._providers: dict[str, Provider] = {}
         self._default: tuple[str, str] | None = None
-        self.bot_files = bot_book.BotFiles(config.paths.config_dir / "bots")
+        self.bot_files = bot_book.BotFiles.of(config)
         self._background: set[asyncio.Task[Any]] = set()
         self._search_backend: Any = None
 
@@ -173,12 +173,18 @@ class Engine:
                 tg.start_soon(check_provider, name)
         providers = [results[name] for name in names]
         default_ok = results[default].ok if default in results else False
+        # A broken bot file fails only asks with its bot, unless that is the default bot.
+        broken = self.bot_files.broken()
         return Health(
-            ok=results[""].ok and default_ok,
+            ok=results[""].ok and default_ok and self.config.settings.bot not in broken,
             default_provider=default,
             reason=reason,
             store=results[""],
             providers=providers,
+            broken_bots=[
+                ComponentHealth(name=slug, ok=False, latency_ms=None, detail=why)
+                for slug, why in broken.items()
+            ],
         )
 
     def shared_bots(self) -> tuple[Bot, ...]:
@@ -197,6 +203,7 @@ class Engine:
         key = bot or self.config.settings.bot
         found = bot_book.resolve(self.shared_bots(), key)
         if found is None:
+            self.bot_files.refuse_broken(key)  # a broken file's bot: say what is wrong
             visible = await self.visible_bots(user_id)
             found = bot_book.resolve(visible, key)
             if found is None:

@@ -190,6 +190,7 @@ class Health(_Model):
     reason: str
     store: ComponentHealth
     providers: list[ComponentHealth]
+    broken_bots: list[ComponentHealth] = []  # bot files that cannot be used, and why
 
 
 # Events of a turn. Text deltas are the hot path: plain frozen models, no nested validation.

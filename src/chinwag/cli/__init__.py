@@ -91,7 +91,12 @@ def main(argv: list[str] | None = None) -> None:
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.ClickException as exc:  # usage errors: exit 2
-        exc.show()
+        # One line, as for every other error, with where to read more.
+        message = exc.format_message()
+        message += "" if message.endswith((".", "?", "!")) else "."
+        ctx = exc.ctx if isinstance(exc, click.UsageError) else None
+        hint = f" See '{ctx.command_path} --help'." if ctx is not None else ""
+        click.echo(f"chinwag: {message}{hint}", err=True)
         sys.exit(exc.exit_code)
     except click.exceptions.Abort:
         sys.exit(130)

@@ -20,10 +20,15 @@ def bots() -> None:
 @_user
 @click.pass_context
 def list_bots(ctx: click.Context, user: str | None) -> None:
-    """Every bot you can use."""
-    for bot in client_from(ctx).bots.list(user=user):
+    """Every bot you can use, and the bot files that are broken."""
+    from chinwag.bots import BotFiles
+
+    client = client_from(ctx)
+    for bot in client.bots.list(user=user):
         model = bot.model or "default model"
         click.echo(f"{bot.slug:20s} {bot.name:24s} {model:20s} {bot.description}")
+    for slug, why in BotFiles.of(client.config).broken().items():
+        click.echo(f"{slug:20s} {'BROKEN':24s} {'-':20s} {why}")
 
 
 def _fields(

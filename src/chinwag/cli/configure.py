@@ -44,13 +44,15 @@ def get(ctx: click.Context, key: str) -> None:
 @click.argument("key")
 @click.argument("value")
 def set_(key: str, value: str) -> None:
-    """Write a setting to the config file; VALUE is read as YAML (numbers, true, lists)."""
-    import yaml
+    """Write a setting to the config file; VALUE is read as YAML (numbers, true, lists).
 
+    A name with dots goes in double quotes: 'models."gpt-4.1".system_prompt'.
+    """
+    from chinwag.cli.options import yaml_value
     from chinwag.config import Config
 
     settings = Config()
-    settings.save(key, yaml.safe_load(value))
+    settings.save(key, yaml_value(value, value, "VALUE"))
     click.echo(f"{key} set in {settings.file}")
 
 

@@ -13,8 +13,6 @@ PARAMS = ("temperature", "max_tokens", "top_p", "top_k", "seed", "stop")
 
 def parse_params(pairs: Iterable[str]) -> dict[str, Any]:
     """`-o temperature=0.2 -o stop=END` as turn options; values read as YAML scalars."""
-    import yaml
-
     params: dict[str, Any] = {}
     for pair in pairs:
         key, sep, raw = pair.partition("=")
@@ -24,9 +22,26 @@ def parse_params(pairs: Iterable[str]) -> dict[str, Any]:
                 f"{pair!r}: use KEY=VALUE with KEY one of {', '.join(PARAMS)}.",
                 param_hint="-o",
             )
-        value = yaml.safe_load(raw) if raw.strip() else None
+        value = yaml_value(raw, pair, "-o") if raw.strip() else None
         if key == "stop":
             params.setdefault("stop", []).extend(value if isinstance(value, list) else [str(value)])
         else:
             params[key] = value
     return params
+
+
+def yaml_value(raw: str, given: str, param_hint: str) -> Any:
+    """A command-line value read as YAML; a usage error in one line if it is not YAML."""
+    import yaml
+
+    from chinwag.config import yaml_problem
+
+    try:
+        return yaml.safe_load(raw)
+    except yaml.YAMLError as exc:
+        problem = yaml_problem(exc, where=False)
+        raise click.BadParameter(
+            f"{given!r} is not a valid YAML value ({problem}): give a number, true/false, "
+            "text (in quotes if it starts with [ { : or #) or a list like [a, b].",
+            param_hint=param_hint,
+        ) from None

@@ -30,5 +30,7 @@ def health(ctx: click.Context) -> None:
         mark = "ok  " if part.ok else "DOWN"
         latency = f"{part.latency_ms:7.1f} ms" if part.latency_ms is not None else "       -  "
         click.echo(f"  {mark} {part.name:10s} {latency}  {part.detail}")
+    for bot in report.broken_bots:
+        click.echo(f"  BROKEN bot {bot.name}: {bot.detail}")
     if not report.ok:
         ctx.exit(1)
