@@ -285,3 +285,15 @@ def test_config_show_masks_secret_headers_and_urls_and_the_file_is_private(
     assert "sk-" not in shown
     assert "sk-" not in run("config", "get", "providers.openai.headers").stdout
     assert run("config", "get", "search.url").stdout == "https://searx.example/?key=***\n"
+
+
+def test_an_import_that_is_not_utf8_is_one_line(run: Runner, tmp_path: Path) -> None:
+    (tmp_path / "bad.json").write_bytes(b'{"conversation": "\xff"}')
+    for out in (
+        run("conversations", "import", str(tmp_path / "bad.json")),
+        run("conversations", "import", stdin=None),
+    ):
+        assert out.returncode in (1, 2)
+        assert len(out.stderr.strip().splitlines()) == 1, out.stderr
+    out = run("conversations", "import", str(tmp_path / "bad.json"))
+    assert "is not UTF-8 text (byte 0xff on line 1)" in out.stderr

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from chinwag.errors import InputError
+from chinwag.errors import ChinwagError, InputError
 
 MAX_USER_NAME = 200  # the users table's column
 
@@ -24,6 +24,18 @@ def text(value: Any, what: str) -> str:
             "text with errors='replace'."
         ) from None
     return value
+
+
+def utf8(raw: bytes, where: str, error: type[ChinwagError] = InputError) -> str:
+    """A file's bytes as text, or one line naming the file and the first bad byte."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise error(
+            f"{where} is not UTF-8 text (byte 0x{raw[exc.start]:02x} on line {line}): "
+            "save it as UTF-8."
+        ) from None
 
 
 def optional_text(value: Any, what: str) -> str | None:
@@ -127,4 +139,4 @@ def turn_options(options: Mapping[str, Any]) -> dict[str, Any]:
     return checked
 
 
-__all__ = ["count", "identifier", "messages", "optional_text", "text", "turn_options", "user"]
+__all__ = ["count", "identifier", "messages", "optional_text", "text", "turn_options", "user", "utf8"]

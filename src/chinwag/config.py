@@ -266,14 +266,9 @@ def read_yaml(path: Path) -> Any:
         raw = path.read_bytes()
     except OSError as exc:
         raise ConfigError(f"Cannot read {path}: {exc.strerror or exc}.") from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        raise ConfigError(
-            f"{path} is not UTF-8 text (byte 0x{raw[exc.start]:02x} on line {line}): "
-            "save it as UTF-8."
-        ) from None
+    from chinwag.checks import utf8
+
+    text = utf8(raw, str(path), ConfigError)
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as exc:

@@ -81,10 +81,13 @@ def export(
 
 
 @conversations.command("import")
-@click.argument("source", type=click.File("r"), default="-")
+@click.argument("source", type=click.File("rb"), default="-")
 @_user
 @click.pass_context
-def import_(ctx: click.Context, source: IO[str], user: str | None) -> None:
+def import_(ctx: click.Context, source: IO[bytes], user: str | None) -> None:
     """Store a conversation exported as JSON (from a file, or stdin)."""
-    conversation = client_from(ctx).conversations.import_json(source.read(), user=user)
+    from chinwag.checks import utf8
+
+    text = utf8(source.read(), "stdin" if source.name == "<stdin>" else str(source.name))
+    conversation = client_from(ctx).conversations.import_json(text, user=user)
     click.echo(f"Imported conversation {conversation.id}.")
