@@ -139,4 +139,13 @@ def turn_options(options: Mapping[str, Any]) -> dict[str, Any]:
     return checked
 
 
-__all__ = ["count", "identifier", "messages", "optional_text", "text", "turn_options", "user", "utf8"]
+__all__ = [
+    "count",
+    "identifier",
+    "messages",
+    "optional_text",
+    "text",
+    "turn_options",
+    "user",
+    "utf8",
+]
