@@ -466,3 +466,29 @@ async def test_a_failure_after_the_question_is_stored_ends_in_a_stored_answer(
         question, answer = await client.conversations.history(partial.conversation_id)
     assert (question.content, answer.status) == ("hi", "error")
     assert "context too long" in (answer.error or "")
+
+
+async def test_an_error_event_is_data_that_rebuilds_its_error(
+    config: Config, server: FakeOpenAI
+) -> None:
+    config.set("providers.openai.max_retries", 0)
+    server.script(Script(status=429, headers={"retry-after": "120"}))
+    async with AsyncClient(config) as client:
+        events: list[object] = []
+
+        async def consume() -> None:
+            async for event in client.stream("hi").events():
+                events.append(event)
+
+        with pytest.raises(chinwag.RateLimitError) as caught:
+            await consume()
+    error_event = events[-1]
+    assert isinstance(error_event, ErrorEvent)
+    # As a server would send it, and a remote client read it back.
+    sent = ErrorEvent.model_validate_json(error_event.model_dump_json())
+    rebuilt = sent.exception()
+    assert type(rebuilt) is chinwag.RateLimitError
+    assert (rebuilt.status_code, rebuilt.retry_after) == (429, 120)
+    assert str(rebuilt) == str(caught.value)
+    assert rebuilt.partial == caught.value.partial
+    assert rebuilt.partial is not None

@@ -384,9 +384,7 @@ class Engine:
         if failure is not None or reply is None:
             assert failure is not None
             failure.partial = reply
-            yield ErrorEvent(
-                message=str(failure), kind=type(failure).__name__, reply=reply, error=failure
-            )
+            yield ErrorEvent.of(failure, reply)
             return
         if plan.first_exchange and self.config.settings.titles and not reply.branched:
             from chinwag.titles import title_in_background

@@ -133,3 +133,30 @@ class ServerError(ProviderError):
 
 class ResponseError(ProviderError):
     """The provider's answer broke the protocol (malformed JSON or SSE)."""
+
+
+def rebuild(
+    kind: str,
+    message: str,
+    *,
+    status_code: int | None = None,
+    retry_after: float | None = None,
+    partial: Reply | None = None,
+) -> ChinwagError:
+    """The error an ErrorEvent (or a server's error envelope) describes, by class name;
+    an unknown name is a plain ChinwagError."""
+    cls = _BY_NAME.get(kind, ChinwagError)
+    error: ChinwagError
+    if issubclass(cls, ProviderError):
+        error = cls(message, status_code=status_code, retry_after=retry_after, partial=partial)
+    else:
+        error = cls(message)
+        error.partial = partial
+    return error
+
+
+def _subclasses(cls: type[ChinwagError]) -> list[type[ChinwagError]]:
+    return [cls, *(s for sub in cls.__subclasses__() for s in _subclasses(sub))]
+
+
+_BY_NAME = {cls.__name__: cls for cls in _subclasses(ChinwagError)}

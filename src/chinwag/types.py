@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 if TYPE_CHECKING:
     from chinwag.errors import ChinwagError
@@ -245,20 +245,42 @@ class Done(_Model):
 
 
 class ErrorEvent(_Model):
-    """The turn failed; `reply` is what was stored (partial or error) and `error` the cause."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+    """The turn failed after its question was stored: what went wrong, as data that can
+    cross a process (the server sends it as SSE), and the answer as it was stored."""
 
     type: Literal["error"] = "error"
     message: str
-    kind: str  # the error class name, e.g. "RateLimitError"
-    reply: Reply | None = None
-    error: Any = Field(default=None, exclude=True)
+    kind: str  # the chinwag error class, e.g. "RateLimitError"
+    status_code: int | None = None  # the provider's HTTP status, if it sent one
+    retry_after: float | None = None  # seconds a rate-limited provider asked to wait
+    reply: Reply | None = None  # partial or error, as stored (message_id None: unstored)
+    _error: ChinwagError | None = PrivateAttr(default=None)  # in-process: the original
+
+    @classmethod
+    def of(cls, error: ChinwagError, reply: Reply | None) -> ErrorEvent:
+        event = cls(
+            message=str(error),
+            kind=type(error).__name__,
+            status_code=getattr(error, "status_code", None),
+            retry_after=getattr(error, "retry_after", None),
+            reply=reply,
+        )
+        event._error = error
+        return event
 
     def exception(self) -> ChinwagError:
-        """The error to raise for this event."""
-        err: ChinwagError = self.error
-        return err
+        """The error to raise for this event, with `.partial` set to the reply."""
+        if self._error is not None:
+            return self._error
+        from chinwag.errors import rebuild
+
+        return rebuild(
+            self.kind,
+            self.message,
+            status_code=self.status_code,
+            retry_after=self.retry_after,
+            partial=self.reply,
+        )
 
 
 Event = TextDelta | UsageEvent | SearchEvent | ToolCallEvent | ToolResultEvent | Done | ErrorEvent
