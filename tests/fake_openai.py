@@ -1,7 +1,9 @@
 """A real HTTP server on 127.0.0.1 that speaks the chat-completions protocol (JSON and SSE).
 
 Tests and benchmarks script what it answers: normal streams, errors with headers,
-streams cut mid-way, malformed chunks, slow answers. It records every request.
+streams cut mid-way, malformed chunks, slow answers, keep-alive comments, raw pages
+(HTML from a proxy). It records every request. Scripts that wait (delay, pings) stop
+when the client disconnects, and after at most a minute.
 """
 
 from __future__ import annotations
@@ -33,6 +35,11 @@ class Script:
     delay: float = 0.0  # seconds before the response starts
     chunk_delay: float = 0.0  # seconds between streamed chunks
     tool_calls: list[dict[str, str]] | None = None  # {"id", "name", "arguments"} each
+    body: str | None = None  # answer with this raw body (and `status`, `content_type`)
+    content_type: str = "text/html"
+    pings: float = 0.0  # after the chunks, send `: ping` comments this often, never finishing
+    no_choices: bool = False  # answer with empty `choices` (usage only)
+    role: bool = True  # open a stream with the role chunk, as OpenAI does
 
 
 def _chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
@@ -128,8 +135,17 @@ class FakeOpenAI:
         self.requests.append(request)
         self.request_headers.append(headers)
         script = self.scripts.popleft() if self.scripts else self.default
-        if script.delay:
-            await asyncio.sleep(script.delay)
+        if script.delay and await _disconnected(receive, script.delay):
+            return
+        if script.body is not None:
+            payload = script.body.encode()
+            head = [
+                (b"content-type", script.content_type.encode()),
+                (b"content-length", str(len(payload)).encode()),
+            ]
+            await send({"type": "http.response.start", "status": script.status, "headers": head})
+            await send({"type": "http.response.body", "body": payload})
+            return
         if script.status != 200:
             error = {"error": {"message": script.error, "type": "test_error"}}
             await self._json(send, script.status, error, script.headers)
@@ -141,7 +157,7 @@ class FakeOpenAI:
             text = f"You said: {request['messages'][-1].get('content')}"
         chunks = script.chunks if script.chunks is not None else (_split(text) if text else [])
         if request.get("stream"):
-            await self._stream(send, request, script, chunks)
+            await self._stream(send, receive, request, script, chunks)
         else:
             await self._complete(send, request, script, "".join(chunks))
 
@@ -185,6 +201,8 @@ class FakeOpenAI:
         }
         if script.usage:
             body["usage"] = self._usage(request, text.split())
+        if script.no_choices:
+            body["choices"] = []
         if script.cut_after is not None:
             head = [(b"content-type", b"application/json"), (b"content-length", b"10000")]
             await send({"type": "http.response.start", "status": 200, "headers": head})
@@ -196,7 +214,7 @@ class FakeOpenAI:
         await self._json(send, 200, body)
 
     async def _stream(
-        self, send: Any, request: dict[str, Any], script: Script, chunks: list[str]
+        self, send: Any, receive: Any, request: dict[str, Any], script: Script, chunks: list[str]
     ) -> None:
         await send(
             {
@@ -209,8 +227,13 @@ class FakeOpenAI:
             }
         )
         body: dict[str, Any] = {"type": "http.response.body", "more_body": True}
-        body["body"] = _chunk({"role": "assistant", "content": ""})
-        await send(body)
+        if script.no_choices:
+            empty = {"id": "chatcmpl-test", "object": "chat.completion.chunk", "choices": []}
+            for _ in chunks:
+                await send({**body, "body": b"data: " + json.dumps(empty).encode() + b"\n\n"})
+            chunks = []
+        elif script.role:
+            await send({**body, "body": _chunk({"role": "assistant", "content": ""})})
         for i, piece in enumerate(chunks):
             if script.cut_after is not None and i == script.cut_after:
                 raise ConnectionAbortedError("scripted cut")  # uvicorn drops the connection
@@ -219,6 +242,12 @@ class FakeOpenAI:
             await send({**body, "body": _chunk({"content": piece})})
             if script.chunk_delay:
                 await asyncio.sleep(script.chunk_delay)
+        if script.pings:
+            until = time.monotonic() + 60
+            while time.monotonic() < until:
+                await send({**body, "body": b": ping\n\n"})
+                if await _disconnected(receive, script.pings):
+                    return
         for index, call in enumerate(script.tool_calls or ()):
             # As OpenAI streams them: id and name first, the arguments in pieces.
             head = {"index": index, "id": call["id"], "type": "function",
@@ -229,7 +258,8 @@ class FakeOpenAI:
                 part = {"index": index, "function": {"arguments": piece}}
                 await send({**body, "body": _chunk({"tool_calls": [part]})})
         finish = "tool_calls" if script.tool_calls else "stop"
-        await send({**body, "body": _chunk({}, finish)})
+        if not script.no_choices:
+            await send({**body, "body": _chunk({}, finish)})
         if script.usage and request.get("stream_options", {}).get("include_usage"):
             usage = {
                 "id": "chatcmpl-test",
@@ -241,6 +271,17 @@ class FakeOpenAI:
             }
             await send({**body, "body": b"data: " + json.dumps(usage).encode() + b"\n\n"})
         await send({"type": "http.response.body", "body": b"data: [DONE]\n\n", "more_body": False})
+
+
+async def _disconnected(receive: Any, seconds: float) -> bool:
+    """Wait up to `seconds` (at most 60); True as soon as the client has gone."""
+    try:
+        async with asyncio.timeout(min(seconds, 60)):
+            while (await receive())["type"] != "http.disconnect":
+                pass
+    except TimeoutError:
+        return False
+    return True
 
 
 def _split(text: str) -> list[str]:

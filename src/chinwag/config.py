@@ -35,8 +35,16 @@ class ProviderSettings(BaseModel):
     base_url: str | None = None
     api_key: SecretStr | None = None
     model: str | None = None  # this provider's default model
-    timeout: float = Field(default=600.0, gt=0)  # seconds for the whole read, as openai-python
+    # Seconds to wait for the answer to start (its first chunk, or a non-streamed answer),
+    # and for any one read from the socket (httpx's read timeout, as openai-python's).
+    timeout: float = Field(default=600.0, gt=0)
     connect_timeout: float = Field(default=5.0, gt=0)
+    # The longest pause between two chunks of a streamed answer; keep-alive comments
+    # do not count.
+    idle_timeout: float = Field(default=60.0, gt=0)
+    # The whole answer, retries included; time the caller spends between chunks is not
+    # counted.
+    deadline: float = Field(default=600.0, gt=0)
     max_retries: int = Field(default=2, ge=0, le=10)
     headers: dict[str, str] = {}
 

@@ -5,11 +5,15 @@ Plain httpx and httpx-sse; the `openai` SDK is not imported (it costs ~0.8 s at 
 
 from __future__ import annotations
 
+import asyncio
+import html
 import json
+import re
 import time
-from collections.abc import AsyncGenerator
-from typing import Any
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from typing import Any, cast
 
+import anyio
 import httpx
 from httpx_sse import EventSource
 
@@ -18,6 +22,7 @@ from chinwag.config import Paths, ProviderSettings
 from chinwag.errors import (
     AuthenticationError,
     BadRequestError,
+    ConfigError,
     ConnectionError,
     ProviderError,
     RateLimitError,
@@ -34,6 +39,8 @@ OPENAI_URL = "https://api.openai.com/v1"
 _loads = json.loads
 # What parsing a broken body or chunk raises.
 _UNREADABLE = (ValueError, KeyError, TypeError, AttributeError, IndexError)
+_TITLE = re.compile(r"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
+_TAG = re.compile(r"<[^>]*>")
 
 
 class OpenAIProvider:
@@ -48,6 +55,7 @@ class OpenAIProvider:
     def _client(self) -> httpx.AsyncClient:
         if self._http is None:
             s = self.settings
+            self._check_base_url()
             if s.api_key is None and self.base_url == OPENAI_URL:
                 raise AuthenticationError(
                     f"Provider {self.name!r} needs an API key for {OPENAI_URL}: set OPENAI_API_KEY "
@@ -67,6 +75,21 @@ class OpenAIProvider:
             )
         return self._http
 
+    def _check_base_url(self) -> None:
+        """Refuse a base_url httpx cannot send to, before any request (no retry helps)."""
+        try:
+            url = httpx.URL(self.base_url)
+        except httpx.InvalidURL:
+            url = None
+        if url is None or url.scheme not in ("http", "https") or not url.host:
+            env = " (or OPENAI_BASE_URL)" if self.name == "openai" else ""
+            raise ConfigError(
+                f"providers.{self.name}.base_url{env} is {self.base_url!r}: it must be an "
+                "http:// or https:// URL, such as http://localhost:8000/v1.",
+                key=f"providers.{self.name}.base_url",
+                value=self.base_url,
+            )
+
     async def aclose(self) -> None:
         if self._http is not None:
             await self._http.aclose()
@@ -74,16 +97,13 @@ class OpenAIProvider:
 
     # -- errors ---------------------------------------------------------------------------
 
+    @property
+    def _where(self) -> str:
+        return f"{self.name} ({self.base_url})"
+
     def _status_error(self, response: httpx.Response) -> ProviderError:
         status = response.status_code
-        detail = response.text.strip()
-        try:
-            body = json.loads(detail)
-            err = body.get("error", body) if isinstance(body, dict) else body
-            detail = str(err.get("message", err) if isinstance(err, dict) else err)
-        except ValueError:
-            pass
-        detail = detail[:500] or response.reason_phrase
+        detail = _detail(response)
         header = response.headers.get("x-should-retry")
         kwargs: dict[str, Any] = {
             "provider": self.name,
@@ -97,12 +117,13 @@ class OpenAIProvider:
                 f"{where}. Check the API key (providers.{self.name}.api_key or OPENAI_API_KEY).",
                 **kwargs,
             )
+        wait = kwargs["retry_after"]
         if status == 429:
-            wait = kwargs["retry_after"]
-            hint = f"retry after {wait:.0f} s" if wait else "wait and retry"
+            hint = f"retry after {_seconds(wait)} s" if wait and wait > 0 else "wait and retry"
             return RateLimitError(f"{where}. Rate limited: {hint}, or lower your rate.", **kwargs)
         if status >= 500:
-            return ServerError(f"{where}. The provider failed; try again later.", **kwargs)
+            hint = f"retry after {_seconds(wait)} s" if wait and wait > 0 else "try again later"
+            return ServerError(f"{where}. The provider failed; {hint}.", **kwargs)
         hint = {
             404: "Check the model name (`chinwag models` lists them) and the base URL.",
             408: "The request timed out on the server; try again.",
@@ -110,20 +131,35 @@ class OpenAIProvider:
         }.get(status, "Check the request's parameters.")
         return BadRequestError(f"{where}. {hint}", **kwargs)
 
+    def _timed_out(self, setting: str) -> TimeoutError:
+        """The error for a wait that ran past `setting` (timeout, idle_timeout or deadline)."""
+        s, key = self.settings, f"providers.{self.name}.{setting}"
+        what, hint = {
+            "timeout": (f"sent nothing for {s.timeout:g} s", "raise it for slow models"),
+            "idle_timeout": (
+                f"paused for {s.idle_timeout:g} s mid-answer",
+                "raise it if the model pauses longer",
+            ),
+            "deadline": (
+                f"did not finish answering within {s.deadline:g} s, retries included",
+                "raise it for longer answers",
+            ),
+        }[setting]
+        return TimeoutError(
+            f"{self._where} {what} ({key}). Try again, or {hint}.", provider=self.name
+        )
+
     def _transport_error(self, exc: httpx.TransportError, streaming: bool) -> ProviderError:
         s = self.settings
         if isinstance(exc, httpx.ConnectTimeout):
             return TimeoutError(
                 f"Could not connect to {self.name} at {self.base_url} within "
-                f"{s.connect_timeout} s. Is the server up? Check providers.{self.name}.base_url.",
+                f"{s.connect_timeout:g} s. Is the server up? Check "
+                f"providers.{self.name}.base_url.",
                 provider=self.name,
             )
         if isinstance(exc, httpx.TimeoutException):
-            return TimeoutError(
-                f"{self.name} ({self.base_url}) sent nothing for {s.timeout} s (the timeout). "
-                f"Try again, or raise providers.{self.name}.timeout for slow models.",
-                provider=self.name,
-            )
+            return self._timed_out("timeout")
         if isinstance(exc, httpx.ConnectError):
             return ConnectionError(
                 f"Could not connect to {self.name} at {self.base_url}: {exc}. Is the server "
@@ -139,7 +175,7 @@ class OpenAIProvider:
 
     # -- requests -------------------------------------------------------------------------
 
-    async def _open(self, body: dict[str, Any]) -> httpx.Response:
+    async def _open(self, body: dict[str, Any], deadline: float, sse: bool) -> httpx.Response:
         """Send the request and read the status; retried by openai-python's policy."""
         client = self._client()
 
@@ -157,9 +193,29 @@ class OpenAIProvider:
                 finally:
                     await response.aclose()
                 raise self._status_error(response)
+            if sse and "text/event-stream" not in response.headers.get("content-type", ""):
+                raise await self._not_sse(response)
             return response
 
-        return await with_retries(self.settings.max_retries, attempt)
+        return await with_retries(self.settings.max_retries, attempt, deadline)
+
+    async def _not_sse(self, response: httpx.Response) -> ResponseError:
+        """The error for a 200 that is not a stream of server-sent events (not retried)."""
+        try:
+            await response.aread()
+            detail = f" ({_detail(response)})"
+        except httpx.TransportError:
+            detail = ""
+        finally:
+            await response.aclose()
+        kind = response.headers.get("content-type") or "no content type"
+        return ResponseError(
+            f"{self._where} answered a streamed request with {kind}{detail}, not server-sent "
+            "events: it is not an OpenAI-compatible streaming endpoint. Check "
+            f"providers.{self.name}.base_url.",
+            provider=self.name,
+            status_code=response.status_code,
+        )
 
     async def stream(self, request: ChatRequest) -> AsyncGenerator[ProviderEvent, None]:
         body: dict[str, Any] = {"model": request.model, "messages": request.messages}
@@ -168,16 +224,30 @@ class OpenAIProvider:
         if request.tools:
             body["tools"] = request.tools
         body.update(request.params.model_dump(exclude_none=True))
-        response = await self._open(body)
+        s = self.settings
+        deadline = anyio.current_time() + s.deadline
+        # The scope holds no yield: a cancel scope open across a yield would cancel the
+        # caller's code, not ours.
+        with anyio.CancelScope(deadline=deadline) as scope:
+            response = await self._open(body, deadline, sse=request.stream)
+            if not request.stream:
+                whole = await self._whole(response)
+        if scope.cancelled_caught:
+            raise self._timed_out("deadline")
         if not request.stream:
-            for event in await self._whole(response):
+            for event in whole:
                 yield event
             return
+        body_stream = cast(httpx.AsyncByteStream, response.stream)  # an async client's
+        budget = deadline - anyio.current_time()
+        watch = _Watched(body_stream, budget, s.timeout, s.idle_timeout, self._timed_out)
+        response.stream = watch
         finish: str | None = None
-        done = False
+        done = answered = False
         calls: dict[int, dict[str, str]] = {}  # tool-call deltas, assembled by index
         try:
             async for sse in EventSource(response).aiter_sse():
+                watch.fresh = True  # a real event (comments never get here): not idle
                 data = sse.data
                 if data == "[DONE]":
                     # Read on to the end of the body, so the connection goes back to the pool.
@@ -187,6 +257,7 @@ class OpenAIProvider:
                     chunk = _loads(data)
                     choices = chunk.get("choices")
                     if choices:
+                        answered = True
                         choice = choices[0]
                         delta = choice["delta"]
                         text = delta.get("content")
@@ -220,7 +291,16 @@ class OpenAIProvider:
                 "Try again.",
                 provider=self.name,
             )
+        if not answered:  # usage-only chunks are normal, but not an answer on their own
+            raise self._no_answer()
         yield Finish(finish)
+
+    def _no_answer(self) -> ResponseError:
+        return ResponseError(
+            f"{self._where} sent no answer (no choices). Try again; if it persists, check "
+            f"that providers.{self.name}.base_url is an OpenAI-compatible server.",
+            provider=self.name,
+        )
 
     async def _whole(self, response: httpx.Response) -> list[ProviderEvent]:
         """The events of a non-streamed answer."""
@@ -232,6 +312,10 @@ class OpenAIProvider:
             await response.aclose()
         try:
             body = _loads(raw)
+            if isinstance(body, dict) and not body.get("choices"):
+                if "error" in body:
+                    raise self._stream_error(body["error"], mid_answer=False)
+                raise self._no_answer()
             choice = body["choices"][0]
             text = choice["message"].get("content") or ""
             usage = body.get("usage")
@@ -263,10 +347,11 @@ class OpenAIProvider:
             provider=self.name,
         )
 
-    def _stream_error(self, error: Any) -> ProviderError:
+    def _stream_error(self, error: Any, mid_answer: bool = True) -> ProviderError:
         message = error.get("message", error) if isinstance(error, dict) else error
+        when = " mid-answer" if mid_answer else ""
         return ServerError(
-            f"{self.name} ({self.base_url}) reported an error mid-answer: {message}. Try again.",
+            f"{self._where} reported an error{when}: {_shorten(str(message), 300)}. Try again.",
             provider=self.name,
         )
 
@@ -290,10 +375,134 @@ class OpenAIProvider:
         started = time.perf_counter()
         try:
             models = await self.models()
-        except ProviderError as exc:
+        except (ProviderError, ConfigError) as exc:
             return ProviderHealth(self.name, False, None, str(exc))
         latency = (time.perf_counter() - started) * 1000
         return ProviderHealth(self.name, True, latency, f"{len(models)} models at {self.base_url}")
+
+
+class _Watched(httpx.AsyncByteStream):
+    """A streamed body that must bring a real event every `idle` s and end within `budget` s.
+
+    Only time spent waiting on the socket counts, never the caller's time between chunks.
+    The idle clock restarts when the reader sets `fresh` (a real event arrived), so
+    keep-alive comments do not keep a stream open; before the first event the limit is
+    `first` (the timeout). One lazy timer watches the reads: per chunk this costs a few
+    attribute updates, where a cancel scope per chunk cost a third of the stream's speed.
+    An expired read is cancelled as asyncio.timeout does (cancel, then uncancel), and only
+    while it is under way, so an expiry never cancels the caller's code.
+    """
+
+    def __init__(
+        self,
+        inner: httpx.AsyncByteStream,
+        budget: float,
+        first: float,
+        idle: float,
+        expired: Callable[[str], TimeoutError],
+    ) -> None:
+        self._inner = inner
+        self._reads: AsyncIterator[bytes] | None = None
+        self._budget, self._first, self._idle = budget, first, idle
+        self._expired = expired
+        self._spent = 0.0  # seconds spent waiting on reads
+        self._mark = 0.0  # _spent when the last real event arrived
+        self._started = False
+        self.fresh = False  # set by the reader for every real event
+        self._read_from: float | None = None  # when the read under way began
+        self._task: asyncio.Task[Any] | None = None
+        self._cancelling = 0
+        self._timer: asyncio.TimerHandle | None = None
+        self._fired: str | None = None  # the setting whose limit cancelled the read
+
+    def __aiter__(self) -> _Watched:
+        self._reads = self._inner.__aiter__()
+        return self
+
+    def _left(self) -> tuple[float, str]:
+        """Seconds of waiting left before a limit, and the setting that sets it."""
+        now = time.monotonic()
+        spent = self._spent + (now - self._read_from if self._read_from is not None else 0)
+        wait, name = (self._idle, "idle_timeout") if self._started else (self._first, "timeout")
+        idle_left = wait - (spent - self._mark)
+        deadline_left = self._budget - spent
+        return (deadline_left, "deadline") if deadline_left <= idle_left else (idle_left, name)
+
+    def _check(self) -> None:
+        self._timer = None
+        if self._read_from is None or self._task is None:
+            return  # not reading: the next read arms the timer again
+        left, name = self._left()
+        if left > 0:
+            self._timer = asyncio.get_running_loop().call_later(left, self._check)
+        else:
+            self._fired = name
+            self._task.cancel()
+
+    def _expiry(self) -> str | None:
+        """The setting that expired if our timer cancelled the read, undoing that cancel."""
+        name, self._fired = self._fired, None
+        if name is None or self._task is None or self._task.uncancel() > self._cancelling:
+            return None  # someone else cancelled too: let their cancellation through
+        return name
+
+    async def __anext__(self) -> bytes:
+        assert self._reads is not None
+        if self.fresh:
+            self.fresh = False
+            self._mark = self._spent
+            if not self._started and self._timer is not None:
+                self._timer.cancel()  # it was set for `first`; `idle` may be shorter
+                self._timer = None
+            self._started = True
+        task = self._task = asyncio.current_task()
+        assert task is not None
+        self._cancelling = task.cancelling()
+        start = self._read_from = time.monotonic()
+        if self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(self._left()[0], self._check)
+        try:
+            chunk = await self._reads.__anext__()
+        except BaseException as exc:
+            if self._fired is not None and (name := self._expiry()) is not None:
+                raise self._expired(name) from exc
+            raise
+        finally:
+            self._read_from = None
+            self._spent += time.monotonic() - start
+        if self._fired is not None and (name := self._expiry()) is not None:
+            raise self._expired(name)  # a layer below swallowed our cancellation
+        return chunk
+
+    async def aclose(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        await self._inner.aclose()
+
+
+def _detail(response: httpx.Response) -> str:
+    """What an error body says, on one line: its JSON message, or an HTML page's title."""
+    text = response.text[:20_000]
+    try:
+        body = json.loads(text)
+    except ValueError:
+        if "<" in text:  # an HTML page (a proxy's, say): its title, else its text
+            title = _TITLE.search(text)
+            text = html.unescape(title.group(1) if title else _TAG.sub(" ", text))
+        return _shorten(text, 100) or response.reason_phrase
+    err = body.get("error", body) if isinstance(body, dict) else body
+    message = err.get("message", err) if isinstance(err, dict) else err
+    return _shorten(str(message), 300) or response.reason_phrase
+
+
+def _seconds(value: float) -> str:
+    return f"{value:.0f}" if value >= 10 else f"{value:.2g}"
+
+
+def _shorten(text: str, limit: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _usage(raw: dict[str, Any]) -> Usage:
