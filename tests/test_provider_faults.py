@@ -227,3 +227,11 @@ def test_a_retry_after_beyond_the_ceiling_is_not_retried(server: FakeOpenAI) -> 
         client.ask("hi")
     assert caught.value.retry_after == 3600
     assert len(server.requests) == 1
+
+
+def test_a_key_in_the_base_url_never_reaches_an_error_message(run: Runner) -> None:
+    run.env["OPENAI_BASE_URL"] = "http://user:s3cret@127.0.0.1:9/v1?api_key=s3cret"
+    out = run("hi")
+    assert out.returncode == 1
+    assert "s3cret" not in out.stderr
+    assert "127.0.0.1:9" in out.stderr

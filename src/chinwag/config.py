@@ -314,7 +314,7 @@ def _secret_name(name: str, *, header: bool = False) -> bool:
     return bool(_SECRET_WORDS.intersection(re.split(r"[^a-z0-9]+", lowered)))
 
 
-def _mask_url(text: str) -> str:
+def mask_url(text: str) -> str:
     """A URL with its password and secret query parameters masked; other text as it is."""
     if "://" not in text:
         return text
@@ -354,7 +354,7 @@ def _masked(node: Any, name: str = "", parent: str = "") -> Any:
         return {k: _masked(v, str(k), name) for k, v in node.items()}
     if isinstance(node, list):
         return [_masked(v, "", name) for v in node]
-    return _mask_url(node) if isinstance(node, str) else node
+    return mask_url(node) if isinstance(node, str) else node
 
 
 class Config:

@@ -18,7 +18,7 @@ import httpx
 from httpx_sse import EventSource
 
 from chinwag import __version__
-from chinwag.config import Paths, ProviderSettings
+from chinwag.config import Paths, ProviderSettings, mask_url
 from chinwag.errors import (
     AuthenticationError,
     BadRequestError,
@@ -50,6 +50,7 @@ class OpenAIProvider:
         self.name = name
         self.settings = settings
         self.base_url = (settings.base_url or OPENAI_URL).rstrip("/")
+        self.shown_url = mask_url(self.base_url)  # for messages: a key in the URL is hidden
         self._http: httpx.AsyncClient | None = None  # made on first use: no I/O in constructors
 
     def _client(self) -> httpx.AsyncClient:
@@ -84,10 +85,10 @@ class OpenAIProvider:
         if url is None or url.scheme not in ("http", "https") or not url.host:
             env = " (or OPENAI_BASE_URL)" if self.name == "openai" else ""
             raise ConfigError(
-                f"providers.{self.name}.base_url{env} is {self.base_url!r}: it must be an "
+                f"providers.{self.name}.base_url{env} is {self.shown_url!r}: it must be an "
                 "http:// or https:// URL, such as http://localhost:8000/v1.",
                 key=f"providers.{self.name}.base_url",
-                value=self.base_url,
+                value=self.shown_url,
             )
 
     async def aclose(self) -> None:
@@ -99,7 +100,7 @@ class OpenAIProvider:
 
     @property
     def _where(self) -> str:
-        return f"{self.name} ({self.base_url})"
+        return f"{self.name} ({self.shown_url})"
 
     def _status_error(self, response: httpx.Response) -> ProviderError:
         status = response.status_code
@@ -111,7 +112,7 @@ class OpenAIProvider:
             "retry_after": parse_retry_after(response.headers),
             "should_retry": None if header is None else header.lower() == "true",
         }
-        where = f"{self.name} ({self.base_url}) answered {status}: {detail}"
+        where = f"{self.name} ({self.shown_url}) answered {status}: {detail}"
         if status in (401, 403):
             return AuthenticationError(
                 f"{where}. Check the API key (providers.{self.name}.api_key or OPENAI_API_KEY).",
@@ -153,7 +154,7 @@ class OpenAIProvider:
         s = self.settings
         if isinstance(exc, httpx.ConnectTimeout):
             return TimeoutError(
-                f"Could not connect to {self.name} at {self.base_url} within "
+                f"Could not connect to {self.name} at {self.shown_url} within "
                 f"{s.connect_timeout:g} s. Is the server up? Check "
                 f"providers.{self.name}.base_url.",
                 provider=self.name,
@@ -162,14 +163,14 @@ class OpenAIProvider:
             return self._timed_out("timeout")
         if isinstance(exc, httpx.ConnectError):
             return ConnectionError(
-                f"Could not connect to {self.name} at {self.base_url}: {exc}. Is the server "
+                f"Could not connect to {self.name} at {self.shown_url}: {exc}. Is the server "
                 f"running? Check providers.{self.name}.base_url.",
                 provider=self.name,
             )
         what = "broke mid-answer" if streaming else "failed"
         return ConnectionError(
-            f"The connection to {self.name} ({self.base_url}) {what}: {exc or type(exc).__name__}. "
-            "Try again.",
+            f"The connection to {self.name} ({self.shown_url}) {what}: "
+            f"{exc or type(exc).__name__}. Try again.",
             provider=self.name,
         )
 
@@ -287,7 +288,7 @@ class OpenAIProvider:
             yield ToolCalls([ToolCall(**calls[i]) for i in sorted(calls)])
         if not done and finish is None:
             raise ConnectionError(
-                f"{self.name} ({self.base_url}) ended the stream before the answer was complete. "
+                f"{self.name} ({self.shown_url}) ended the stream before the answer was complete. "
                 "Try again.",
                 provider=self.name,
             )
@@ -342,7 +343,7 @@ class OpenAIProvider:
 
     def _unreadable(self, what: str, raw: str | bytes, exc: Exception) -> ResponseError:
         return ResponseError(
-            f"{self.name} ({self.base_url}) sent {what} ({exc!r}): {raw[:200]!r}. "
+            f"{self.name} ({self.shown_url}) sent {what} ({exc!r}): {raw[:200]!r}. "
             "Is base_url an OpenAI-compatible server?",
             provider=self.name,
         )
@@ -367,7 +368,7 @@ class OpenAIProvider:
             return sorted(str(item["id"]) for item in response.json()["data"])
         except (ValueError, KeyError, TypeError) as exc:
             raise ResponseError(
-                f"{self.name} ({self.base_url}) sent a model list chinwag cannot read: {exc!r}.",
+                f"{self.name} ({self.shown_url}) sent a model list chinwag cannot read: {exc!r}.",
                 provider=self.name,
             ) from exc
 
@@ -378,7 +379,7 @@ class OpenAIProvider:
         except (ProviderError, ConfigError) as exc:
             return ProviderHealth(self.name, False, None, str(exc))
         latency = (time.perf_counter() - started) * 1000
-        return ProviderHealth(self.name, True, latency, f"{len(models)} models at {self.base_url}")
+        return ProviderHealth(self.name, True, latency, f"{len(models)} models at {self.shown_url}")
 
 
 class _Watched(httpx.AsyncByteStream):
