@@ -16,8 +16,7 @@ import pytest
 
 from chinwag.config import Config
 from tests.fake_openai import FakeOpenAI, Script
-from tests.postgres import PostgresMissing
-from tests.postgres import postgres_server as start_postgres
+from tests.postgres import PostgresMissing, postgres_server as start_postgres
 
 
 @pytest.fixture

@@ -11,7 +11,12 @@ import pytest
 
 import chinwag
 from chinwag import AsyncClient, Config
-from chinwag.errors import ConnectionError, InputError, NotFoundError, ServerError
+from chinwag.errors import (
+    InputError,
+    NotFoundError,
+    ProviderConnectionError,
+    ProviderUnavailableError,
+)
 from chinwag.types import Done, ErrorEvent, TextDelta, UsageEvent
 from tests.conftest import make_config
 from tests.fake_openai import FakeOpenAI, Script
@@ -144,7 +149,7 @@ async def test_bad_arguments_are_explained(config: Config) -> None:
 async def test_a_cut_stream_keeps_the_partial_answer(config: Config, server: FakeOpenAI) -> None:
     server.script(Script(text="one two three four", cut_after=2))
     async with AsyncClient(config) as client:
-        with pytest.raises(ConnectionError) as caught:
+        with pytest.raises(ProviderConnectionError) as caught:
             await client.stream("count").text()
         partial = caught.value.partial
         assert partial is not None
@@ -171,7 +176,7 @@ async def test_a_cut_plain_answer_keeps_the_question(config: Config, server: Fak
     config.set("providers.openai.max_retries", 0)
     server.script(Script(cut_after=0))
     async with AsyncClient(config) as client:
-        with pytest.raises(ConnectionError) as caught:
+        with pytest.raises(ProviderConnectionError) as caught:
             await client.ask("anyone?")
         partial = caught.value.partial
         assert partial is not None
@@ -204,10 +209,10 @@ async def test_the_user_message_survives_a_failed_provider(
             async for event in stream.events():
                 events.append(event)
 
-        with pytest.raises(ServerError):
+        with pytest.raises(ProviderUnavailableError):
             await consume()
         assert isinstance(events[-1], ErrorEvent)
-        assert events[-1].kind == "ServerError"
+        assert events[-1].kind == "ProviderUnavailableError"
         (conversation,) = await client.conversations.list()
         history = await client.conversations.history(conversation.id)
     assert [(m.role, m.content, m.status) for m in history] == [

@@ -12,10 +12,10 @@ import pytest
 import chinwag
 from chinwag.errors import (
     ConfigError,
+    ProviderTimeoutError,
+    ProviderUnavailableError,
     RateLimitError,
     ResponseError,
-    ServerError,
-    TimeoutError,
 )
 from tests.conftest import Runner, make_config
 from tests.fake_openai import FakeOpenAI, Script
@@ -43,7 +43,7 @@ def test_keep_alive_comments_do_not_keep_a_stream_open(server: FakeOpenAI) -> No
     seen: list[str] = []
     with (
         _client(server, idle_timeout=0.5, max_retries=3) as client,
-        pytest.raises(TimeoutError, match=r"providers\.openai\.idle_timeout") as caught,
+        pytest.raises(ProviderTimeoutError, match=r"providers\.openai\.idle_timeout") as caught,
     ):
         seen.extend(client.stream("talk, then stall"))
     assert "\n" not in str(caught.value)
@@ -68,7 +68,7 @@ def test_keep_alive_comments_before_any_chunk_are_bounded_by_the_timeout(
     with (
         _client(server, timeout=0.5, max_retries=3) as client,
         pytest.raises(
-            TimeoutError, match=r"sent nothing for 0\.5 s \(providers\.openai\.timeout\)"
+            ProviderTimeoutError, match=r"sent nothing for 0\.5 s \(providers\.openai\.timeout\)"
         ),
     ):
         list(client.stream("anyone there?"))
@@ -79,7 +79,7 @@ def test_a_stream_slower_than_the_deadline_stops_there(server: FakeOpenAI) -> No
     server.script(Script(text=" ".join(["word"] * 40), chunk_delay=0.1))
     with (
         _client(server, idle_timeout=5, deadline=1) as client,
-        pytest.raises(TimeoutError, match=r"providers\.openai\.deadline") as caught,
+        pytest.raises(ProviderTimeoutError, match=r"providers\.openai\.deadline") as caught,
     ):
         for _ in client.stream("a long answer"):
             pass
@@ -94,7 +94,7 @@ def test_a_server_that_never_answers_fails_by_the_deadline(server: FakeOpenAI) -
     server.script(*[Script(delay=60)] * 4)  # sends no headers (until the client hangs up)
     with (
         _client(server, timeout=30, deadline=1, max_retries=3) as client,
-        pytest.raises(TimeoutError, match=r"within 1 s, retries included") as caught,
+        pytest.raises(ProviderTimeoutError, match=r"within 1 s, retries included") as caught,
     ):
         client.ask("anyone there?")
     assert "providers.openai.deadline" in str(caught.value)
@@ -105,7 +105,7 @@ def test_retries_end_by_the_deadline(server: FakeOpenAI) -> None:
     server.script(*[Script(delay=60)] * 11)
     with (
         _client(server, timeout=0.3, deadline=3, max_retries=10) as client,
-        pytest.raises(TimeoutError),
+        pytest.raises(ProviderTimeoutError),
     ):
         client.ask("anyone there?")
     # Retried (0.3 s each, with backoff between), but not ten times: the deadline ends it.
@@ -142,7 +142,10 @@ async def test_time_the_caller_spends_between_chunks_is_not_the_providers(
 
 def test_an_html_error_page_becomes_one_short_line(server: FakeOpenAI) -> None:
     server.script(Script(status=502, body=NGINX_502))
-    with _client(server, max_retries=0) as client, pytest.raises(ServerError) as caught:
+    with (
+        _client(server, max_retries=0) as client,
+        pytest.raises(ProviderUnavailableError) as caught,
+    ):
         client.ask("hi")
     message = str(caught.value)
     assert "\n" not in message

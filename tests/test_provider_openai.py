@@ -12,11 +12,11 @@ from chinwag.config import ProviderSettings
 from chinwag.errors import (
     AuthenticationError,
     BadRequestError,
-    ConnectionError,
+    ProviderConnectionError,
+    ProviderTimeoutError,
+    ProviderUnavailableError,
     RateLimitError,
     ResponseError,
-    ServerError,
-    TimeoutError,
 )
 from chinwag.providers import ChatRequest, Finish
 from chinwag.providers.openai import OpenAIProvider
@@ -88,14 +88,14 @@ async def test_429_exhausted_raises_rate_limit_with_retry_after(server: FakeOpen
 
 async def test_500_is_retried_then_reported(server: FakeOpenAI) -> None:
     server.script(*[Script(status=500, headers={"retry-after-ms": "10"})] * 2)
-    with pytest.raises(ServerError, match="answered 500"):
+    with pytest.raises(ProviderUnavailableError, match="answered 500"):
         await _run(_provider(server.base_url, max_retries=1))
     assert len(server.requests) == 2
 
 
 async def test_server_can_forbid_a_retry(server: FakeOpenAI) -> None:
     server.script(Script(status=503, headers={"x-should-retry": "false"}))
-    with pytest.raises(ServerError):
+    with pytest.raises(ProviderUnavailableError):
         await _run(_provider(server.base_url, max_retries=3))
     assert len(server.requests) == 1
 
@@ -141,7 +141,7 @@ async def test_a_stream_cut_midway_is_a_connection_error_and_not_retried(
             if isinstance(event, TextDelta):
                 received.append(event.text)
 
-    with pytest.raises(ConnectionError, match="broke mid-answer"):
+    with pytest.raises(ProviderConnectionError, match="broke mid-answer"):
         await consume()
     await provider.aclose()
     assert "".join(received) == "one two"
@@ -156,7 +156,7 @@ async def test_a_malformed_chunk_is_a_response_error(server: FakeOpenAI) -> None
 
 async def test_a_slow_server_times_out(server: FakeOpenAI) -> None:
     server.script(Script(delay=2.0))
-    with pytest.raises(TimeoutError, match=r"timeout"):
+    with pytest.raises(ProviderTimeoutError, match=r"timeout"):
         await _run(_provider(server.base_url, timeout=0.3, max_retries=0))
 
 
@@ -164,7 +164,7 @@ async def test_nothing_listening_is_a_connection_error() -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    with pytest.raises(ConnectionError, match="Is the server running"):
+    with pytest.raises(ProviderConnectionError, match="Is the server running"):
         await _run(_provider(f"http://127.0.0.1:{port}/v1", max_retries=0))
 
 

@@ -93,7 +93,7 @@ async def scenario(api: Driver, server: FakeOpenAI) -> list[Any]:
     )
     out.append((chat.text, await api.history(chat.conversation_id)))
     server.script(Script(text="one two three", cut_after=1))
-    with pytest.raises(chinwag.ConnectionError) as cut:
+    with pytest.raises(chinwag.ProviderConnectionError) as cut:
         await api.stream("cut")
     partial = cut.value.partial
     out.append((partial.text, partial.status) if partial else None)

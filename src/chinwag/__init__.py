@@ -4,128 +4,113 @@
     with chinwag.Client() as client:
         print(client.ask("Say hello!").text)
 
-Names are imported on first use, so `import chinwag` stays fast.
+The public names are the imports below, made on first use so that `import chinwag`
+stays fast; type checkers read them as written.
 """
 
 from __future__ import annotations
 
-from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from chinwag.version import __version__ as __version__
 
-if TYPE_CHECKING:
-    from chinwag.client import AsyncClient, Client
-    from chinwag.config import Config
+if TYPE_CHECKING:  # the public names, each once (`as` marks it exported)
+    from chinwag.client import (
+        AsyncClient as AsyncClient,
+        Client as Client,
+    )
+    from chinwag.config import (
+        Config as Config,
+    )
     from chinwag.errors import (
-        AuthenticationError,
-        BadRequestError,
-        ChinwagError,
-        ConfigError,
-        ConnectionError,
-        InputError,
-        NotFoundError,
-        ProviderError,
-        RateLimitError,
-        ResponseError,
-        ServerError,
-        StoreError,
-        TimeoutError,
+        AuthenticationError as AuthenticationError,
+        BadRequestError as BadRequestError,
+        ChinwagError as ChinwagError,
+        ConfigError as ConfigError,
+        ConflictError as ConflictError,
+        InputError as InputError,
+        NotFoundError as NotFoundError,
+        PermissionDeniedError as PermissionDeniedError,
+        ProviderConnectionError as ProviderConnectionError,
+        ProviderError as ProviderError,
+        ProviderTimeoutError as ProviderTimeoutError,
+        ProviderUnavailableError as ProviderUnavailableError,
+        RateLimitError as RateLimitError,
+        ResponseError as ResponseError,
+        StoreError as StoreError,
     )
-    from chinwag.streams import AsyncStream, Stream
+    from chinwag.streams import (
+        AsyncStream as AsyncStream,
+        Stream as Stream,
+    )
+    from chinwag.templates import (
+        Rendered as Rendered,
+        Template as Template,
+    )
     from chinwag.types import (
-        Bot,
-        Conversation,
-        Done,
-        ErrorEvent,
-        Event,
-        GenerationParams,
-        Health,
-        Message,
-        Reply,
-        TextDelta,
-        Usage,
-        UsageEvent,
+        Bot as Bot,
+        Conversation as Conversation,
+        Done as Done,
+        ErrorEvent as ErrorEvent,
+        Event as Event,
+        GenerationParams as GenerationParams,
+        Health as Health,
+        Message as Message,
+        Reply as Reply,
+        SearchEvent as SearchEvent,
+        Source as Source,
+        StatisticItem as StatisticItem,
+        Statistics as Statistics,
+        StatisticTotal as StatisticTotal,
+        TextDelta as TextDelta,
+        ToolCall as ToolCall,
+        ToolCallEvent as ToolCallEvent,
+        ToolResultEvent as ToolResultEvent,
+        Usage as Usage,
+        UsageEvent as UsageEvent,
+    )
+    from chinwag.workflows import (
+        StepResult as StepResult,
+        Workflow as Workflow,
+        WorkflowResult as WorkflowResult,
     )
 
-_EXPORTS = {
-    "chinwag.client": ("AsyncClient", "Client"),
-    "chinwag.config": ("Config",),
-    "chinwag.streams": ("AsyncStream", "Stream"),
-    "chinwag.errors": (
-        "AuthenticationError",
-        "BadRequestError",
-        "ChinwagError",
-        "ConfigError",
-        "ConnectionError",
-        "InputError",
-        "NotFoundError",
-        "ProviderError",
-        "RateLimitError",
-        "ResponseError",
-        "ServerError",
-        "StoreError",
-        "TimeoutError",
-    ),
-    "chinwag.types": (
-        "Bot",
-        "Conversation",
-        "Done",
-        "ErrorEvent",
-        "Event",
-        "GenerationParams",
-        "Health",
-        "Message",
-        "Reply",
-        "TextDelta",
-        "Usage",
-        "UsageEvent",
-    ),
-}
-_WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
 
-__all__ = [
-    "AsyncClient",
-    "AsyncStream",
-    "AuthenticationError",
-    "BadRequestError",
-    "Bot",
-    "ChinwagError",
-    "Client",
-    "Config",
-    "ConfigError",
-    "ConnectionError",
-    "Conversation",
-    "Done",
-    "ErrorEvent",
-    "Event",
-    "GenerationParams",
-    "Health",
-    "InputError",
-    "Message",
-    "NotFoundError",
-    "ProviderError",
-    "RateLimitError",
-    "Reply",
-    "ResponseError",
-    "ServerError",
-    "StoreError",
-    "Stream",
-    "TextDelta",
-    "TimeoutError",
-    "Usage",
-    "UsageEvent",
-]
+def _exports() -> dict[str, str]:
+    """Each public name and its module, read once from the TYPE_CHECKING imports above."""
+    import ast
+    from pathlib import Path
+
+    tree = ast.parse(Path(__file__).read_text(encoding="utf-8"))
+    block = next(
+        n for n in tree.body if isinstance(n, ast.If) and ast.unparse(n.test) == "TYPE_CHECKING"
+    )
+    return {
+        alias.name: node.module
+        for node in block.body
+        if isinstance(node, ast.ImportFrom) and node.module
+        for alias in node.names
+    }
+
+
+_where: dict[str, str] | None = None
 
 
 def __getattr__(name: str) -> Any:
-    module = _WHERE.get(name)
+    global _where
+    if _where is None:
+        _where = _exports()
+    if name == "__all__":  # `from chinwag import *`
+        return ["__version__", *_where]
+    module = _where.get(name)
     if module is None:
         raise AttributeError(f"module 'chinwag' has no attribute {name!r}")
+    from importlib import import_module
+
     value = getattr(import_module(module), name)
     globals()[name] = value
     return value
 
 
 def __dir__() -> list[str]:
-    return [*globals(), *__all__]
+    return sorted({*globals(), *_exports()})

@@ -15,11 +15,10 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar, Unpack, overload
 
 from pydantic import ValidationError
 
-from chinwag import bots as bot_book
-from chinwag import checks
+from chinwag import bots as bot_book, checks
 from chinwag.config import Config
 from chinwag.engine import Engine
-from chinwag.errors import InputError
+from chinwag.errors import ConflictError, InputError
 from chinwag.plan import TurnOptions
 from chinwag.streams import AsyncStream, Stream
 from chinwag.types import (
@@ -218,9 +217,13 @@ class AsyncBots(_Scoped):
         new = bot if bot is not None else bot_book.bot_from_mapping(fields)
         taken = bot_book.find(await self._engine.visible_bots(uid), slug=new.slug)
         if taken is not None:
-            raise InputError(f"A bot with slug {new.slug!r} exists already: choose another slug.")
+            raise ConflictError(
+                f"A bot with slug {new.slug!r} exists already: choose another slug."
+            )
         if any(b.uid == new.uid for b in self._engine.shared_bots()):
-            raise InputError(f"The bot uid {new.uid!r} is taken: leave uid out to get a new one.")
+            raise ConflictError(
+                f"The bot uid {new.uid!r} is taken: leave uid out to get a new one."
+            )
         await store.save_bot(uid, new, new=True)
         return new
 
@@ -231,7 +234,7 @@ class AsyncBots(_Scoped):
         new_slug = changes.get("slug", current.slug)
         visible = await self._engine.visible_bots(uid)
         if new_slug != current.slug and bot_book.find(visible, slug=new_slug):
-            raise InputError(f"A bot with slug {new_slug!r} exists already.")
+            raise ConflictError(f"A bot with slug {new_slug!r} exists already.")
         data = {**current.model_dump(), **changes, "uid": current.uid}
         updated = bot_book.bot_from_mapping(data)
         await store.save_bot(uid, updated)

@@ -16,9 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from chinwag import bots as bot_book
-from chinwag import checks
-from chinwag import plan as planning
+from chinwag import bots as bot_book, checks, plan as planning
 from chinwag.answer import Answer, add_usage
 from chinwag.config import Config
 from chinwag.context import build_context

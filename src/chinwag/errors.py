@@ -1,23 +1,28 @@
 """chinwag's exception tree: every failure a user can meet derives from ChinwagError.
 
+One class per meaning a caller branches on, as in openai-python; none shadows a builtin.
+
 ChinwagError
-├── ConfigError
-├── InputError
-├── NotFoundError
-├── StoreError              (the database failed; .partial keeps an unstored answer)
-└── ProviderError
-    ├── AuthenticationError
-    ├── RateLimitError          (.retry_after)
-    ├── TimeoutError
-    ├── ConnectionError
-    ├── BadRequestError
-    ├── ServerError
-    └── ResponseError           (the server broke the protocol)
+├── ConfigError                 a setting is missing or invalid (.key, .value)
+├── InputError                  a call's arguments are invalid
+│   └── ConflictError           a name or id is taken already
+├── NotFoundError               no such bot, conversation or message, for this user
+├── StoreError                  the database failed (.where); .partial keeps the answer
+└── ProviderError               a model provider failed (.provider, .status_code, .body)
+    ├── AuthenticationError         401, or no key
+    ├── PermissionDeniedError       403
+    ├── RateLimitError              429 (.retry_after)
+    ├── BadRequestError             the provider refused the request (400, 404, 422...)
+    ├── ProviderUnavailableError    the provider failed on its side (5xx)
+    ├── ProviderTimeoutError        no answer in time (idle_timeout, timeout, deadline)
+    ├── ProviderConnectionError     unreachable, or the connection dropped
+    └── ResponseError               the answer broke the protocol
+
+Which of them are retried is the retry policy's business (providers/retry.py).
 """
 
 from __future__ import annotations
 
-import builtins
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -45,6 +50,10 @@ class InputError(ChinwagError, ValueError):
     """A call's arguments are invalid (an empty prompt, a temperature out of range, ...)."""
 
 
+class ConflictError(InputError):
+    """A name or id is taken already (a bot's slug or uid, an imported conversation's id)."""
+
+
 class NotFoundError(ChinwagError, LookupError):
     """A bot, conversation or message that was asked for does not exist for this user."""
 
@@ -68,67 +77,46 @@ class ProviderError(ChinwagError):
         *,
         provider: str | None = None,
         status_code: int | None = None,
+        body: str | None = None,
         partial: Reply | None = None,
         retry_after: float | None = None,
         should_retry: bool | None = None,
     ) -> None:
         super().__init__(message)
         self.provider = provider
-        self.status_code = status_code
+        self.status_code = status_code  # the provider's HTTP status, if it sent one
+        self.body = body  # the start of the provider's error body, if it sent one
         self.partial = partial
-        self.retry_after = retry_after  # seconds the server asked us to wait, if it said
-        self.should_retry = should_retry  # the server's own x-should-retry verdict, if any
-
-    @property
-    def retryable(self) -> bool:
-        """Whether openai-python's policy retries this failure."""
-        return False
+        self.retry_after = retry_after  # seconds the provider asked us to wait, if it said
+        self.should_retry = should_retry  # the provider's own x-should-retry verdict, if any
 
 
 class AuthenticationError(ProviderError):
-    """The provider rejected the credentials (401/403) or none were given."""
+    """The provider rejected the credentials (401), or none were given."""
+
+
+class PermissionDeniedError(ProviderError):
+    """The provider knows the key but refuses it this (403)."""
 
 
 class RateLimitError(ProviderError):
     """The provider is rate limiting (429); `retry_after` is how long it asked us to wait."""
 
-    @property
-    def retryable(self) -> bool:
-        return True
-
-
-# Named like the builtins on purpose (as httpx does); they subclass them too.
-class TimeoutError(ProviderError, builtins.TimeoutError):
-    """The provider did not answer within the configured timeout."""
-
-    @property
-    def retryable(self) -> bool:
-        return True
-
-
-class ConnectionError(ProviderError, builtins.ConnectionError):
-    """The provider could not be reached, or dropped the connection."""
-
-    @property
-    def retryable(self) -> bool:
-        return True
-
 
 class BadRequestError(ProviderError):
-    """The provider refused the request as invalid (400, 404, 422, ...): retrying will not help."""
-
-    @property
-    def retryable(self) -> bool:
-        # 408 (request timeout) and 409 (conflict) are client codes openai-python retries.
-        return self.status_code in (408, 409)
+    """The provider refused the request as invalid (400, 404, 422, ...)."""
 
 
-class ServerError(ProviderError):
+class ProviderUnavailableError(ProviderError):
     """The provider failed on its side (5xx)."""
 
-    @property
-    def retryable(self) -> bool:
-        return True
+
+class ProviderTimeoutError(ProviderError):
+    """The provider did not answer within the configured time."""
+
+
+class ProviderConnectionError(ProviderError):
+    """The provider could not be reached, or dropped the connection."""
 
 
 class ResponseError(ProviderError):

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 import anyio
 
 from chinwag.config import SearchSettings
-from chinwag.errors import ConfigError, ConnectionError, ResponseError, TimeoutError
+from chinwag.errors import ConfigError, ProviderConnectionError, ProviderTimeoutError, ResponseError
 from chinwag.types import Source
 
 if TYPE_CHECKING:
@@ -73,13 +73,13 @@ async def check_public(url: str, allow_private: bool) -> list[str]:
     try:
         infos = await anyio.getaddrinfo(host, None, type=socket.SOCK_STREAM)
     except (OSError, ValueError) as exc:  # ValueError: a name IDNA cannot encode
-        raise ConnectionError(f"Cannot resolve the search host {host!r}: {exc}.") from exc
+        raise ProviderConnectionError(f"Cannot resolve the search host {host!r}: {exc}.") from exc
     # The scope of a link-local IPv6 address ("%eth0") goes: such addresses are refused.
     addresses = list(
         dict.fromkeys(ipaddress.ip_address(str(i[4][0]).split("%", 1)[0]) for i in infos)
     )
     if not addresses:
-        raise ConnectionError(f"Cannot resolve the search host {host!r}: no address.")
+        raise ProviderConnectionError(f"Cannot resolve the search host {host!r}: no address.")
     refused = sorted(str(ip) for ip in addresses if not _public(ip))
     if refused:
         raise ConfigError(
@@ -126,9 +126,11 @@ class SearxngSearch:
         try:
             response = await _get(client, url, addresses)
         except httpx.TimeoutException as exc:
-            raise TimeoutError(f"The search at {self.url} did not answer in time.") from exc
+            raise ProviderTimeoutError(f"The search at {self.url} did not answer in time.") from exc
         except httpx.TransportError as exc:
-            raise ConnectionError(f"Could not reach the search at {self.url}: {exc}.") from exc
+            raise ProviderConnectionError(
+                f"Could not reach the search at {self.url}: {exc}."
+            ) from exc
         if response.status_code != 200:
             raise ResponseError(
                 f"The search at {self.url} answered {response.status_code}. Is it SearXNG "

@@ -17,22 +17,23 @@ import anyio
 import httpx
 from httpx_sse import EventSource
 
-from chinwag import __version__
 from chinwag.config import Paths, ProviderSettings, mask_url
 from chinwag.errors import (
     AuthenticationError,
     BadRequestError,
     ConfigError,
-    ConnectionError,
+    PermissionDeniedError,
+    ProviderConnectionError,
     ProviderError,
+    ProviderTimeoutError,
+    ProviderUnavailableError,
     RateLimitError,
     ResponseError,
-    ServerError,
-    TimeoutError,
 )
 from chinwag.providers.base import ChatRequest, Finish, ProviderEvent, ProviderHealth, ToolCalls
 from chinwag.providers.retry import parse_retry_after, with_retries
 from chinwag.types import TextDelta, ToolCall, Usage, UsageEvent
+from chinwag.version import __version__
 
 OPENAI_URL = "https://api.openai.com/v1"
 
@@ -109,13 +110,19 @@ class OpenAIProvider:
         kwargs: dict[str, Any] = {
             "provider": self.name,
             "status_code": status,
+            "body": response.text[:2000],
             "retry_after": parse_retry_after(response.headers),
             "should_retry": None if header is None else header.lower() == "true",
         }
         where = f"{self.name} ({self.shown_url}) answered {status}: {detail}"
-        if status in (401, 403):
+        if status == 401:
             return AuthenticationError(
                 f"{where}. Check the API key (providers.{self.name}.api_key or OPENAI_API_KEY).",
+                **kwargs,
+            )
+        if status == 403:
+            return PermissionDeniedError(
+                f"{where}. The key may not use this: check its permissions and the model.",
                 **kwargs,
             )
         wait = kwargs["retry_after"]
@@ -124,7 +131,7 @@ class OpenAIProvider:
             return RateLimitError(f"{where}. Rate limited: {hint}, or lower your rate.", **kwargs)
         if status >= 500:
             hint = f"retry after {_seconds(wait)} s" if wait and wait > 0 else "try again later"
-            return ServerError(f"{where}. The provider failed; {hint}.", **kwargs)
+            return ProviderUnavailableError(f"{where}. The provider failed; {hint}.", **kwargs)
         hint = {
             404: "Check the model name (`chinwag models` lists them) and the base URL.",
             408: "The request timed out on the server; try again.",
@@ -132,7 +139,7 @@ class OpenAIProvider:
         }.get(status, "Check the request's parameters.")
         return BadRequestError(f"{where}. {hint}", **kwargs)
 
-    def _timed_out(self, setting: str) -> TimeoutError:
+    def _timed_out(self, setting: str) -> ProviderTimeoutError:
         """The error for a wait that ran past `setting` (timeout, idle_timeout or deadline)."""
         s, key = self.settings, f"providers.{self.name}.{setting}"
         what, hint = {
@@ -146,14 +153,14 @@ class OpenAIProvider:
                 "raise it for longer answers",
             ),
         }[setting]
-        return TimeoutError(
+        return ProviderTimeoutError(
             f"{self._where} {what} ({key}). Try again, or {hint}.", provider=self.name
         )
 
     def _transport_error(self, exc: httpx.TransportError, streaming: bool) -> ProviderError:
         s = self.settings
         if isinstance(exc, httpx.ConnectTimeout):
-            return TimeoutError(
+            return ProviderTimeoutError(
                 f"Could not connect to {self.name} at {self.shown_url} within "
                 f"{s.connect_timeout:g} s. Is the server up? Check "
                 f"providers.{self.name}.base_url.",
@@ -162,13 +169,13 @@ class OpenAIProvider:
         if isinstance(exc, httpx.TimeoutException):
             return self._timed_out("timeout")
         if isinstance(exc, httpx.ConnectError):
-            return ConnectionError(
+            return ProviderConnectionError(
                 f"Could not connect to {self.name} at {self.shown_url}: {exc}. Is the server "
                 f"running? Check providers.{self.name}.base_url.",
                 provider=self.name,
             )
         what = "broke mid-answer" if streaming else "failed"
-        return ConnectionError(
+        return ProviderConnectionError(
             f"The connection to {self.name} ({self.shown_url}) {what}: "
             f"{exc or type(exc).__name__}. Try again.",
             provider=self.name,
@@ -287,7 +294,7 @@ class OpenAIProvider:
         if calls:
             yield ToolCalls([ToolCall(**calls[i]) for i in sorted(calls)])
         if not done and finish is None:
-            raise ConnectionError(
+            raise ProviderConnectionError(
                 f"{self.name} ({self.shown_url}) ended the stream before the answer was complete. "
                 "Try again.",
                 provider=self.name,
@@ -351,7 +358,7 @@ class OpenAIProvider:
     def _stream_error(self, error: Any, mid_answer: bool = True) -> ProviderError:
         message = error.get("message", error) if isinstance(error, dict) else error
         when = " mid-answer" if mid_answer else ""
-        return ServerError(
+        return ProviderUnavailableError(
             f"{self._where} reported an error{when}: {_shorten(str(message), 300)}. Try again.",
             provider=self.name,
         )
@@ -400,7 +407,7 @@ class _Watched(httpx.AsyncByteStream):
         budget: float,
         first: float,
         idle: float,
-        expired: Callable[[str], TimeoutError],
+        expired: Callable[[str], ProviderTimeoutError],
     ) -> None:
         self._inner = inner
         self._reads: AsyncIterator[bytes] | None = None

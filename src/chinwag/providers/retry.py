@@ -21,7 +21,13 @@ import anyio
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 from tenacity.stop import stop_base
 
-from chinwag.errors import ProviderError
+from chinwag.errors import (
+    ProviderConnectionError,
+    ProviderError,
+    ProviderTimeoutError,
+    ProviderUnavailableError,
+    RateLimitError,
+)
 
 INITIAL_RETRY_DELAY = 0.5
 MAX_RETRY_DELAY = 8.0
@@ -51,6 +57,16 @@ def parse_retry_after(headers: Mapping[str, str]) -> float | None:
         return None
 
 
+# openai-python retries these, and 408 (request timeout) and 409 (conflict) refusals.
+_RETRIED = (
+    RateLimitError,
+    ProviderUnavailableError,
+    ProviderTimeoutError,
+    ProviderConnectionError,
+)
+_RETRIED_STATUS = frozenset({408, 409})
+
+
 def should_retry(exc: BaseException) -> bool:
     if not isinstance(exc, ProviderError):
         return False
@@ -58,7 +74,7 @@ def should_retry(exc: BaseException) -> bool:
         return False  # waiting that long is the caller's decision, not ours
     if exc.should_retry is not None:
         return exc.should_retry
-    return exc.retryable
+    return isinstance(exc, _RETRIED) or exc.status_code in _RETRIED_STATUS
 
 
 def backoff(retry_state: RetryCallState) -> float:

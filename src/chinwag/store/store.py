@@ -43,7 +43,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError, SQLAlchemyError
 
-from chinwag.errors import ConfigError, InputError, NotFoundError, StoreError
+from chinwag.errors import ConfigError, ConflictError, InputError, NotFoundError, StoreError
 
 if TYPE_CHECKING:
     # The asyncio extension costs ~45 ms to import; only PostgreSQL needs it.
@@ -552,7 +552,7 @@ class Store:
             taken = select(messages.c.id).where(messages.c.id.in_(ids)).limit(1)
             if conn.execute(exists).first() or (ids and conn.execute(taken).first()):
                 # The same answer for anyone's ids: ownership is never revealed.
-                raise InputError(
+                raise ConflictError(
                     f"Conversation {conv.id!r} (or one of its messages) is already stored, so "
                     "it cannot be imported again; if it is your copy, delete it first."
                 )
@@ -849,7 +849,7 @@ class Store:
                 return
             # Whoever has the uid, the answer is the same: ownership is never revealed.
             if conn.execute(select(bots.c.uid).where(bots.c.uid == bot.uid)).first():
-                raise InputError(
+                raise ConflictError(
                     f"The bot uid {bot.uid!r} is taken: leave uid out to get a new one."
                 )
             conn.execute(bots.insert().values(**values, created_at=stamp))
