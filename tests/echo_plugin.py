@@ -24,5 +24,8 @@ class EchoProvider:
     async def health(self) -> ProviderHealth:
         return ProviderHealth(self.name, True, 0.0, "always")
 
+    def context_window(self, model: str) -> int | None:
+        return None
+
     async def aclose(self) -> None:
         pass

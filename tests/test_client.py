@@ -491,7 +491,7 @@ async def test_an_error_event_is_data_that_rebuilds_its_error(
     assert isinstance(error_event, ErrorEvent)
     # As a server would send it, and a remote client read it back.
     sent = ErrorEvent.model_validate_json(error_event.model_dump_json())
-    rebuilt = sent.exception()
+    rebuilt = chinwag.errors.error_from(sent)
     assert type(rebuilt) is chinwag.RateLimitError
     assert (rebuilt.status_code, rebuilt.retry_after) == (429, 120)
     assert str(rebuilt) == str(caught.value)

@@ -26,7 +26,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from chinwag.types import Reply
+    from chinwag.types import ErrorEvent, Reply
 
 
 class ChinwagError(Exception):
@@ -121,6 +121,20 @@ class ProviderConnectionError(ProviderError):
 
 class ResponseError(ProviderError):
     """The provider's answer broke the protocol (malformed JSON or SSE)."""
+
+
+def error_from(event: ErrorEvent) -> ChinwagError:
+    """The error an ErrorEvent stands for, with `.partial` set to its reply: the original in
+    this process, or one of the same class rebuilt from the event's fields."""
+    if isinstance(event.original, ChinwagError):
+        return event.original
+    return rebuild(
+        event.kind,
+        event.message,
+        status_code=event.status_code,
+        retry_after=event.retry_after,
+        partial=event.reply,
+    )
 
 
 def rebuild(

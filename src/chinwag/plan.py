@@ -188,8 +188,7 @@ def make_plan(
         system_prompt(config, options.get("system"), conv_system, bot, model), options
     )
     search = options.get("search")
-    provider_window = getattr(provider, "context_window", None)
-    window = config.context_window(model, provider_window(model) if provider_window else None)
+    window = config.context_window(model, provider.context_window(model))
     meta = {
         k: options[k] for k in ("language", "max_words", "search") if options.get(k) is not None
     }

@@ -17,7 +17,7 @@ import anyio.abc
 from anyio.from_thread import BlockingPortal
 from anyio.streams.memory import MemoryObjectReceiveStream
 
-from chinwag.errors import ChinwagError
+from chinwag.errors import ChinwagError, error_from
 from chinwag.types import Done, ErrorEvent, Event, Reply, TextDelta
 
 
@@ -31,7 +31,7 @@ class _Outcome:
             self._reply = event.reply
         elif type(event) is ErrorEvent:
             self._reply = event.reply
-            raise event.exception()
+            raise error_from(event)
 
     @property
     def reply(self) -> Reply:

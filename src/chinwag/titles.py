@@ -4,14 +4,30 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from chinwag.errors import ChinwagError
-from chinwag.providers import ChatRequest, TextDelta
+from chinwag.providers import ChatRequest, Provider, TextDelta
 from chinwag.types import Bot, Conversation, GenerationParams, Reply
 
 if TYPE_CHECKING:
-    from chinwag.engine import Engine
+    from chinwag.config import Config
+    from chinwag.store import Store
+
+
+class Resources(Protocol):
+    """What writing a title needs from the engine: the config, bots, providers, the store."""
+
+    config: Config
+
+    async def store(self) -> Store: ...
+
+    async def bot(self, bot: str | Bot | None, user_id: int) -> Bot: ...
+
+    def provider(self, name: str | None = None) -> Provider: ...
+
+    def model_for(self, bot: Bot, provider: Provider) -> str: ...
+
 
 log = logging.getLogger("chinwag.titles")
 
@@ -38,7 +54,7 @@ def clean_title(text: str) -> str:
     return line[:MAX_TITLE]
 
 
-async def write_title(engine: Engine, bot: Bot, question: str, answer: str, user_id: int) -> str:
+async def write_title(engine: Resources, bot: Bot, question: str, answer: str, user_id: int) -> str:
     """A title from the title bot (or `bot`); the question's first words if that fails."""
     try:
         title_key = engine.config.settings.title_bot
@@ -68,7 +84,7 @@ async def write_title(engine: Engine, bot: Bot, question: str, answer: str, user
 
 
 async def title_in_background(
-    engine: Engine, user_id: int, user: str, bot: Bot, question: str, reply: Reply
+    engine: Resources, user_id: int, user: str, bot: Bot, question: str, reply: Reply
 ) -> None:
     """Give a new conversation its title, unless it got one meanwhile; never raises."""
     try:
@@ -81,7 +97,9 @@ async def title_in_background(
         log.exception("titling conversation %s failed", reply.conversation_id)
 
 
-async def title_now(engine: Engine, user_id: int, user: str, conversation_id: str) -> Conversation:
+async def title_now(
+    engine: Resources, user_id: int, user: str, conversation_id: str
+) -> Conversation:
     """Write and store a title for a conversation, from its first exchange on this branch."""
     store = await engine.store()
     thread = await store.thread(user_id, user, conversation_id)

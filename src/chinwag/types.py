@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
-
-if TYPE_CHECKING:
-    from chinwag.errors import ChinwagError
 
 Role = Literal["system", "user", "assistant", "tool"]
 Status = Literal["complete", "partial", "error"]
@@ -254,10 +251,10 @@ class ErrorEvent(_Model):
     status_code: int | None = None  # the provider's HTTP status, if it sent one
     retry_after: float | None = None  # seconds a rate-limited provider asked to wait
     reply: Reply | None = None  # partial or error, as stored (message_id None: unstored)
-    _error: ChinwagError | None = PrivateAttr(default=None)  # in-process: the original
+    _error: Exception | None = PrivateAttr(default=None)  # in-process: the original
 
     @classmethod
-    def of(cls, error: ChinwagError, reply: Reply | None) -> ErrorEvent:
+    def of(cls, error: Exception, reply: Reply | None) -> ErrorEvent:
         event = cls(
             message=str(error),
             kind=type(error).__name__,
@@ -268,19 +265,10 @@ class ErrorEvent(_Model):
         event._error = error
         return event
 
-    def exception(self) -> ChinwagError:
-        """The error to raise for this event, with `.partial` set to the reply."""
-        if self._error is not None:
-            return self._error
-        from chinwag.errors import rebuild
-
-        return rebuild(
-            self.kind,
-            self.message,
-            status_code=self.status_code,
-            retry_after=self.retry_after,
-            partial=self.reply,
-        )
+    @property
+    def original(self) -> Exception | None:
+        """The exception itself, when the event was made in this process."""
+        return self._error
 
 
 Event = TextDelta | UsageEvent | SearchEvent | ToolCallEvent | ToolResultEvent | Done | ErrorEvent

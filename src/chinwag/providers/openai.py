@@ -379,6 +379,10 @@ class OpenAIProvider:
                 provider=self.name,
             ) from exc
 
+    def context_window(self, model: str) -> int | None:
+        """Unknown: the OpenAI API does not say; models.<name>.context_window tells chinwag."""
+        return None
+
     async def health(self) -> ProviderHealth:
         started = time.perf_counter()
         try:
