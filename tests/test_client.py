@@ -497,3 +497,17 @@ async def test_an_error_event_is_data_that_rebuilds_its_error(
     assert str(rebuilt) == str(caught.value)
     assert rebuilt.partial == caught.value.partial
     assert rebuilt.partial is not None
+
+
+@pytest.mark.parametrize("anyio_backend", ["trio"])
+async def test_the_async_client_runs_under_trio(server: FakeOpenAI, anyio_backend: str) -> None:
+    server.script(Script(text="hello there"), Script(text="A Title"))
+    async with AsyncClient(make_config(server, titles=True)) as client:
+        reply = await client.ask("hi")
+        await client.settle()  # the title, written in the client's task group
+        assert (await client.conversations.get(reply.conversation_id)).title == "A Title"
+        server.script(Script(text="one two three", chunk_delay=0.01))
+        streamed = [t async for t in client.stream("go on", conversation=reply.conversation_id)]
+        assert "".join(streamed) == "one two three"
+        history = await client.conversations.history(reply.conversation_id)
+    assert [m.status for m in history] == ["complete"] * 4

@@ -3,7 +3,6 @@ crash keeps what was shown, marked partial), its tool rounds, and its final reco
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -11,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
+from chinwag.background import Background, Job
 from chinwag.counting import count_words, estimate_prompt_tokens, estimate_tokens
 from chinwag.errors import StoreError
 from chinwag.types import Reply, Role, Source, Status, ToolCall, Usage
@@ -57,7 +57,8 @@ class Answer:
         self._saving = plan.request.stream  # nobody sees a non-streamed answer arrive
         self._draft: str | None = None  # the stored, still streaming answer's id
         self._wake = anyio.Event()  # set while there is text not yet saved
-        self._keeper: asyncio.Task[None] | None = None
+        self._keeper: Job | None = None
+        self._background: Background | None = None
 
     def until(self) -> datetime:
         """When the turn's hold on its conversation runs out unless renewed."""
@@ -71,9 +72,11 @@ class Answer:
 
     # -- while it runs ---------------------------------------------------------------------
 
-    def start(self) -> None:
-        """Keep the conversation held, and the answer saved as it streams, until recorded."""
-        self._keeper = asyncio.get_running_loop().create_task(self._keep())
+    def start(self, background: Background) -> None:
+        """Keep the conversation held, and the answer saved as it streams, until recorded.
+        Where nothing can run in the background, the answer is stored when it ends."""
+        self._background = background
+        self._keeper = background.spawn(self._keep, "keeping a turn's answer saved")
 
     def add(self, text: str) -> None:
         """More of the answer: the hot path, so it only wakes the keeper."""
@@ -121,8 +124,7 @@ class Answer:
     async def _stop_keeping(self) -> None:
         keeper, self._keeper = self._keeper, None
         if keeper is not None:
-            keeper.cancel()
-            await asyncio.wait({keeper})
+            await keeper.stop()
 
     # -- tool rounds and the end -----------------------------------------------------------
 
@@ -144,7 +146,8 @@ class Answer:
         self._wake = anyio.Event()
         self.leaf = leaf
         self._moved(leaf, moved)
-        self.start()
+        if self._background is not None:
+            self.start(self._background)
 
     async def record(self, status: Status, error: str | None) -> Reply:
         """Store the answer as it ended; if the store fails, StoreError carries the Reply."""

@@ -7,12 +7,14 @@ portal), so every behaviour has a single implementation.
 from __future__ import annotations
 
 import builtins
+import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import Future
 from datetime import UTC, date, datetime, timedelta
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, Unpack, overload
 
+import anyio
 from pydantic import ValidationError
 
 from chinwag import bots as bot_book, checks
@@ -507,9 +509,23 @@ class AsyncClient:
         return stream.reply
 
     async def aclose(self) -> None:
+        """Wait up to 30 s for background titles, then close connections."""
         await self._engine.aclose()
 
+    @contextlib.asynccontextmanager
+    async def _background_work(self) -> AsyncIterator[None]:
+        """A task group for background work (titles, saving streamed answers) while open."""
+        async with anyio.create_task_group() as group:
+            self._engine.background.attach(group)
+            try:
+                yield
+            finally:
+                self._engine.background.attach(None)
+                group.cancel_scope.cancel()
+
     async def __aenter__(self) -> AsyncClient:
+        self._open = self._background_work()
+        await self._open.__aenter__()
         return self
 
     async def __aexit__(
@@ -518,7 +534,11 @@ class AsyncClient:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        await self.aclose()
+        try:
+            await self.aclose()
+        finally:
+            # The body's exception is the caller's, not the background group's to wrap.
+            await self._open.__aexit__(None, None, None)
 
 
 class _Sync:
@@ -784,7 +804,7 @@ class Client:
 
         self._async = AsyncClient(config, profile=profile)
         self.config = self._async.config
-        self._loop = LoopThread(self._async._engine.aclose)
+        self._loop = LoopThread(self._async._background_work, self._async._engine.aclose)
         self._portal = self._loop.portal
         self._closed = False
         # A Client dropped unclosed closes itself without blocking whoever dropped it.

@@ -6,11 +6,10 @@ provider and tools -> the answer, saved as it streams and recorded however it en
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Coroutine, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +17,7 @@ import anyio
 
 from chinwag import bots as bot_book, checks, plan as planning
 from chinwag.answer import Answer, add_usage
+from chinwag.background import Background
 from chinwag.config import Config
 from chinwag.context import build_context
 from chinwag.errors import ChinwagError, ConfigError, ProviderError, StoreError
@@ -68,7 +68,7 @@ class Engine:
         self._providers: dict[str, Provider] = {}
         self._default: tuple[str, str] | None = None
         self.bot_files = bot_book.BotFiles.of(config)
-        self._background: set[asyncio.Task[Any]] = set()
+        self.background = Background()
         self._search_backend: Any = None
 
     # -- resources, opened on first use --------------------------------------------------
@@ -100,27 +100,16 @@ class Engine:
             provider = self._providers[name] = create_provider(self.config, name)
         return provider
 
-    def spawn(self, coroutine: Coroutine[Any, Any, Any]) -> None:
-        """Run work that must not delay the caller (titles); aclose waits for it."""
-        task = asyncio.get_running_loop().create_task(coroutine)
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
-
     async def settle(self, within: float = 30.0) -> None:
-        """Wait for background work to finish, at most `within` seconds."""
-        if self._background:
-            await asyncio.wait(set(self._background), timeout=within)
+        """Wait for background work (titles) to finish, at most `within` seconds."""
+        await self.background.settle(within)
 
     async def aclose(self, grace: float = 30.0) -> None:
         """Give background work `grace` seconds, cancel the rest, close connections."""
         with anyio.CancelScope(shield=True):
             if grace > 0:
                 await self.settle(grace)
-            pending = set(self._background)
-            for task in pending:
-                task.cancel()
-            if pending:
-                await asyncio.wait(pending, timeout=5)
+            await self.background.cancel()
             for provider in self._providers.values():
                 await provider.aclose()
             if self._search_backend is not None:
@@ -306,7 +295,7 @@ class Engine:
             else:
                 answer = await self._store_question(store, plan, branch=lost >= _MAX_LOST_RACES)
             if answer is not None:
-                answer.start()
+                answer.start(self.background)
                 return answer
             lost += 1
             plan = await self.plan(plan.request)
@@ -385,11 +374,12 @@ class Engine:
             yield ErrorEvent.of(failure, reply)
             return
         if plan.first_exchange and self.config.settings.titles and not reply.branched:
+            from functools import partial
+
             from chinwag.titles import title_in_background
 
-            self.spawn(
-                title_in_background(self, plan.user_id, plan.user, plan.bot, plan.prompt, reply)
-            )
+            work = partial(title_in_background, self, plan.user_id, plan.user, plan.bot)
+            self.background.spawn(partial(work, plan.prompt, reply), "a conversation's title")
         yield UsageEvent(usage=reply.usage)
         yield Done(reply=reply)
 

@@ -14,12 +14,14 @@ import concurrent.futures.thread  # its exit hook registers before ours, so ours
 import contextlib
 import threading
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import anyio
 from anyio.from_thread import BlockingPortal
 
 Closer = Callable[[float], Awaitable[None]]  # closes what runs on the loop, given a grace
+Serve = Callable[[], AbstractAsyncContextManager[None]]  # what runs for the loop's lifetime
 
 # Seconds an unclosed Client gets at interpreter exit to store partial answers and close.
 EXIT_GRACE = 2.0
@@ -32,7 +34,8 @@ _hooked = False
 class LoopThread:
     """An anyio event loop on a daemon thread; `portal` runs coroutines on it."""
 
-    def __init__(self, closer: Closer, *, name: str = "chinwag") -> None:
+    def __init__(self, serve: Serve, closer: Closer, *, name: str = "chinwag") -> None:
+        self._serve = serve
         self._closer = closer
         self._ready = threading.Event()
         self._failure: BaseException | None = None
@@ -52,14 +55,15 @@ class LoopThread:
         async def main() -> None:
             self._loop = asyncio.get_running_loop()
             self._stop = anyio.Event()
-            async with BlockingPortal() as portal:
-                self.portal = portal
-                self._ready.set()
-                await self._stop.wait()
-                # Cancelled streams and calls store their partial answers as they end.
-                await portal.stop(cancel_remaining=True)
-            with anyio.CancelScope(shield=True):
-                await self._closer(self._grace)
+            async with self._serve():
+                async with BlockingPortal() as portal:
+                    self.portal = portal
+                    self._ready.set()
+                    await self._stop.wait()
+                    # Cancelled streams and calls store their partial answers as they end.
+                    await portal.stop(cancel_remaining=True)
+                with anyio.CancelScope(shield=True):
+                    await self._closer(self._grace)
 
         try:
             anyio.run(main)

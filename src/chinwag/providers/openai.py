@@ -467,7 +467,10 @@ class _Watched(httpx.AsyncByteStream):
                 self._timer.cancel()  # it was set for `first`; `idle` may be shorter
                 self._timer = None
             self._started = True
-        task = self._task = asyncio.current_task()
+        try:
+            task = self._task = asyncio.current_task()
+        except RuntimeError:  # another anyio backend (trio): a cancel scope per read
+            return await self._read_in_scope()
         assert task is not None
         self._cancelling = task.cancelling()
         start = self._read_from = time.monotonic()
@@ -485,6 +488,18 @@ class _Watched(httpx.AsyncByteStream):
         if self._fired is not None and (name := self._expiry()) is not None:
             raise self._expired(name)  # a layer below swallowed our cancellation
         return chunk
+
+    async def _read_in_scope(self) -> bytes:
+        assert self._reads is not None
+        left, name = self._left()
+        start = time.monotonic()
+        try:
+            with anyio.move_on_after(left) as scope:
+                return await self._reads.__anext__()
+        finally:
+            self._spent += time.monotonic() - start
+        assert scope.cancelled_caught
+        raise self._expired(name)
 
     async def aclose(self) -> None:
         if self._timer is not None:

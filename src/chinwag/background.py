@@ -1,0 +1,84 @@
+"""Work that must not delay the caller: titles, and keeping a running turn's answer saved.
+
+Jobs run in the task group of the client that owns them (`async with AsyncClient()`, or
+the sync Client's loop), so they work under any anyio backend. A client used without
+`async with` on asyncio runs them as asyncio tasks; elsewhere `spawn` says it could not,
+and the caller does without (a title from the question's words, no periodic saves).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+import anyio
+import anyio.abc
+
+log = logging.getLogger("chinwag.background")
+
+
+class Job:
+    """One background job: cancel it and wait for it to end."""
+
+    def __init__(self) -> None:
+        self.scope = anyio.CancelScope()
+        self.done = anyio.Event()
+
+    async def stop(self) -> None:
+        """Cancel the job and wait until it has ended (its shielded writes included)."""
+        self.scope.cancel()
+        with anyio.CancelScope(shield=True):
+            await self.done.wait()
+
+
+class Background:
+    """The jobs of one engine, and the task group they run in."""
+
+    def __init__(self) -> None:
+        self._group: anyio.abc.TaskGroup | None = None
+        self._jobs: set[Job] = set()
+        self._tasks: set[asyncio.Task[None]] = set()  # asyncio, when there is no group
+
+    def attach(self, group: anyio.abc.TaskGroup | None) -> None:
+        self._group = group
+
+    def spawn(self, work: Callable[[], Awaitable[None]], what: str) -> Job | None:
+        """Start `work` in the background; None if there is nowhere to run it."""
+        job = Job()
+
+        async def run() -> None:
+            try:
+                with job.scope:
+                    await work()
+            except Exception:  # a background job must never surface as an error
+                log.exception("background work failed: %s", what)
+            finally:
+                job.done.set()
+                self._jobs.discard(job)
+
+        if self._group is not None:
+            self._group.start_soon(run)
+        else:
+            try:
+                task = asyncio.get_running_loop().create_task(run())
+            except RuntimeError:  # not asyncio, and no task group: the caller does without
+                return None
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        self._jobs.add(job)
+        return job
+
+    async def settle(self, within: float) -> None:
+        """Wait for the jobs to finish, at most `within` seconds."""
+        with anyio.move_on_after(within):
+            while self._jobs:
+                await next(iter(self._jobs)).done.wait()
+
+    async def cancel(self) -> None:
+        """Cancel every job and wait for it to end."""
+        for job in list(self._jobs):
+            await job.stop()
+
+
+__all__ = ["Background", "Job"]
