@@ -248,7 +248,7 @@ class AsyncTemplates(_Scoped):
         super().__init__(engine)
         from chinwag.templates import TemplateLibrary
 
-        self.library = TemplateLibrary(engine.config.paths.config_dir / "templates")
+        self.library = TemplateLibrary(engine.config.paths.config_dir / "templates", engine.config)
 
     async def list(self) -> builtins.list[Template]:
         return self.library.all()
@@ -262,9 +262,7 @@ class AsyncTemplates(_Scoped):
 
     async def render(self, name: str, /, **variables: Any) -> Rendered:
         """Fill a template in, in the sandbox; missing variables are named."""
-        from chinwag.templates import render
-
-        return render(self.library.get(name), variables)
+        return self.library.render(name, variables)
 
     async def run(
         self,
@@ -274,9 +272,7 @@ class AsyncTemplates(_Scoped):
         **options: Unpack[TurnOptions],
     ) -> Reply:
         """Send a filled-in template as a turn, with its bot, system prompt and parameters."""
-        from chinwag.templates import render
-
-        rendered = render(self.library.get(name), dict(variables or {}))
+        rendered = self.library.render(name, dict(variables or {}))
         turn: dict[str, Any] = rendered.parameters.model_dump(exclude_none=True)
         if rendered.bot is not None:
             turn["bot"] = rendered.bot
@@ -319,7 +315,6 @@ class AsyncWorkflows(_Scoped):
     ) -> WorkflowResult:
         """Run a workflow with its arguments; each step's turn is stored as a conversation
         titled '<workflow> / <step>'."""
-        from chinwag.templates import render
         from chinwag.workflows import run
 
         workflow = self.library.get(name)
@@ -336,8 +331,9 @@ class AsyncWorkflows(_Scoped):
             workflow,
             args,
             ask,
-            lambda template, variables: render(self._templates.library.get(template), variables),
+            self._templates.library.render,
             _progress,
+            self._engine.config.settings,
         )
 
 
