@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 import io
+import json
+import re
+import subprocess
+import sys
+from itertools import pairwise
 from pathlib import Path
+from typing import Any
 
 import pytest
 from prompt_toolkit.application import create_app_session
@@ -13,7 +19,7 @@ from prompt_toolkit.output import DummyOutput
 from chinwag import AsyncClient, Client, Config
 from chinwag.cli.shell import Shell
 from chinwag.errors import InputError, NotFoundError
-from tests.conftest import Runner
+from tests.conftest import Runner, make_config
 from tests.fake_openai import FakeOpenAI
 
 HAIKU = """---
@@ -144,3 +150,189 @@ def test_template_edit_copies_a_built_in_then_checks_it(
     broken = run("template", "edit", "summarize")
     assert broken.returncode == 1
     assert "summarize" in broken.stderr
+
+
+# -- runaways: every render is bounded in time and size (issue 9, point 2) ----------------
+
+# Renders in a child process, so that a runaway (a C-level `9**(9**9)` holds the GIL) can
+# be stopped by the timeout, and an address-space limit keeps one from taking the machine.
+_CHILD = """
+import json, sys
+try:
+    import resource
+    resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))
+except (ImportError, ValueError, OSError):
+    pass
+import chinwag
+body, settings, kind = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3]
+with chinwag.Client(settings) as client:
+    try:
+        if kind == "template":
+            client.templates.save("runaway", body)
+            client.templates.render("runaway")
+        else:
+            folder = client.config.paths.config_dir / "workflows"
+            folder.mkdir(parents=True, exist_ok=True)
+            step = {"name": "a", "prompt": body}
+            (folder / "runaway.yaml").write_text(json.dumps({"steps": [step]}))
+            client.workflows.run("runaway")
+    except chinwag.ChinwagError as exc:
+        print(type(exc).__name__, exc)
+    else:
+        print("rendered")
+"""
+
+
+def _render_in_child(
+    body: str, kind: str = "template", settings: dict[str, Any] | None = None
+) -> str:
+    done = subprocess.run(
+        [sys.executable, "-c", _CHILD, body, json.dumps(settings or {}), kind],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+def alias_bomb(key: str) -> str:
+    """YAML for a mapping `key:` whose aliases expand to 9**9 (387 million) strings."""
+    lines = [f"{key}:", "  a: &a [x, x, x, x, x, x, x, x, x]"]
+    lines += [f"  {b}: &{b} [{', '.join([f'*{a}'] * 9)}]" for a, b in pairwise("abcdefghi")]
+    return "\n".join(lines) + "\n"
+
+
+ALIAS_BOMB = f"---\n{alias_bomb('variables')}---\n{{{{ i }}}}\n"
+
+
+@pytest.mark.parametrize(
+    ("body", "refusal"),
+    [
+        ("{{ 9**(9**9) }}", "computes a number of more than"),
+        ("{{ 'a'*10**10 }}", "templates.max_output"),
+        (
+            "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}",
+            "range of more than",
+        ),
+        (
+            "{% for i in range(10000) %}{% for j in range(10000) %}{% endfor %}{% endfor %}",
+            "loop steps",
+        ),
+        ("{% set a = [[[1]*1000]*1000]*1000 %}{{ a }}", "templates.max_output"),
+        ("{{ '%1000000000s' % 'a' }}", "templates.max_output"),
+        ("{{ 'a'|center(10**10) }}", "templates.max_output"),
+        (ALIAS_BOMB, "the front matter expands to more than"),
+    ],
+    ids=["power", "repeat", "range", "nested-loops", "nested-lists", "width", "center", "bomb"],
+)
+def test_runaway_templates_are_refused(body: str, refusal: str) -> None:
+    said = _render_in_child(body)
+    assert said.startswith("InputError Template 'runaway'"), said
+    assert refusal in said
+
+
+def test_a_slow_template_stops_at_the_configured_timeout() -> None:
+    # Each macro call doubles: 2**40 calls, none of them a loop step or a piece of output.
+    body = "{% macro f(n) %}{% if n %}{{ f(n-1) }}{{ f(n-1) }}{% endif %}{% endmacro %}{{ f(40) }}"
+    said = _render_in_child(body, settings={"templates.timeout": 0.3})
+    assert said == "InputError Template 'runaway' takes longer than 0.3 s to render " + (
+        "(templates.timeout)."
+    )
+
+
+def test_workflow_expressions_are_bounded_as_templates() -> None:
+    said = _render_in_child("{{ 9**(9**9) }}", kind="workflow")
+    assert said.startswith("InputError Workflow text '{{ 9**(9**9) }}' computes a number"), said
+
+
+def test_output_size_is_capped_by_the_setting(server: FakeOpenAI) -> None:
+    big = "{% for i in range(5000) %}{{ 'x' * 1000 }}{% endfor %}"  # 5 MB
+    with Client(make_config(server)) as client:
+        client.templates.save("big", big)
+        client.templates.save("small", "{{ 'x' * 200 }}")
+        with pytest.raises(InputError, match=r"Template 'big' .*templates\.max_output"):
+            client.templates.render("big")
+        assert len(client.templates.render("small").prompt) == 200
+    with Client(make_config(server, **{"templates.max_output": 100})) as client:
+        with pytest.raises(InputError, match=r"more than 100 \(templates\.max_output\)"):
+            client.templates.render("small")
+        with pytest.raises(InputError, match=r"templates\.max_output"):
+            client.templates.run("small")
+    assert server.requests == []  # nothing refused was sent
+
+
+@pytest.mark.parametrize(
+    ("body", "said"),
+    [
+        ("{{ 1/0 }}", "failed to render: ZeroDivisionError: division by zero"),
+        ("{{ 'a' + 1 }}", "failed to render: TypeError"),
+        ("{% macro f() %}{{ f() }}{% endmacro %}{{ f() }}", "nests too deeply"),
+    ],
+)
+def test_errors_inside_a_template_are_input_errors(config: Config, body: str, said: str) -> None:
+    with Client(config) as client:
+        client.templates.save("oops", body)
+        with pytest.raises(InputError, match=re.escape(said)):
+            client.templates.render("oops")
+
+
+def test_ordinary_jinja_still_works(config: Config) -> None:
+    body = (
+        "{% for x in items %}{{ loop.index }}. {{ x|upper }}{{ ', ' if not loop.last }}"
+        "{% endfor %} | {{ 'a' ~ 'b' }} | {{ '%3d' % 7 }} | {{ '{:>3}'.format('y') }} | "
+        "{{ items|join('/') }} | {{ {'k': [1, 2]}|tojson }} | {{ 2**10 }} | "
+        "{{ items|sort|first }} | {{ 'b' in items }} | {{ range(3)|sum }}"
+    )
+    with Client(config) as client:
+        client.templates.save("ok", body)
+        prompt = client.templates.render("ok", items=["b", "a"]).prompt
+    assert prompt == '1. B, 2. A | ab |   7 |   y | b/a | {"k": [1, 2]} | 1024 | a | True | 3'
+
+
+# -- names and files ------------------------------------------------------------------------
+
+
+def test_template_names_are_matched_whole(config: Config, home: Path) -> None:
+    with Client(config) as client:
+        with pytest.raises(InputError, match="Invalid template name"):
+            client.templates.save("haiku\n", "x")
+        with pytest.raises(InputError, match="Invalid template name"):
+            client.templates.get("summarize\n")
+    assert not (home / "templates").exists() or list((home / "templates").iterdir()) == []
+
+
+def test_template_edit_refuses_a_name_outside_the_folder(
+    run: Runner, home: Path, tmp_path: Path
+) -> None:
+    (home / "templates").mkdir(parents=True)
+    outside = home / "x.md"  # what templates/../x.md names
+    outside.write_text("mine\n")
+    editor = tmp_path / "editor.sh"
+    editor.write_text('#!/bin/sh\necho "edited" >> "$1"\n')
+    editor.chmod(0o755)
+    run.env["EDITOR"] = str(editor)
+    out = run("template", "edit", "../x")
+    assert out.returncode == 1
+    assert out.stderr == (
+        "chinwag: Invalid template name '../x': use letters, digits, '-', '_' and '.'.\n"
+    )
+    assert outside.read_text() == "mine\n"
+
+
+def test_a_template_file_that_is_not_utf8_is_one_clear_error(
+    config: Config, home: Path, run: Runner
+) -> None:
+    (home / "templates").mkdir(parents=True)
+    bad = home / "templates" / "latin.md"
+    bad.write_bytes("---\ndescription: café\n---\nHello".encode("latin-1"))
+    message = f"Template {bad} is not valid UTF-8 (byte 20): save it as UTF-8."
+    with Client(config) as client:
+        with pytest.raises(InputError) as caught:
+            client.templates.get("latin")
+        assert str(caught.value) == message
+        with pytest.raises(InputError, match="not valid UTF-8"):
+            client.templates.list()
+        with pytest.raises(InputError, match="cannot be saved as UTF-8"):
+            client.templates.save("lone", "\ud800")
+    for command in (["template", "show", "latin"], ["template", "run", "latin"]):
+        out = run(*command)
+        assert (out.returncode, out.stderr) == (1, f"chinwag: {message}\n")

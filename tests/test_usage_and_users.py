@@ -192,3 +192,26 @@ async def test_users_are_normalised_and_reads_create_none(config: Config, home: 
         with pytest.raises(NotFoundError):
             await client.conversations.get("0" * 32, user="stranger")
         assert users() == before
+
+
+async def test_statistics_over_any_span_stay_fast(config: Config) -> None:
+    async with AsyncClient(config) as client:
+        await client.ask("one two three")
+        with pytest.raises(InputError) as caught:
+            await client.stats.usage(start_date="0001-01-01", end_date="9999-12-31")
+        assert str(caught.value) == (
+            "stats.usage lists at most 366 days, one item each, and 0001-01-01 to 9999-12-31 "
+            "is 3652059: use stats.total for a longer span."
+        )
+        total = await client.stats.total(start_date="0001-01-01", end_date="9999-12-31")
+        assert (total.start_date.isoformat(), total.end_date.isoformat()) == (
+            "0001-01-01",
+            "9999-12-31",
+        )
+        assert total.requests == 1
+        assert total.total_tokens == (await client.stats.day()).total_tokens > 0
+        year = await client.stats.usage(start_date=TODAY - timedelta(days=365), end_date=TODAY)
+        assert len(year.items) == 366
+        assert year.total.requests == 1
+        last = await client.stats.usage(start_date="9999-12-30", end_date="9999-12-31")
+        assert [item.date.isoformat() for item in last.items] == ["9999-12-30", "9999-12-31"]

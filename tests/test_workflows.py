@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
+import anyio
 import pytest
 
 from chinwag import AsyncClient, Client, Config
 from chinwag.errors import InputError, NotFoundError
-from tests.conftest import Runner
+from tests.conftest import Runner, make_config
 from tests.fake_openai import FakeOpenAI, Script
+from tests.test_templates import alias_bomb
 
 OUTLINE = """
 description: Outline a topic, then expand each point
@@ -104,3 +107,101 @@ def test_workflow_commands(run: Runner, server: FakeOpenAI, home: Path) -> None:
     assert "[greet] running" in out.stderr
     assert "[greet] done" in out.stderr
     assert "args: {name: null}" in run("workflow", "show", "hello").stdout
+
+
+# -- bounds: no loop without an end (issue 9, point 2) ---------------------------------------
+
+EXPAND = """
+steps:
+  - {name: outline, prompt: "List points."}
+  - name: expand
+    loop: "{{ steps.outline }}"
+    prompt: "Expand {{ item }}"
+"""
+
+
+@pytest.mark.anyio
+async def test_a_loop_over_model_output_stops_at_max_iterations_before_any_turn(
+    server: FakeOpenAI, home: Path
+) -> None:
+    _write(home, "expand", EXPAND)
+    server.script(Script(text="\n".join(f"point {n}" for n in range(300))))
+    with anyio.fail_after(60):
+        async with AsyncClient(make_config(server)) as client:
+            with pytest.raises(InputError) as caught:
+                await client.workflows.run("expand")
+    assert str(caught.value) == (
+        "Workflow 'expand', step 'expand': its loop has more than 100 items "
+        "(workflows.max_iterations). Shorten the list, or raise the setting."
+    )
+    assert len(server.requests) == 1  # the outline only: not one turn of the loop
+
+
+@pytest.mark.anyio
+async def test_iterations_and_turns_follow_the_settings(server: FakeOpenAI, home: Path) -> None:
+    _write(home, "expand", EXPAND)
+    three = Script(text="one\ntwo\nthree")
+    server.script(three)
+    async with AsyncClient(make_config(server, **{"workflows.max_iterations": 2})) as client:
+        with pytest.raises(InputError, match=r"more than 2 items \(workflows\.max_iterations\)"):
+            await client.workflows.run("expand")
+    server.script(three)
+    async with AsyncClient(make_config(server, **{"workflows.max_iterations": 3})) as client:
+        assert len((await client.workflows.run("expand")).output("expand")) == 3
+    assert len(server.requests) == 1 + 1 + 3
+    server.requests.clear()
+    server.script(three)
+    async with AsyncClient(make_config(server, **{"workflows.max_turns": 3})) as client:
+        with pytest.raises(InputError) as caught:
+            await client.workflows.run("expand")
+    assert str(caught.value) == (
+        "Workflow 'expand', step 'expand' would take the run past 3 turns "
+        "(workflows.max_turns). Shorten its loops, or raise the setting."
+    )
+    assert len(server.requests) == 1
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("loop", "refusal"),
+    [
+        ("{{ range(100000) }}", "asks for a range of more than 10000 numbers"),
+        ("{{ range(5000) }}", "more than 100 items (workflows.max_iterations)"),
+        ("{{ range(3) | map('string') }}", None),  # any list-like value, read lazily
+    ],
+)
+async def test_a_loop_over_a_range(
+    server: FakeOpenAI, home: Path, loop: str, refusal: str | None
+) -> None:
+    step = f'{{name: n, loop: "{loop}", prompt: "Say {{{{ item }}}}"}}'
+    _write(home, "count", f"steps:\n  - {step}\n")
+    with anyio.fail_after(60):
+        async with AsyncClient(make_config(server)) as client:
+            if refusal is None:
+                result = await client.workflows.run("count")
+                assert result.output("n") == [f"You said: Say {n}" for n in range(3)]
+                return
+            with pytest.raises(InputError, match=re.escape(refusal)):
+                await client.workflows.run("count")
+    assert server.requests == []
+
+
+def test_workflow_names_and_files(config: Config, home: Path, run: Runner) -> None:
+    _write(home, "outline", OUTLINE)
+    bad = home / "workflows" / "latin.yaml"
+    bad.write_bytes("description: café\nsteps: []\n".encode("latin-1"))
+    message = f"Workflow {bad} is not valid UTF-8 (byte 16): save it as UTF-8."
+    with Client(config) as client:
+        with pytest.raises(InputError, match="Invalid workflow name"):
+            client.workflows.get("outline\n")
+        with pytest.raises(InputError) as caught:
+            client.workflows.get("latin")
+        assert str(caught.value) == message
+    out = run("workflow", "show", "latin")
+    assert (out.returncode, out.stderr) == (1, f"chinwag: {message}\n")
+
+
+def test_a_yaml_alias_bomb_in_a_workflow_is_refused(config: Config, home: Path) -> None:
+    _write(home, "bomb", alias_bomb("args") + "steps:\n  - {name: s, prompt: '{{ args.i }}'}\n")
+    with Client(config) as client, pytest.raises(InputError, match="expands to more than"):
+        client.workflows.get("bomb")

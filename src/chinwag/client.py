@@ -273,7 +273,7 @@ class AsyncTemplates(_Scoped):
         super().__init__(engine)
         from chinwag.templates import TemplateLibrary
 
-        self.library = TemplateLibrary(engine.config.paths.config_dir / "templates")
+        self.library = TemplateLibrary(engine.config.paths.config_dir / "templates", engine.config)
 
     async def list(self) -> builtins.list[Template]:
         return self.library.all()
@@ -287,9 +287,7 @@ class AsyncTemplates(_Scoped):
 
     async def render(self, name: str, /, **variables: Any) -> Rendered:
         """Fill a template in, in the sandbox; missing variables are named."""
-        from chinwag.templates import render
-
-        return render(self.library.get(name), variables)
+        return self.library.render(name, variables)
 
     async def run(
         self,
@@ -299,9 +297,7 @@ class AsyncTemplates(_Scoped):
         **options: Unpack[TurnOptions],
     ) -> Reply:
         """Send a filled-in template as a turn, with its bot, system prompt and parameters."""
-        from chinwag.templates import render
-
-        rendered = render(self.library.get(name), dict(variables or {}))
+        rendered = self.library.render(name, dict(variables or {}))
         turn: dict[str, Any] = rendered.parameters.model_dump(exclude_none=True)
         if rendered.bot is not None:
             turn["bot"] = rendered.bot
@@ -344,7 +340,6 @@ class AsyncWorkflows(_Scoped):
     ) -> WorkflowResult:
         """Run a workflow with its arguments; each step's turn is stored as a conversation
         titled '<workflow> / <step>'."""
-        from chinwag.templates import render
         from chinwag.workflows import run
 
         workflow = self.library.get(name)
@@ -361,13 +356,16 @@ class AsyncWorkflows(_Scoped):
             workflow,
             args,
             ask,
-            lambda template, variables: render(self._templates.library.get(template), variables),
+            self._templates.library.render,
             _progress,
+            self._engine.config.settings,
         )
 
 
 class AsyncStats(_Scoped):
     """Usage in tokens and words, per user and day, from the daily rollup."""
+
+    MAX_DAYS = 366  # items one usage report lists; total() takes any span
 
     async def usage(
         self,
@@ -378,24 +376,40 @@ class AsyncStats(_Scoped):
         bot: str | Bot | None = None,
     ) -> Statistics:
         """One item per day from start_date to end_date (default: today), and the total."""
-        store, uid, _ = await self._user(user)
+        return await self._report(start_date, end_date, user, bot, items=True)
+
+    async def _report(
+        self,
+        start_date: date | str | None,
+        end_date: date | str | None,
+        user: str | int | None,
+        bot: str | Bot | None,
+        *,
+        items: bool,
+    ) -> Statistics:
         start = _day(start_date)
         end = _day(end_date) if end_date is not None else max(start, _day(None))
         if end < start:
             raise InputError(f"end_date {end} is before start_date {start}.")
+        days = (end - start).days + 1
+        if items and days > self.MAX_DAYS:
+            raise InputError(
+                f"stats.usage lists at most {self.MAX_DAYS} days, one item each, and "
+                f"{start} to {end} is {days}: use stats.total for a longer span."
+            )
+        store, uid, _ = await self._user(user)
         bot_uid = (await self._engine.bot(bot, uid)).uid if bot is not None else None
+        # Only days with use have rows, so the cost follows the use, never the span.
         rows = {
             row[0]: row[1:] for row in await store.usage_by_day(uid, start, end, bot_uid=bot_uid)
         }
-        items = []
-        day = start
-        while day <= end:
-            counts = dict(zip(USAGE_COUNTERS, rows.get(day, (0,) * 6), strict=True))
-            items.append(StatisticItem(date=day, **counts))
-            day += timedelta(days=1)
-        sums = {f: sum(getattr(i, f) for i in items) for f in USAGE_COUNTERS}
+        sums = {f: sum(int(row[i]) for row in rows.values()) for i, f in enumerate(USAGE_COUNTERS)}
         total = StatisticTotal(start_date=start, end_date=end, **sums)
-        return Statistics(total=total, items=items)
+        listed = []
+        for day in (start + timedelta(days=n) for n in range(days if items else 0)):
+            counts = dict(zip(USAGE_COUNTERS, rows.get(day, (0,) * 6), strict=True))
+            listed.append(StatisticItem(date=day, **counts))
+        return Statistics(total=total, items=listed)
 
     async def day(
         self, date: date | str | None = None, *, user: str | int | None = None
@@ -411,8 +425,8 @@ class AsyncStats(_Scoped):
         end_date: date | str | None = None,
         user: str | int | None = None,
     ) -> StatisticTotal:
-        """Usage added up from start_date to end_date (default: today)."""
-        return (await self.usage(start_date=start_date, end_date=end_date, user=user)).total
+        """Usage added up from start_date to end_date (default: today), over any span."""
+        return (await self._report(start_date, end_date, user, None, items=False)).total
 
 
 def _day(value: date | str | None) -> date:

@@ -64,6 +64,18 @@ class SearchSettings(_Section):
     timeout: float = Field(default=10.0, gt=0)
 
 
+class TemplateSettings(_Section):
+    """Bounds on rendering a template (or a workflow's text), so none can hang or fill memory."""
+
+    max_output: int = Field(default=1_000_000, gt=0)  # characters in any text or list it builds
+    timeout: float = Field(default=2.0, gt=0)  # seconds one render may take
+
+
+class WorkflowSettings(_Section):
+    max_iterations: int = Field(default=100, gt=0)  # items one step's loop may run over
+    max_turns: int = Field(default=500, gt=0)  # turns one run may send, all steps together
+
+
 class StoreSettings(_Section):
     url: str | None = None  # None: a SQLite file in the user data dir
     echo: bool = False
@@ -98,6 +110,8 @@ class Settings(_Section):
     models: dict[str, ModelSettings] = {}
     store: StoreSettings = StoreSettings()
     search: SearchSettings = SearchSettings()
+    templates: TemplateSettings = TemplateSettings()
+    workflows: WorkflowSettings = WorkflowSettings()
     profiles: dict[str, dict[str, Any]] = {}
 
 

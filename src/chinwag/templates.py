@@ -12,19 +12,23 @@
 
 They live in `<config dir>/templates/NAME.md`, beside the built-in ones. Bodies render
 in Jinja2's immutable sandbox: no attribute starting with an underscore, no mutation,
-no unsafe format strings, so a template cannot reach Python's internals.
+no unsafe format strings, so a template cannot reach Python's internals; and within
+bounds of time and size (chinwag.sandbox), so none can hang or fill memory.
 """
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from chinwag.errors import InputError, NotFoundError
 from chinwag.types import GenerationParams
+
+if TYPE_CHECKING:
+    from chinwag.config import Config, TemplateSettings
 
 BUILTIN: dict[str, str] = {
     "summarize": """---
@@ -56,7 +60,8 @@ Explain what this code does, step by step{% if language %}; it is {{ language }}
 """,
 }
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")  # template and workflow names: fullmatch
+MAX_YAML = 1_000_000  # characters a template's front matter or a workflow may expand to
 _FRONT = re.compile(r"\A---\s*\n(.*?)\n---\s*\n?(.*)\Z", re.DOTALL)
 
 
@@ -89,16 +94,22 @@ class Rendered(BaseModel):
     parameters: GenerationParams
 
 
-def _environment() -> Any:
-    from jinja2 import StrictUndefined
-    from jinja2.sandbox import ImmutableSandboxedEnvironment
-
-    return ImmutableSandboxedEnvironment(undefined=StrictUndefined, keep_trailing_newline=True)
+def read_file(path: Path, what: str) -> str:
+    """A template or workflow file's text; one clear error when it is not UTF-8."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(
+            f"{what} {path} is not valid UTF-8 (byte {exc.start}): save it as UTF-8."
+        ) from None
 
 
 def parse(name: str, text: str, source: str) -> Template:
     """A Template from its file's text; errors say what is wrong and where."""
     import yaml
+    from jinja2 import TemplateSyntaxError
+
+    from chinwag.sandbox import Sandbox, check_expansion
 
     meta: dict[str, Any] = {}
     body = text
@@ -110,6 +121,7 @@ def parse(name: str, text: str, source: str) -> Template:
             raise InputError(f"Template {name!r} ({source}): bad front matter: {exc}") from None
         if not isinstance(loaded, dict):
             raise InputError(f"Template {name!r} ({source}): the front matter must be a mapping.")
+        check_expansion(loaded, f"Template {name!r} ({source}): the front matter", MAX_YAML)
         meta, body = loaded, match.group(2)
     try:
         template = Template.model_validate({**meta, "name": name, "body": body, "source": source})
@@ -117,9 +129,7 @@ def parse(name: str, text: str, source: str) -> Template:
         err = exc.errors()[0]
         key = ".".join(str(p) for p in err["loc"])
         raise InputError(f"Template {name!r} ({source}): {key}: {err['msg']}.") from None
-    from jinja2 import TemplateSyntaxError
-
-    env = _environment()
+    env = Sandbox()
     for part in (template.body, template.system, template.title):
         if part:
             try:
@@ -135,7 +145,9 @@ def variables_of(template: Template) -> set[str]:
     """Every variable the template's body, system prompt and title use."""
     from jinja2 import meta
 
-    env = _environment()
+    from chinwag.sandbox import Sandbox
+
+    env = Sandbox()
     found: set[str] = set()
     for part in (template.body, template.system, template.title):
         if part:
@@ -143,10 +155,11 @@ def variables_of(template: Template) -> set[str]:
     return found
 
 
-def render(template: Template, values: dict[str, Any]) -> Rendered:
-    """Fill the template in; missing variables are named, sandbox escapes refused."""
-    from jinja2 import TemplateError
-    from jinja2.exceptions import SecurityError
+def render(
+    template: Template, values: dict[str, Any], limits: TemplateSettings | None = None
+) -> Rendered:
+    """Fill the template in; missing variables are named, sandbox escapes and runaways refused."""
+    from chinwag.sandbox import Sandbox, refusals
 
     given = {**template.variables, **values}
     missing = sorted(variables_of(template) - set(given))
@@ -155,36 +168,28 @@ def render(template: Template, values: dict[str, Any]) -> Rendered:
             f"Template {template.name!r} needs a value for: {', '.join(missing)} "
             f"(pass them as {missing[0]}=...)."
         )
-    env = _environment()
-
-    def fill(part: str | None) -> str | None:
-        if part is None:
-            return None
-        try:
-            return str(env.from_string(part).render(given))
-        except SecurityError as exc:
-            raise InputError(f"Template {template.name!r} tried something unsafe: {exc}.") from None
-        except TemplateError as exc:
-            raise InputError(f"Template {template.name!r} failed to render: {exc}.") from None
-
-    return Rendered(
-        name=template.name,
-        prompt=fill(template.body) or "",
-        system=fill(template.system),
-        title=fill(template.title),
-        bot=template.bot,
-        parameters=template.parameters,
-    )
+    env = Sandbox(limits)  # one budget for the body, system prompt and title together
+    with refusals(f"Template {template.name!r}"):
+        return Rendered(
+            name=template.name,
+            prompt=env.render(template.body, given),
+            system=None if template.system is None else env.render(template.system, given),
+            title=None if template.title is None else env.render(template.title, given),
+            bot=template.bot,
+            parameters=template.parameters,
+        )
 
 
 class TemplateLibrary:
     """The built-in templates and those in a folder, the folder's winning by name."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, config: Config | None = None) -> None:
         self.folder = folder
+        self.config = config  # its templates.* settings bound rendering
 
-    def _path(self, name: str) -> Path:
-        if not _NAME.match(name):
+    def path(self, name: str) -> Path:
+        """Where template NAME's file is (or would be); refuses a name that leaves the folder."""
+        if not NAME.fullmatch(name):
             raise InputError(
                 f"Invalid template name {name!r}: use letters, digits, '-', '_' and '.'."
             )
@@ -195,9 +200,9 @@ class TemplateLibrary:
         return sorted(files | set(BUILTIN))
 
     def get(self, name: str) -> Template:
-        path = self._path(name)
+        path = self.path(name)
         if path.is_file():
-            return parse(name, path.read_text(encoding="utf-8"), str(path))
+            return parse(name, read_file(path, "Template"), str(path))
         if name in BUILTIN:
             return parse(name, BUILTIN[name], "built-in")
         known = ", ".join(self.names())
@@ -206,9 +211,25 @@ class TemplateLibrary:
     def all(self) -> list[Template]:
         return [self.get(name) for name in self.names()]
 
+    def render(self, name: str, values: dict[str, Any]) -> Rendered:
+        """Template NAME filled in, within the config's templates.* bounds."""
+        limits = self.config.settings.templates if self.config is not None else None
+        return render(self.get(name), values, limits)
+
     def save(self, name: str, text: str) -> Template:
         """Check a template's text and write it to the folder."""
-        path = self._path(name)
+        path = self.path(name)
+        if not isinstance(text, str):
+            raise InputError(
+                f"Template {name!r}: the text must be a str, not {type(text).__name__}."
+            )
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise InputError(
+                f"Template {name!r}: character {exc.start} cannot be saved as UTF-8 "
+                f"(a lone surrogate?)."
+            ) from None
         template = parse(name, text, str(path))
         self.folder.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")

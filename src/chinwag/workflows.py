@@ -12,6 +12,10 @@
         variables: {text: "{{ item }}"}
         bot: default
 
+Runs are bounded: a loop over more than `workflows.max_iterations` items, or a run past
+`workflows.max_turns` turns, is refused before its first turn is sent; every expression
+renders within the `templates.*` bounds.
+
 Why not Ansible, as LLM Workflow Engine did: its users broke whenever Ansible changed
 (LWE issues #353 and #354), and what a chat workflow needs is small: a sequence of
 prompts with inputs, loops and conditions. chinwag runs that itself, versioned with it,
@@ -20,19 +24,20 @@ and evaluates every expression in Jinja2's sandbox, the same as templates.
 
 from __future__ import annotations
 
-import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from chinwag.errors import InputError, NotFoundError
+from chinwag.templates import MAX_YAML, NAME, read_file
 
 if TYPE_CHECKING:
+    from chinwag.config import Settings
+    from chinwag.templates import Rendered
     from chinwag.types import Reply
-
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
 class Step(BaseModel):
@@ -83,12 +88,15 @@ class WorkflowResult(BaseModel):
 def parse(name: str, text: str, source: str) -> Workflow:
     import yaml
 
+    from chinwag.sandbox import check_expansion
+
     try:
         data = yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:
         raise InputError(f"Workflow {name!r} ({source}): bad YAML: {exc}") from None
     if not isinstance(data, dict):
         raise InputError(f"Workflow {name!r} ({source}) must be a mapping with steps:.")
+    check_expansion(data, f"Workflow {name!r} ({source})", MAX_YAML)
     try:
         workflow = Workflow.model_validate({**data, "name": name, "source": source})
     except ValidationError as exc:
@@ -111,52 +119,47 @@ class WorkflowLibrary:
         return sorted(p.stem for p in self.folder.glob("*.yaml")) if self.folder.is_dir() else []
 
     def get(self, name: str) -> Workflow:
-        if not _NAME.match(name):
-            raise InputError(f"Invalid workflow name {name!r}.")
+        if not NAME.fullmatch(name):
+            raise InputError(f"Invalid workflow name {name!r}: use letters, digits, '-', '_', '.'.")
         path = self.folder / f"{name}.yaml"
         if not path.is_file():
             known = ", ".join(self.names()) or "none yet"
             raise NotFoundError(f"No workflow {name!r} in {self.folder} (workflows: {known}).")
-        return parse(name, path.read_text(encoding="utf-8"), str(path))
+        return parse(name, read_file(path, "Workflow"), str(path))
 
 
-def _evaluate(expression: str, scope: dict[str, Any]) -> Any:
-    """A `{{ ... }}` expression's value (not its text), in the sandbox."""
-    from jinja2 import TemplateError
-    from jinja2.exceptions import SecurityError
+class _Expressions:
+    """A run's expressions and texts, each evaluated in the bounded sandbox."""
 
-    from chinwag.templates import _environment
+    def __init__(self, settings: Settings | None) -> None:
+        self.limits = settings.templates if settings is not None else None
 
-    inner = expression.strip()
-    if inner.startswith("{{") and inner.endswith("}}"):
-        inner = inner[2:-2]
-    try:
-        return _environment().compile_expression(inner, undefined_to_none=False)(**scope)
-    except SecurityError as exc:
-        raise InputError(f"Workflow expression {expression!r} tried something unsafe.") from exc
-    except TemplateError as exc:
-        raise InputError(f"Workflow expression {expression!r} failed: {exc}.") from None
+    def evaluate(self, expression: str, scope: dict[str, Any], at_most: int | None = None) -> Any:
+        """A `{{ ... }}` expression's value (not its text); with `at_most`, a loop's items."""
+        from chinwag.sandbox import Sandbox, refusals
 
+        inner = expression.strip()
+        if inner.startswith("{{") and inner.endswith("}}"):
+            inner = inner[2:-2]
+        with refusals(f"Workflow expression {expression[:60]!r}"):
+            value = Sandbox(self.limits).evaluate(inner, scope)
+            # Read lazy values (map, select) here, where their errors are reported.
+            return value if at_most is None else _items(value, at_most)
 
-def _fill(text: str, scope: dict[str, Any]) -> str:
-    from jinja2 import TemplateError
-    from jinja2.exceptions import SecurityError
+    def fill(self, text: str, scope: dict[str, Any]) -> str:
+        from chinwag.sandbox import Sandbox, refusals
 
-    from chinwag.templates import _environment
-
-    try:
-        return str(_environment().from_string(text).render(scope))
-    except SecurityError as exc:
-        raise InputError(f"Workflow text {text[:60]!r} tried something unsafe.") from exc
-    except TemplateError as exc:
-        raise InputError(f"Workflow text {text[:60]!r} failed to render: {exc}.") from None
+        with refusals(f"Workflow text {text[:60]!r}"):
+            return Sandbox(self.limits).render(text, scope)
 
 
-def _as_list(value: Any) -> list[Any]:
+def _items(value: Any, at_most: int) -> list[Any]:
+    """A loop's items, reading no more than `at_most` + 1 of them."""
     if isinstance(value, str):
-        return [line.strip() for line in value.splitlines() if line.strip()]
-    if isinstance(value, list | tuple):
-        return list(value)
+        lines = (line.strip() for line in value.splitlines())
+        return list(islice((line for line in lines if line), at_most + 1))
+    if isinstance(value, Iterable) and not isinstance(value, bytes | Mapping):
+        return list(islice(value, at_most + 1))
     raise InputError(f"A loop needs a list or lines of text, not {type(value).__name__}.")
 
 
@@ -168,10 +171,18 @@ async def run(
     workflow: Workflow,
     args: dict[str, Any],
     ask: Ask,
-    render_template: Callable[[str, dict[str, Any]], Any],
+    render_template: Callable[[str, dict[str, Any]], Rendered],
     progress: Progress | None = None,
+    settings: Settings | None = None,
 ) -> WorkflowResult:
-    """Run the steps in order; `ask(step, prompt, options)` sends one stored turn."""
+    """Run the steps in order; `ask(step, prompt, options)` sends one stored turn.
+
+    `settings` bounds the run (workflows.*) and its expressions (templates.*).
+    """
+    from chinwag.config import WorkflowSettings
+
+    bounds = settings.workflows if settings is not None else WorkflowSettings()
+    expressions = _Expressions(settings)
     unknown = sorted(set(args) - set(workflow.args))
     if unknown:
         raise InputError(
@@ -186,19 +197,35 @@ async def run(
         )
     outputs: dict[str, Any] = {}
     results: list[StepResult] = []
+    turns = 0
     for step in workflow.steps:
         scope = {"args": given, "steps": outputs}
-        if step.when is not None and not _evaluate(step.when, scope):
+        if step.when is not None and not expressions.evaluate(step.when, scope):
             results.append(StepResult(name=step.name, skipped=True))
             if progress:
                 progress(step.name, "skipped")
             continue
-        items = _as_list(_evaluate(step.loop, scope)) if step.loop is not None else [None]
+        items: list[Any] = [None]
+        if step.loop is not None:
+            items = expressions.evaluate(step.loop, scope, bounds.max_iterations)
+            if len(items) > bounds.max_iterations:
+                raise InputError(
+                    f"Workflow {workflow.name!r}, step {step.name!r}: its loop has more than "
+                    f"{bounds.max_iterations} items (workflows.max_iterations). Shorten the "
+                    f"list, or raise the setting."
+                )
+        if turns + len(items) > bounds.max_turns:
+            raise InputError(
+                f"Workflow {workflow.name!r}, step {step.name!r} would take the run past "
+                f"{bounds.max_turns} turns (workflows.max_turns). Shorten its loops, or raise "
+                f"the setting."
+            )
+        turns += len(items)
         result = StepResult(name=step.name)
         for n, item in enumerate(items, 1):
             local = {**scope, "item": item, "index": n}
             if step.template is not None:
-                variables = {k: _fill(v, local) if isinstance(v, str) else v
+                variables = {k: expressions.fill(v, local) if isinstance(v, str) else v
                              for k, v in step.variables.items()}  # fmt: skip
                 rendered = render_template(step.template, variables)
                 prompt, system = rendered.prompt, rendered.system
@@ -206,9 +233,10 @@ async def run(
                 bot = step.bot or rendered.bot
             else:
                 assert step.prompt is not None
-                prompt, system, options, bot = _fill(step.prompt, local), None, {}, step.bot
+                prompt = expressions.fill(step.prompt, local)
+                system, options, bot = None, {}, step.bot
             if step.system is not None:
-                system = _fill(step.system, local)
+                system = expressions.fill(step.system, local)
             options.update({k: v for k, v in {"bot": bot, "system": system}.items() if v})
             if progress:
                 where = f" {n}/{len(items)}" if step.loop is not None else ""

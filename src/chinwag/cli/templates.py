@@ -46,9 +46,9 @@ def list_templates(ctx: click.Context) -> None:
 def show(ctx: click.Context, name: str) -> None:
     """A template's source."""
     t = client_from(ctx).templates.get(name)
-    from chinwag.templates import BUILTIN
+    from chinwag.templates import BUILTIN, read_file
 
-    text = BUILTIN[name] if t.source == "built-in" else Path(t.source).read_text(encoding="utf-8")
+    text = BUILTIN[name] if t.source == "built-in" else read_file(Path(t.source), "Template")
     click.echo(text, nl=False)
 
 
@@ -76,7 +76,7 @@ def edit(ctx: click.Context, name: str) -> None:
 
     client = client_from(ctx)
     library = client.templates.library
-    path = library.folder / f"{name}.md"
+    path = library.path(name)  # refuses a name that would leave the templates folder
     if not path.exists():
         library.save(name, BUILTIN.get(name, "---\ndescription: \n---\n{{ text }}\n"))
     editor = os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi"

@@ -29,7 +29,10 @@ def list_workflows(ctx: click.Context) -> None:
 @click.pass_context
 def show(ctx: click.Context, name: str) -> None:
     """A workflow's YAML."""
-    click.echo(Path(client_from(ctx).workflows.get(name).source).read_text(), nl=False)
+    from chinwag.templates import read_file
+
+    source = Path(client_from(ctx).workflows.get(name).source)
+    click.echo(read_file(source, "Workflow"), nl=False)
 
 
 @workflow.command("run")
