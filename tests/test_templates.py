@@ -324,12 +324,12 @@ def test_a_template_file_that_is_not_utf8_is_one_clear_error(
     (home / "templates").mkdir(parents=True)
     bad = home / "templates" / "latin.md"
     bad.write_bytes("---\ndescription: café\n---\nHello".encode("latin-1"))
-    message = f"Template {bad} is not valid UTF-8 (byte 20): save it as UTF-8."
+    message = f"Template {bad} is not UTF-8 text (byte 0xe9 on line 2): save it as UTF-8."
     with Client(config) as client:
         with pytest.raises(InputError) as caught:
             client.templates.get("latin")
         assert str(caught.value) == message
-        with pytest.raises(InputError, match="not valid UTF-8"):
+        with pytest.raises(InputError, match="not UTF-8 text"):
             client.templates.list()
         with pytest.raises(InputError, match="cannot be saved as UTF-8"):
             client.templates.save("lone", "\ud800")

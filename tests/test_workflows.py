@@ -190,7 +190,7 @@ def test_workflow_names_and_files(config: Config, home: Path, run: Runner) -> No
     _write(home, "outline", OUTLINE)
     bad = home / "workflows" / "latin.yaml"
     bad.write_bytes("description: café\nsteps: []\n".encode("latin-1"))
-    message = f"Workflow {bad} is not valid UTF-8 (byte 16): save it as UTF-8."
+    message = f"Workflow {bad} is not UTF-8 text (byte 0xe9 on line 1): save it as UTF-8."
     with Client(config) as client:
         with pytest.raises(InputError, match="Invalid workflow name"):
             client.workflows.get("outline\n")

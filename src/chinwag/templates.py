@@ -96,12 +96,9 @@ class Rendered(BaseModel):
 
 def read_file(path: Path, what: str) -> str:
     """A template or workflow file's text; one clear error when it is not UTF-8."""
-    try:
-        return path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise InputError(
-            f"{what} {path} is not valid UTF-8 (byte {exc.start}): save it as UTF-8."
-        ) from None
+    from chinwag.checks import utf8
+
+    return utf8(path.read_bytes(), f"{what} {path}")
 
 
 def parse(name: str, text: str, source: str) -> Template:
