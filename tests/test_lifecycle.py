@@ -3,42 +3,35 @@
 from __future__ import annotations
 
 import gc
-import os
 import subprocess
 import sys
 import textwrap
 import threading
 import time
-from pathlib import Path
 
 import chinwag
-from tests.conftest import make_config
+from tests.conftest import Runner, make_config
 from tests.fake_openai import FakeOpenAI, Script
 
 
-def _child(code: str, server: FakeOpenAI, home: Path) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "CHINWAG_"))}
-    env.update(
-        CHINWAG_HOME=str(home),
-        OPENAI_BASE_URL=server.base_url,
-        CHINWAG_MODEL="test-model",
-        CHINWAG_PROVIDERS__OPENAI__MAX_RETRIES="0",
-    )
+def _child(code: str, run: Runner) -> subprocess.CompletedProcess[str]:
+    """A Python program using chinwag, as a script would (titles on, as by default)."""
+    env = {**run.env, "CHINWAG_TITLES": "true"}
     return subprocess.run(
         [sys.executable, "-c", textwrap.dedent(code)],
         capture_output=True, text=True, env=env, timeout=20,
     )  # fmt: skip
 
 
-def test_unclosed_client_exits_at_once(server: FakeOpenAI, home: Path) -> None:
+def test_unclosed_client_exits_at_once(run: Runner) -> None:
     started = time.monotonic()
-    done = _child("import chinwag; c = chinwag.Client(); print('x')", server, home)
+    done = _child("import chinwag; c = chinwag.Client(); print('x')", run)
     assert (done.returncode, done.stdout) == (0, "x\n"), done.stderr
     assert time.monotonic() - started < 15
 
 
 def test_half_read_stream_and_pending_title_do_not_hold_the_exit(
-    server: FakeOpenAI, home: Path
+    server: FakeOpenAI, run: Runner
 ) -> None:
     server.script(
         Script(text="first answer"),
@@ -60,7 +53,7 @@ def test_half_read_stream_and_pending_title_do_not_hold_the_exit(
         # neither the stream nor the client is closed
     """
     started = time.monotonic()
-    done = _child(code, server, home)
+    done = _child(code, run)
     assert done.returncode == 0, done.stderr
     assert time.monotonic() - started < 15
     first_id, seen = done.stdout.split(" ", 1)
@@ -73,7 +66,7 @@ def test_half_read_stream_and_pending_title_do_not_hold_the_exit(
         assert answer.content.startswith(seen.strip("\n"))
 
 
-def test_client_dropped_inside_a_function(server: FakeOpenAI, home: Path) -> None:
+def test_client_dropped_inside_a_function(run: Runner) -> None:
     code = """
         import chinwag
 
@@ -83,7 +76,7 @@ def test_client_dropped_inside_a_function(server: FakeOpenAI, home: Path) -> Non
 
         print(once())
     """
-    done = _child(code, server, home)
+    done = _child(code, run)
     assert (done.returncode, done.stdout) == (0, "You said: hi\n"), done.stderr
 
 
@@ -103,13 +96,9 @@ def test_a_dropped_client_stops_its_thread(server: FakeOpenAI) -> None:
     assert loops() == before
 
 
-def _start_cli(server: FakeOpenAI, home: Path, prompt: str) -> subprocess.Popen[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "CHINWAG_"))}
-    env.update(
-        CHINWAG_HOME=str(home), OPENAI_BASE_URL=server.base_url, CHINWAG_MODEL="test-model",
-        CHINWAG_TITLES="false", CHINWAG_PROVIDERS__OPENAI__MAX_RETRIES="0",
-        CHINWAG_STORE__TURN_LEASE="2",  # how long the crashed turn holds its conversation
-    )  # fmt: skip
+def _start_cli(run: Runner, prompt: str) -> subprocess.Popen[str]:
+    # The crashed turn holds its conversation for 2 s, not the default 10.
+    env = {**run.env, "CHINWAG_STORE__TURN_LEASE": "2"}
     return subprocess.Popen(
         [sys.executable, "-m", "chinwag", prompt],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
@@ -117,9 +106,9 @@ def _start_cli(server: FakeOpenAI, home: Path, prompt: str) -> subprocess.Popen[
     )  # fmt: skip
 
 
-def test_kill_9_mid_answer_keeps_what_was_shown(server: FakeOpenAI, home: Path) -> None:
+def test_kill_9_mid_answer_keeps_what_was_shown(server: FakeOpenAI, run: Runner) -> None:
     server.script(Script(text=" ".join(f"w{i}" for i in range(100)), chunk_delay=0.3))
-    proc = _start_cli(server, home, "count slowly")
+    proc = _start_cli(run, "count slowly")
     assert proc.stdout is not None
     seen = ""
     while len(seen.split()) < 3:  # three words on the screen
@@ -146,9 +135,9 @@ def test_kill_9_mid_answer_keeps_what_was_shown(server: FakeOpenAI, home: Path) 
     assert server.requests[-1]["messages"][2]["content"] == answer.content
 
 
-def test_a_question_left_unanswered_by_a_crash_is_said_so(server: FakeOpenAI, home: Path) -> None:
+def test_a_question_left_unanswered_by_a_crash_is_said_so(server: FakeOpenAI, run: Runner) -> None:
     server.script(Script(text="never seen", delay=30))
-    proc = _start_cli(server, home, "first question")
+    proc = _start_cli(run, "first question")
     deadline = time.monotonic() + 15
     while not server.requests and time.monotonic() < deadline:  # the model was asked
         time.sleep(0.05)
