@@ -305,3 +305,24 @@ def test_set_system_prompt_for_a_model_name_with_dots(server: FakeOpenAI) -> Non
     request = server.requests[-1]
     assert request["model"] == "gpt-4.1"
     assert request["messages"][0] == {"role": "system", "content": "Be brief."}
+
+
+def test_a_setting_changed_in_code_takes_effect_on_the_next_turn(
+    server: FakeOpenAI, tmp_path: Path
+) -> None:
+    config = make_config(server)
+    with Client(config) as client:
+        client.ask("first")
+        assert server.requests[-1]["model"] == "test-model"
+        # The provider was made already; a change to it is not ignored.
+        config.set("providers.openai.model", "other-model")
+        client.ask("second")
+        assert server.requests[-1]["model"] == "other-model"
+        config.set("system_prompt", "Be terse.")
+        client.ask("third")
+        assert server.requests[-1]["messages"][0]["content"] == "Be terse."
+        # Another database: the next turn is stored there.
+        config.set("store.url", f"sqlite:///{tmp_path / 'other.db'}")
+        client.ask("fourth")
+        assert [c.title for c in client.conversations.list()] == [None]
+        assert (tmp_path / "other.db").exists()

@@ -70,10 +70,36 @@ class Engine:
         self.bot_files = bot_book.BotFiles.of(config)
         self.background = Background()
         self._search_backend: Any = None
+        self._seen = config.settings  # the settings the cached resources were made from
+        # What a change replaced: closed with the engine, as turns may still be using it.
+        self._retired: list[Provider] = []
+        self._retired_stores: list[Store] = []
+        self._retired_search: Any = None
 
-    # -- resources, opened on first use --------------------------------------------------
+    # -- resources, opened on first use and remade when their settings change -------------
+
+    def _follow_config(self) -> None:
+        """After `config.set(...)`, drop what was made from settings that changed."""
+        settings = self.config.settings
+        if settings is self._seen:
+            return
+        self._seen = settings
+        self._default = None
+        for name, provider in list(self._providers.items()):
+            if settings.providers.get(name) != provider.settings:
+                self._retired.append(self._providers.pop(name))
+        if self._search_backend is not None:
+            self._retired_search, self._search_backend = self._search_backend, None
+        store = self._store
+        if store is not None:
+            if store.url != self.config.store_url:
+                self._retired_stores.append(store)
+                self._store = None
+            else:
+                store.lock_timeout = settings.store.lock_timeout
 
     async def store(self) -> Store:
+        self._follow_config()
         if self._store is None:
             async with self._store_lock:
                 if self._store is None:
@@ -89,11 +115,13 @@ class Engine:
 
     def default_provider(self) -> tuple[str, str]:
         """The default provider's name and the reason it was chosen."""
+        self._follow_config()
         if self._default is None:
             self._default = choose_default(self.config)
         return self._default
 
     def provider(self, name: str | None = None) -> Provider:
+        self._follow_config()
         name = name or self.default_provider()[0]
         provider = self._providers.get(name)
         if provider is None:
@@ -110,12 +138,17 @@ class Engine:
             if grace > 0:
                 await self.settle(grace)
             await self.background.cancel()
-            for provider in self._providers.values():
+            for provider in [*self._providers.values(), *self._retired]:
                 await provider.aclose()
-            if self._search_backend is not None:
-                await self._search_backend.aclose()
-                self._search_backend = None
+            for store in self._retired_stores:
+                await store.close()
+            self._retired_stores.clear()
+            for search in (self._search_backend, self._retired_search):
+                if search is not None:
+                    await search.aclose()
+            self._search_backend = self._retired_search = None
             self._providers.clear()
+            self._retired.clear()
             if self._store is not None:
                 await self._store.close()
                 self._store = None

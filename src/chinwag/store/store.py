@@ -267,6 +267,7 @@ class Store:
         self, engine: Engine | AsyncEngine, *, where: str = "", lock_timeout: float = 15.0
     ) -> None:
         self.engine = engine
+        self.url = str(engine.url)  # as configured (Store.open keeps the URL it was given)
         self.where = where or _shown(str(engine.url))
         self.lock_timeout = lock_timeout
         self.dialect = engine.dialect.name
@@ -291,7 +292,7 @@ class Store:
     @classmethod
     async def open(cls, url: str, *, echo: bool = False, lock_timeout: float = 15.0) -> Store:
         """Connect, and bring the schema up to date if it is behind."""
-        url = normalize_url(url)
+        given, url = url, normalize_url(url)
         engine: Engine | AsyncEngine
         where = _shown(url)
         if url.startswith("sqlite"):
@@ -315,6 +316,7 @@ class Store:
                 url, echo=echo, pool_size=10, max_overflow=20, pool_pre_ping=True
             )
         store = cls(engine, where=where, lock_timeout=lock_timeout)
+        store.url = given
         try:
             await store._migrate()
             if not store.is_async:
