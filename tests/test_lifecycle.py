@@ -9,6 +9,8 @@ import textwrap
 import threading
 import time
 
+import pytest
+
 import chinwag
 from tests.conftest import Runner, make_config
 from tests.fake_openai import FakeOpenAI, Script
@@ -152,3 +154,24 @@ def test_a_question_left_unanswered_by_a_crash_is_said_so(server: FakeOpenAI, ru
     assert [m["role"] for m in sent] == ["system", "user", "assistant", "user"]
     assert "No answer" in sent[2]["content"]
     assert [sent[1]["content"], sent[3]["content"]] == ["first question", "second question"]
+
+
+@pytest.mark.parametrize("worker", ["thread", "pool"])
+def test_work_in_the_programs_threads_finishes_before_exit(run: Runner, worker: str) -> None:
+    start = {
+        "thread": "threading.Thread(target=lambda: [c.ask(f'job {i}') for i in range(5)]).start()",
+        "pool": "pool = ThreadPoolExecutor(2); [pool.submit(c.ask, f'job {i}') for i in range(5)]",
+    }[worker]
+    code = f"""
+        import threading
+        from concurrent.futures import ThreadPoolExecutor
+        import chinwag
+        c = chinwag.Client()
+        {start}
+        # the main thread ends here, as Python waits for the program's threads
+    """
+    done = _child(code, run)
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr
+    listed = run("conversations", "list", "-n", "50").stdout.splitlines()
+    assert len(listed) == 5

@@ -97,7 +97,28 @@ class LoopThread:
 
 
 def _stop_all_at_exit() -> None:
-    """Before the interpreter joins its threads: stop every loop a program left running."""
+    """Before the interpreter joins its threads: let the program's own threads and thread
+    pools finish what they were doing (they may be using a Client), as the interpreter
+    would, then stop every loop a program left running."""
+    if not _running:
+        return
+    with contextlib.suppress(Exception):  # the pools' own exit hook, run first, as at exit
+        concurrent.futures.thread._python_exit()
+    ours = {loop.thread for loop in _running}
+    while True:
+        waiting = [
+            t
+            for t in threading.enumerate()
+            if not t.daemon
+            and t is not threading.current_thread()
+            and t not in ours
+            # anyio's idle workers wait for their loop to end: they are ours to stop.
+            and type(t).__name__ != "WorkerThread"
+        ]
+        if not waiting:
+            break
+        for thread in waiting:
+            thread.join()
     loops = list(_running)
     for loop in loops:
         loop.request_stop(EXIT_GRACE)
@@ -117,7 +138,8 @@ def _hook_exit() -> None:
         threading, "_register_atexit", None
     )
     if register is not None:
-        register(_stop_all_at_exit)
+        with contextlib.suppress(RuntimeError):  # created during shutdown: nothing to hook
+            register(_stop_all_at_exit)
     else:  # pragma: no cover  (CPython has had _register_atexit since 3.9)
         import atexit
 

@@ -12,13 +12,14 @@ import contextlib
 import ctypes
 import logging
 import os
+import queue
 import threading
 import time
 from collections.abc import AsyncGenerator, Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 import anyio.from_thread
@@ -61,9 +62,47 @@ class _Loaded:
     # One long-lived thread runs every generation on this model, one at a time. A new
     # thread per turn lost 40% of the speed from the second turn on: llama.cpp's OpenMP
     # thread team belongs to the thread that calls it (bench/bench_local.py).
-    worker: ThreadPoolExecutor
+    worker: _Worker
     template: str | None  # the GGUF's own chat template, if it has one
     vocab: Any
+
+
+T = TypeVar("T")
+
+
+class _Worker:
+    """One daemon thread that runs a model's generations in turn. A daemon, unlike a
+    ThreadPoolExecutor's thread, never holds the interpreter's exit: chinwag's exit hook
+    stops the turns, and generation stops within a token."""
+
+    def __init__(self, name: str) -> None:
+        self._jobs: queue.SimpleQueue[tuple[Future[Any], Callable[[], Any]] | None] = (
+            queue.SimpleQueue()
+        )
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while (item := self._jobs.get()) is not None:
+            future, work = item
+            if future.set_running_or_notify_cancel():
+                try:
+                    result = work()
+                except BaseException as exc:  # the turn reads its own outcome
+                    future.set_exception(exc)
+                else:
+                    future.set_result(result)
+
+    def submit(self, work: Callable[[], T]) -> Future[T]:
+        future: Future[T] = Future()
+        self._jobs.put((future, work))
+        return future
+
+    def shutdown(self, wait: float) -> bool:
+        """Stop after the job under way; whether the thread ended within `wait` s."""
+        self._jobs.put(None)
+        self._thread.join(wait)
+        return not self._thread.is_alive()
 
 
 _models: dict[tuple[Any, ...], _Loaded] = {}
@@ -92,8 +131,8 @@ def _close_models() -> None:
     # Close while the interpreter is whole; llama_cpp's __del__ fails during teardown.
     with _models_lock:
         for loaded in _models.values():
-            loaded.worker.shutdown(cancel_futures=True)
-            loaded.llm.close()
+            if loaded.worker.shutdown(wait=5):  # never free a model a thread still runs
+                loaded.llm.close()
         _models.clear()
 
 
@@ -124,7 +163,7 @@ def _load(path: Path, settings: LocalSettings) -> _Loaded:
             ) from exc
         template = llm.metadata.get("tokenizer.chat_template")
         vocab = llama_cpp.llama_model_get_vocab(llm.model)
-        worker = ThreadPoolExecutor(1, thread_name_prefix="chinwag-local")
+        worker = _Worker("chinwag-local")
         loaded = _models[key] = _Loaded(llm, path, worker, template, vocab)
         return loaded
 
