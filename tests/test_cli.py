@@ -297,3 +297,24 @@ def test_an_import_that_is_not_utf8_is_one_line(run: Runner, tmp_path: Path) -> 
         assert len(out.stderr.strip().splitlines()) == 1, out.stderr
     out = run("conversations", "import", str(tmp_path / "bad.json"))
     assert "is not UTF-8 text (byte 0xff on line 1)" in out.stderr
+
+
+def test_sigterm_stops_like_ctrl_c_and_keeps_the_partial_answer(
+    run: Runner, server: FakeOpenAI
+) -> None:
+    server.script(Script(text=" ".join(f"w{i}" for i in range(200)), chunk_delay=0.05))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "chinwag", "count slowly"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+        text=True, env=run.env,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    first = proc.stdout.read(10)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=20) == 128 + signal.SIGTERM
+    shown = first + proc.stdout.read()
+    cid = run("conversations", "list").stdout.split()[0]
+    answer = json.loads(run("conversations", "export", cid).stdout)["messages"][-1]
+    assert answer["status"] == "partial"
+    # Everything printed was stored (the sync stream may have read a little further).
+    assert answer["content"].startswith(shown.strip())

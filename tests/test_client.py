@@ -411,6 +411,22 @@ async def test_health_reports_store_and_providers_without_a_completion(
         (lambda c: c.conversations.history(None), "conversation_id must be an id"),
         (lambda c: c.conversations.list(limit=10**20), "limit must be a whole number"),
         (lambda c: c.conversations.list(offset=-1), "offset must be a whole number"),
+        (lambda c: c.ask("hi", stop="\ud800"), "stop.0. holds an invalid character"),
+        (lambda c: c.ask("a\x00b"), "NUL character"),
+        (lambda c: c.conversations.create(system=True), "system must be text"),
+        (lambda c: c.conversations.create(title=2**70), "title must be text"),
+        (lambda c: c.conversations.create(bot=["x"]), "bot must be a name, slug or uid"),
+        (lambda c: c.bots.find(["x"]), "bot must be a name, slug or uid"),
+        (lambda c: c.bots.get(slug=["x"]), "slug must be a name, slug or uid"),
+        (lambda c: c.bots.create("not a bot"), "takes a Bot or its fields"),
+        (lambda c: c.bots.create(name="", slug=""), "Invalid bot field"),
+        (lambda c: c.bots.create(name="x\u202ey"), "Invalid bot field name"),
+        (lambda c: c.stats.usage(bot=["x"]), "bot must be a name, slug or uid"),
+        (lambda c: c.templates.get(5), "Invalid template name"),
+        (lambda c: c.templates.get("x" * 300), "Invalid template name"),
+        (lambda c: c.templates.run("summarize", 5), "variables are a mapping"),
+        (lambda c: c.workflows.get(["x"]), "Invalid workflow name"),
+        (lambda c: c.set_system_prompts(None), "prompts must map model names"),
     ],
 )
 def test_wrongly_typed_arguments_are_one_clear_error(
@@ -431,6 +447,9 @@ def test_wrongly_typed_arguments_are_one_clear_error(
         {"conversation": {}, "messages": 5},
         {"conversation": {}, "messages": [5]},
         {"conversation": {"id": 5}, "messages": []},
+        {"conversation": {}, "messages": [], "current_message_id": []},
+        {"conversation": {"id": "\ud800"}, "messages": []},
+        {"conversation": {}, "messages": [{"usage": {"prompt_tokens": 10**24}}]},
     ],
 )
 def test_a_wrongly_typed_import_is_one_clear_error(config: Config, data: dict[str, Any]) -> None:
@@ -511,3 +530,16 @@ async def test_the_async_client_runs_under_trio(server: FakeOpenAI, anyio_backen
         assert "".join(streamed) == "one two three"
         history = await client.conversations.history(reply.conversation_id)
     assert [m.status for m in history] == ["complete"] * 4
+
+
+def test_a_deeply_nested_import_is_one_clear_error(config: Config) -> None:
+    with chinwag.Client(config) as client, pytest.raises(InputError, match="Not a chinwag"):
+        client.conversations.import_json("[" * 100_000 + "]" * 100_000)
+
+
+@pytest.mark.parametrize("config_arg", ["x", 5, ["a"]])
+def test_a_wrong_config_argument_is_one_clear_error(config_arg: Any) -> None:
+    with pytest.raises(InputError, match=r"config must be a chinwag\.Config"):
+        chinwag.Client(config_arg)
+    with pytest.raises(InputError, match="profile must be"):
+        chinwag.Client(profile=["x"])  # type: ignore[arg-type]

@@ -175,3 +175,86 @@ def test_work_in_the_programs_threads_finishes_before_exit(run: Runner, worker: 
     assert "Traceback" not in done.stderr
     listed = run("conversations", "list", "-n", "50").stdout.splitlines()
     assert len(listed) == 5
+
+
+def test_a_stream_of_a_closed_client_is_a_clear_error(server: FakeOpenAI) -> None:
+    client = chinwag.Client(make_config(server))
+    stream = client.stream("hi")
+    client.close()
+    with pytest.raises(chinwag.ChinwagError, match="This Client is closed"):
+        list(stream)
+
+
+def test_a_forked_child_is_told_to_make_its_own_client(run: Runner) -> None:
+    code = """
+        import os, chinwag
+        c = chinwag.Client()
+        c.ask("in the parent")
+        pid = os.fork()
+        if pid == 0:
+            try:
+                c.ask("in the child")
+            except chinwag.ChinwagError as exc:
+                print("child:", exc, flush=True)
+            os._exit(0)
+        os.waitpid(pid, 0)
+    """
+    done = _child(code, run)
+    assert done.returncode == 0, done.stderr
+    assert "child: This Client was made in another process" in done.stdout
+
+
+def test_closing_the_client_from_inside_a_tool_does_not_deadlock(run: Runner) -> None:
+    code = """
+        import chinwag
+        client = chinwag.Client()
+
+        def quit_now() -> str:
+            \"\"\"Close the client.\"\"\"
+            client.close()
+            return "closed"
+
+        try:
+            client.ask("use the tool", tools=[quit_now])
+        except BaseException as exc:
+            print("ended:", type(exc).__name__, flush=True)
+    """
+    run.env["CHINWAG_TITLES"] = "false"
+    started = time.monotonic()
+    done = _child(code, run)
+    assert done.returncode == 0, done.stderr
+    assert time.monotonic() - started < 15
+    assert "Traceback" not in done.stderr
+
+
+def test_an_async_stream_left_with_break_ends_quietly(run: Runner) -> None:
+    code = """
+        import asyncio, chinwag
+
+        async def main():
+            client = chinwag.AsyncClient()
+            async for text in client.stream("count"):
+                break
+            print("left", flush=True)
+
+        asyncio.run(main())
+    """
+    done = _child(code, run)
+    assert (done.returncode, done.stdout) == (0, "left\n")
+    assert done.stderr == ""
+
+
+def test_a_stream_nobody_reads_lets_its_conversation_go(
+    server: FakeOpenAI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import chinwag.answer
+
+    monkeypatch.setattr(chinwag.answer, "ABANDONED_AFTER", 1.0)
+    config = make_config(server, **{"store.turn_lease": 1.5})
+    with chinwag.Client(config) as client:
+        cid = client.ask("start").conversation_id
+        server.script(Script(text=" ".join(f"w{i}" for i in range(400)), chunk_delay=0.005))
+        held = iter(client.stream("long", conversation=cid))
+        next(held)  # read one word, then never again (and never close it)
+        later = client.ask("next", conversation=cid, wait=False)
+        assert later.result(timeout=30).text == "You said: next"

@@ -15,7 +15,7 @@ import pytest
 from chinwag import Client
 from chinwag.errors import ConfigError, NotFoundError, StoreError
 from chinwag.store import Store, normalize_url
-from chinwag.store.schema import SCHEMA_REVISION
+from chinwag.store.schema import SCHEMA_REVISION, SCHEMA_REVISIONS
 from chinwag.types import Usage
 from tests.conftest import Runner, make_config
 from tests.fake_openai import FakeOpenAI, Script
@@ -82,7 +82,22 @@ def test_schema_revision_constant_is_alembic_head() -> None:
 
     cfg = AlembicConfig()
     cfg.set_main_option("script_location", str(Path(module.__file__).parent / "migrations"))
-    assert ScriptDirectory.from_config(cfg).get_current_head() == SCHEMA_REVISION
+    scripts = ScriptDirectory.from_config(cfg)
+    assert scripts.get_current_head() == SCHEMA_REVISION
+    history = [rev.revision for rev in scripts.walk_revisions()]
+    assert tuple(reversed(history)) == SCHEMA_REVISIONS
+
+
+def test_a_database_from_a_newer_chinwag_is_one_line(run: Runner, home: Path) -> None:
+    assert run("hello").returncode == 0
+    db = sqlite3.connect(home / "chinwag.db")
+    with db:
+        db.execute("UPDATE alembic_version SET version_num = '9999'")
+    db.close()
+    out = run("hello again")
+    assert out.returncode == 1
+    assert "a newer chinwag wrote it" in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1
 
 
 def test_a_current_schema_does_not_load_alembic(tmp_path: Path) -> None:
@@ -417,3 +432,52 @@ with chinwag.Client(config) as client:
         on_branch = set(_check_tree(client, cid, 45))
     for message_id, branched in lines:
         assert (branched == "True") == (message_id not in on_branch)
+
+
+def test_a_nul_from_the_model_or_a_tool_is_stored_on_every_database(
+    server: FakeOpenAI, store_url: str
+) -> None:
+    def echo(text: str) -> str:
+        """Echo text."""
+        return "head\x00tail"
+
+    server.script(
+        Script(text="ans\x00wer"),
+        Script(text="", tool_calls=[{"id": "c1", "name": "echo", "arguments": '{"text": "x"}'}]),
+        Script(text="done"),
+    )
+    with Client(make_config(server, **{"store.url": store_url})) as client:
+        reply = client.ask("hi")
+        assert reply.text == "ans\ufffdwer"
+        client.ask("use the tool", conversation=reply.conversation_id, tools=[echo])
+        history = client.conversations.history(reply.conversation_id)
+    assert history[1].content == "ans\ufffdwer"
+    assert [m.content for m in history if m.role == "tool"] == ["head\ufffdtail"]
+
+
+def test_a_conversation_deleted_mid_answer_says_so(server: FakeOpenAI, store_url: str) -> None:
+    server.script(Script(text=" ".join(f"w{i}" for i in range(60)), chunk_delay=0.01))
+    with Client(make_config(server, **{"store.url": store_url})) as client:
+        stream = iter(client.stream("count"))
+        first = next(stream)
+        cid = client.conversations.list()[0].id
+        client.conversations.delete(cid)
+        with pytest.raises(NotFoundError, match="deleted while chinwag was answering") as caught:
+            list(stream)
+        partial = caught.value.partial
+        assert partial is not None
+        assert partial.message_id is None
+        assert partial.text.startswith(first)
+        assert client.conversations.list() == []
+        assert client.stats.day().requests == 0  # nothing was stored, nothing counted
+
+
+def test_a_database_file_deleted_under_an_open_client_is_an_error(
+    server: FakeOpenAI, home: Path
+) -> None:
+    with Client(make_config(server)) as client:
+        client.ask("first")
+        for path in home.glob("chinwag.db*"):
+            path.unlink()
+        with pytest.raises(StoreError, match="deleted or replaced"):
+            client.ask("second")

@@ -313,7 +313,7 @@ def test_template_edit_refuses_a_name_outside_the_folder(
     out = run("template", "edit", "../x")
     assert out.returncode == 1
     assert out.stderr == (
-        "chinwag: Invalid template name '../x': use letters, digits, '-', '_' and '.'.\n"
+        "chinwag: Invalid template name '../x': use up to 100 letters, digits, '-', '_' and '.'.\n"
     )
     assert outside.read_text() == "mine\n"
 

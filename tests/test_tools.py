@@ -177,3 +177,31 @@ def test_the_shell_shows_tool_calls(config: Config, server: FakeOpenAI) -> None:
     assert "[result: 4]" in shown
     assert "Four." in shown
     assert "tool: 4" in shown  # /history lists the tool's result
+
+
+def test_what_was_said_before_a_slow_tool_is_kept_while_it_runs(server: FakeOpenAI) -> None:
+    import threading
+
+    running, release = threading.Event(), threading.Event()
+
+    def slow(x: str) -> str:
+        """Think for a while."""
+        running.set()
+        release.wait(30)
+        return f"thought about {x}"
+
+    server.script(
+        Script(text="let me check", tool_calls=[_call("slow", {"x": "tea"})]),
+        Script(text="Done."),
+    )
+    with Client(make_config(server)) as client:
+        answer = client.ask("think", tools=[slow], wait=False)
+        assert running.wait(10)
+        cid = client.conversations.list()[0].id
+        # While the tool runs, the stored branch shows what was said and the call.
+        history = client.conversations.history(cid)
+        release.set()
+        assert answer.result(timeout=30).text == "Done."
+    said = [m for m in history if m.role == "assistant"]
+    assert [m.content for m in said] == ["let me check"]
+    assert said[0].meta["tool_calls"][0]["name"] == "slow"

@@ -3,7 +3,9 @@ crash keeps what was shown, marked partial), its tool rounds, and its final reco
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -12,7 +14,7 @@ import anyio
 
 from chinwag.background import Background, Job
 from chinwag.counting import count_words, estimate_prompt_tokens, estimate_tokens
-from chinwag.errors import StoreError
+from chinwag.errors import NotFoundError, StoreError
 from chinwag.types import Reply, Role, Source, Status, ToolCall, Usage
 
 if TYPE_CHECKING:
@@ -23,6 +25,14 @@ log = logging.getLogger("chinwag.answer")
 
 # A conversation that moved elsewhere is never "at" this id: every later move is skipped.
 NOWHERE = ""
+# Seconds a turn may wait for its reader to take the next event before it lets its
+# conversation go (a stream stopped but never closed must not block the next turn).
+ABANDONED_AFTER = 60.0
+
+
+def storable(text: str) -> str:
+    """Text as every store keeps it: NUL, which PostgreSQL refuses, becomes U+FFFD."""
+    return text.replace("\x00", "\ufffd") if "\x00" in text else text
 
 
 class Answer:
@@ -58,6 +68,9 @@ class Answer:
         self._draft: str | None = None  # the stored, still streaming answer's id
         self._wake = anyio.Event()  # set while there is text not yet saved
         self._keeper: Job | None = None
+        # The reader: whether the turn waits for it to take an event, and how many it took.
+        self.paused = False
+        self.pulled = 0
         self._background: Background | None = None
 
     def until(self) -> datetime:
@@ -86,20 +99,28 @@ class Answer:
 
     async def _keep(self) -> None:
         """Save new text at once, then at most every `save_every` seconds; renew the hold
-        on the conversation when a third of the lease has passed without a save."""
+        on the conversation when a third of the lease has passed without a save. A turn
+        whose reader stopped reading (ABANDONED_AFTER) stops holding its conversation."""
+        renew_every = self._lease / 3
+        pulled, idle_since = self.pulled, time.monotonic()
         while True:
-            with anyio.move_on_after(self._lease / 3):
+            with anyio.move_on_after(renew_every):
                 await self._wake.wait()
+            if not self.paused or self.pulled != pulled:
+                pulled, idle_since = self.pulled, time.monotonic()
+            elif time.monotonic() - idle_since > ABANDONED_AFTER and self.head != NOWHERE:
+                log.warning("nobody reads this turn any more: its conversation is let go")
+                self.head, self.branched = NOWHERE, True
             with anyio.CancelScope(shield=True):  # a write is never cut in half
                 if self._wake.is_set():
                     self._wake = anyio.Event()
                     await self._save()
                 elif self.head != NOWHERE:
                     await self._renew()
-            await anyio.sleep(self._save_every)
+            await anyio.sleep(min(self._save_every, renew_every))
 
     async def _save(self) -> None:
-        text = "".join(self.parts)
+        text = storable("".join(self.parts))
         try:
             if self._draft is None:
                 draft, moved = await self.store.open_answer(
@@ -112,13 +133,13 @@ class Answer:
                 await self.store.save_draft(
                     self._draft, text, conversation_id=self.conversation_id, until=self.until()
                 )
-        except StoreError as exc:  # the final record reports a store that stays broken
+        except (StoreError, NotFoundError) as exc:  # the final record reports it
             log.warning("could not save the answer so far: %s", exc)
 
     async def _renew(self) -> None:
         try:
             await self.store.renew(self.conversation_id, head=self.head, until=self.until())
-        except StoreError as exc:
+        except (StoreError, NotFoundError) as exc:
             log.warning("could not renew the turn's hold on its conversation: %s", exc)
 
     async def _stop_keeping(self) -> None:
@@ -128,16 +149,20 @@ class Answer:
 
     # -- tool rounds and the end -----------------------------------------------------------
 
-    async def tool_round(
-        self, said: str, calls: Sequence[ToolCall], results: Sequence[tuple[str, dict[str, Any]]]
-    ) -> None:
-        """Store the model's tool calls (the round's text with them) and the tools' results."""
+    async def calls(self, calls: Sequence[ToolCall]) -> None:
+        """Store the model's tool calls, with what it said this round, before they run."""
+        said = storable("".join(self.parts))
+        meta = {"tool_calls": [c.model_dump() for c in calls]}
+        await self._append([("assistant", said, meta)])
+        self.parts = []
+
+    async def result(self, content: str, meta: dict[str, Any]) -> None:
+        """Store a tool's result as soon as it is known."""
+        await self._append([("tool", storable(content), meta)])
+
+    async def _append(self, items: list[tuple[Role, str, dict[str, Any]]]) -> None:
         with anyio.CancelScope(shield=True):
             await self._stop_keeping()
-            items: list[tuple[Role, str, dict[str, Any]]] = [
-                ("assistant", said, {"tool_calls": [c.model_dump() for c in calls]}),
-                *(("tool", content, meta) for content, meta in results),
-            ]
             leaf, moved = await self.store.add_messages(
                 self.conversation_id, self.leaf, items, expected=self.head,
                 until=self.until(), replace=self._draft,
@@ -153,7 +178,7 @@ class Answer:
         """Store the answer as it ended; if the store fails, StoreError carries the Reply."""
         with anyio.CancelScope(shield=True):  # an interrupted answer is still stored
             await self._stop_keeping()
-            text = "".join(self.parts)
+            text = storable("".join(self.parts))
             usage = final_usage(self.reported, self.context, text)
             meta = {"sources": [s.model_dump() for s in self.sources]} if self.sources else None
             try:
@@ -163,8 +188,11 @@ class Answer:
                     bot_uid=self.plan.bot.uid, model=self.plan.model, content=text,
                     status=status, error=error, usage=usage, meta=meta,
                 )  # fmt: skip
-            except StoreError as exc:
+            except (StoreError, NotFoundError) as exc:
                 exc.partial = self.reply(None, text, usage, status)
+                if self.head != NOWHERE:  # let the next turn in at once, if it can
+                    with contextlib.suppress(StoreError, NotFoundError):
+                        await self.store.release(self.conversation_id, head=self.head)
                 raise
         self._moved(message_id, moved)
         return self.reply(message_id, text, usage, status)

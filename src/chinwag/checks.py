@@ -15,6 +15,12 @@ def text(value: Any, what: str) -> str:
     """A string that can be stored and sent: no lone surrogates (invalid UTF-16 halves)."""
     if not isinstance(value, str):
         raise InputError(f"{what} must be text (str), not {type(value).__name__}: {value!r:.60}.")
+    nul = value.find("\x00")
+    if nul >= 0:
+        raise InputError(
+            f"{what} holds a NUL character (\\x00) at position {nul}, which cannot be stored: "
+            "remove it."
+        )
     try:
         value.encode("utf-8")
     except UnicodeEncodeError as exc:
@@ -78,6 +84,29 @@ def user(value: Any) -> str | None:
     return name
 
 
+MAX_INT = 2**63 - 1  # what the databases' integer columns hold
+
+
+def storable(data: Any) -> None:
+    """Check that JSON-like data can be stored: every text storable (`text`), every number
+    within the database's range. Iterative, so nesting depth costs no recursion."""
+    pending = [data]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            text(item, "A text in it")
+        elif isinstance(item, bool) or item is None:
+            continue
+        elif isinstance(item, int):
+            if abs(item) > MAX_INT:
+                raise InputError(f"A number of {len(str(abs(item)))} digits is too large to store.")
+        elif isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+
+
 def messages(value: Any) -> Sequence[Mapping[str, Any]]:
     """A chat message list: a list of {'role': ..., 'content': ...} mappings."""
     if isinstance(value, str | bytes) or not isinstance(value, Sequence):
@@ -106,12 +135,24 @@ def _tools(value: Any, what: str) -> Any:
     return value
 
 
+def key(value: Any, what: str) -> str:
+    """A name, slug or uid to look something up by."""
+    if not isinstance(value, str):
+        raise InputError(f"{what} must be a name, slug or uid (str), not {value!r:.60}.")
+    return text(value, what)
+
+
 def _bot(value: Any, what: str) -> Any:
     from chinwag.types import Bot
 
     if value is not None and not isinstance(value, Bot):
-        return text(value, what)
+        return key(value, what)
     return value
+
+
+def bot(value: Any, what: str = "bot") -> Any:
+    """A bot given by uid, slug or name, or as a Bot; None for the default."""
+    return _bot(value, what)
 
 
 # Each turn option that is not a sampling setting (GenerationParams validates those).
@@ -135,15 +176,21 @@ def turn_options(options: Mapping[str, Any]) -> dict[str, Any]:
         checked["user"] = user(checked["user"])
     stop = checked.get("stop")
     if isinstance(stop, str):
-        checked["stop"] = [stop]  # as openai-python accepts it
+        checked["stop"] = stop = [stop]  # as openai-python accepts it
+    if isinstance(stop, list):
+        for i, item in enumerate(stop):
+            text(item, f"stop[{i}]")
     return checked
 
 
 __all__ = [
+    "bot",
     "count",
     "identifier",
+    "key",
     "messages",
     "optional_text",
+    "storable",
     "text",
     "turn_options",
     "user",

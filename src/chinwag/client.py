@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import builtins
 import contextlib
+import os
+import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import Future
 from datetime import UTC, date, datetime, timedelta
@@ -20,7 +22,7 @@ from pydantic import ValidationError
 from chinwag import bots as bot_book, checks
 from chinwag.config import Config
 from chinwag.engine import Engine
-from chinwag.errors import ConflictError, InputError
+from chinwag.errors import ChinwagError, ConflictError, InputError
 from chinwag.plan import TurnOptions
 from chinwag.streams import AsyncStream, Stream
 from chinwag.types import (
@@ -47,6 +49,13 @@ T = TypeVar("T")
 def _config(config: Config | Mapping[str, Any] | None, profile: str | None) -> Config:
     if isinstance(config, Config):
         return config
+    if config is not None and not isinstance(config, Mapping):
+        raise InputError(
+            f"config must be a chinwag.Config or a mapping of dotted keys to values, "
+            f"not {type(config).__name__}: {config!r:.60}."
+        )
+    if profile is not None:
+        checks.key(profile, "profile")
     return Config(config, profile=profile)
 
 
@@ -76,6 +85,8 @@ class AsyncConversations(_Scoped):
         user: str | int | None = None,
     ) -> Conversation:
         """An empty conversation with a bot, and a system prompt of its own if given."""
+        checks.optional_text(system, "system")
+        checks.optional_text(title, "title")
         store, uid, name = await self._user(user, create=True)
         chosen = await self._engine.bot(bot, uid)
         return await store.create_conversation(
@@ -162,6 +173,14 @@ class AsyncConversations(_Scoped):
             messages = data["messages"]
             if not isinstance(messages, list) or not all(isinstance(m, dict) for m in messages):
                 raise ValueError("'messages' must be a list of objects")
+            leaf = data.get("current_message_id")
+            if leaf is not None and not isinstance(leaf, str):
+                raise ValueError("'current_message_id' must be a message id or null")
+            checks.storable(data)
+        except RecursionError:
+            raise InputError(
+                "Not a chinwag conversation export: it is nested too deeply."
+            ) from None
         except ValueError as exc:
             raise InputError(f"Not a chinwag conversation export: {exc}.") from None
         store, uid, name = await self._user(user, create=True)
@@ -200,6 +219,9 @@ class AsyncBots(_Scoped):
     ) -> Bot | None:
         """The bot with this uid, slug or name, or None. A name shared by several bots is
         an error that lists their slugs."""
+        for value, what in ((uid, "uid"), (slug, "slug"), (name, "name")):
+            if value is not None:
+                checks.key(value, what)
         _, user_id, _ = await self._user(user)
         return bot_book.find(
             await self._engine.visible_bots(user_id), uid=uid, slug=slug, name=name
@@ -215,6 +237,8 @@ class AsyncBots(_Scoped):
         self, bot: Bot | None = None, *, user: str | int | None = None, **fields: Any
     ) -> Bot:
         """Save a new bot for the user: a Bot, or its fields (name is enough)."""
+        if bot is not None and not isinstance(bot, Bot):
+            raise InputError(f"bots.create takes a Bot or its fields, not {bot!r:.60}.")
         store, uid, _ = await self._user(user, create=True)
         new = bot if bot is not None else bot_book.bot_from_mapping(fields)
         taken = bot_book.find(await self._engine.visible_bots(uid), slug=new.slug)
@@ -297,6 +321,10 @@ class AsyncTemplates(_Scoped):
         **options: Unpack[TurnOptions],
     ) -> Reply:
         """Send a filled-in template as a turn, with its bot, system prompt and parameters."""
+        if variables is not None and not isinstance(variables, Mapping):
+            raise InputError(
+                f"A template's variables are a mapping of names to values, not {variables!r:.60}."
+            )
         rendered = self.library.render(name, dict(variables or {}))
         turn: dict[str, Any] = rendered.parameters.model_dump(exclude_none=True)
         if rendered.bot is not None:
@@ -504,10 +532,14 @@ class AsyncClient:
     def set_system_prompt(self, model: str, prompt: str | None) -> None:
         """The system prompt for every conversation on `model` (hugchat's setSystemPrompt),
         below per-call, per-conversation and per-bot prompts; None removes it."""
+        checks.key(model, "model")
+        checks.optional_text(prompt, "prompt")
         self.config.set(self.config.key("models", model, "system_prompt"), prompt)
 
     def set_system_prompts(self, prompts: Mapping[str, str | None]) -> None:
         """set_system_prompt for several models at once."""
+        if not isinstance(prompts, Mapping):
+            raise InputError(f"prompts must map model names to prompts, not {prompts!r:.60}.")
         for model, prompt in prompts.items():
             self.set_system_prompt(model, prompt)
 
@@ -821,6 +853,7 @@ class Client:
         self._loop = LoopThread(self._async._background_work, self._async._engine.aclose)
         self._portal = self._loop.portal
         self._closed = False
+        self._pid = os.getpid()
         # A Client dropped unclosed closes itself without blocking whoever dropped it.
         self._finalizer = weakref.finalize(self, self._loop.request_stop, 0.0)
         self.conversations = Conversations(self)
@@ -841,9 +874,12 @@ class Client:
         return self._portal.start_task_soon(call)
 
     def _check_open(self) -> None:
-        if self._closed:
-            from chinwag.errors import ChinwagError
-
+        if os.getpid() != self._pid:
+            raise ChinwagError(
+                "This Client was made in another process (before a fork): its event loop "
+                "did not come along. Create a new Client in this process."
+            )
+        if self._closed or not self._loop.running:
             raise ChinwagError("This Client is closed: create a new one.")
 
     @overload
@@ -867,7 +903,7 @@ class Client:
     def stream(self, prompt: str, **options: Unpack[TurnOptions]) -> Stream:
         """Send one prompt; iterate the returned stream for text as it arrives."""
         self._check_open()
-        return Stream(self._portal, self._async._engine.turn(prompt, **options))
+        return Stream(self._portal, self._async._engine.turn(prompt, **options), self._check_open)
 
     @overload
     def chat(
@@ -908,7 +944,11 @@ class Client:
         """Answer a message list (system prompts, earlier turns, then the user's prompt)."""
         if stream:
             self._check_open()
-            return Stream(self._portal, self._async._engine.turn(messages=messages, **options))
+            return Stream(
+                self._portal,
+                self._async._engine.turn(messages=messages, **options),
+                self._check_open,
+            )
         if not wait:
             return self._submit(lambda: self._async.chat(messages, **options))
         return self._call(lambda: self._async.chat(messages, **options))
@@ -939,6 +979,10 @@ class Client:
             return
         self._closed = True
         self._finalizer.detach()
+        if type(threading.current_thread()).__name__ == "WorkerThread":
+            # Called from a tool, which the loop is waiting for: stop it, do not wait.
+            self._loop.request_stop(grace=30.0)
+            return
         self._loop.stop(grace=30.0, timeout=60.0)
 
     def __enter__(self) -> Client:

@@ -20,7 +20,7 @@ from chinwag.answer import Answer, add_usage
 from chinwag.background import Background
 from chinwag.config import Config
 from chinwag.context import build_context
-from chinwag.errors import ChinwagError, ConfigError, ProviderError, StoreError
+from chinwag.errors import ChinwagError, ConfigError, NotFoundError, ProviderError, StoreError
 from chinwag.plan import Plan
 from chinwag.providers import (
     ChatRequest,
@@ -218,6 +218,7 @@ class Engine:
 
     async def bot(self, bot: str | Bot | None, user_id: int) -> Bot:
         """A bot by uid, slug or name; shared bots resolve without touching the store."""
+        bot = checks.bot(bot)
         if isinstance(bot, Bot):
             return bot
         key = bot or self.config.settings.bot
@@ -272,7 +273,10 @@ class Engine:
         # aclosing, here and below: a stopped turn stops its provider now, not when collected.
         async with contextlib.aclosing(self._answer(answer)) as events:
             async for event in events:
+                answer.paused = True  # until the reader takes the next event
                 yield event
+                answer.paused = False
+                answer.pulled += 1
 
     async def plan(self, request: planning.Request) -> Plan:
         """Read what the turn depends on (user, conversation, bot) and resolve it."""
@@ -399,7 +403,7 @@ class Engine:
         reply: Reply | None
         try:
             reply = await answer.record(status, None if failure is None else str(failure))
-        except StoreError as exc:  # the answer could not be stored: the caller still has it
+        except (StoreError, NotFoundError) as exc:  # not stored: the caller still has it
             failure, reply = exc, exc.partial
         if failure is not None or reply is None:
             assert failure is not None
@@ -459,7 +463,8 @@ class Engine:
                 return
             if rounds == limit:
                 break
-            said, answer.parts = "".join(answer.parts), []
+            said = "".join(answer.parts)
+            await answer.calls(calls)
             extra.append(
                 {
                     "role": "assistant", "content": said or None,
@@ -470,16 +475,13 @@ class Engine:
                     ],
                 }
             )  # fmt: skip
-            results: list[tuple[str, dict[str, Any]]] = []
             for call in calls:
                 yield ToolCallEvent(call=call)
                 content, failed = await _run_tool(plan.tools, call)
                 yield ToolResultEvent(id=call.id, name=call.name, content=content, error=failed)
                 extra.append({"role": "tool", "tool_call_id": call.id, "content": content})
-                results.append(
-                    (content, {"tool_call_id": call.id, "name": call.name, "error": failed})
-                )
-            await answer.tool_round(said, calls, results)
+                meta = {"tool_call_id": call.id, "name": call.name, "error": failed}
+                await answer.result(content, meta)
         raise ProviderError(
             f"The model asked for tools more than {limit} times in one turn, so chinwag "
             "stopped it. Raise tool_rounds to allow more.",
@@ -491,7 +493,7 @@ async def _record_quietly(answer: Answer, error: str) -> None:
     """Record an answer that ends by an exception; a store failure must not mask it."""
     try:
         await answer.record("partial" if answer.parts else "error", error)
-    except StoreError as exc:
+    except (StoreError, NotFoundError) as exc:
         log.warning("could not store the interrupted answer: %s", exc)
 
 

@@ -42,23 +42,27 @@ class _Outcome:
 
 
 class AsyncStream(_Outcome):
-    """`async for text in stream` yields text deltas; `stream.reply` is the final Reply."""
+    """`async for text in stream` yields text deltas; `stream.reply` is the final Reply.
+
+    Its iterators are plain objects over the engine's one generator, so a loop left with
+    `break` leaves nothing behind for the event loop to close but that generator.
+    """
 
     def __init__(self, events: AsyncIterator[Event]) -> None:
         self._events = events
+        self._raise: ChinwagError | None = None  # after an ErrorEvent was handed out
 
-    async def events(self) -> AsyncIterator[Event]:
+    def events(self) -> AsyncIterator[Event]:
         """Every typed event of the turn; a failure arrives as ErrorEvent, then is raised."""
-        async for event in self._events:
-            yield event
-            self._see(event)
+        return _AsyncEvents(self)
 
-    async def __aiter__(self) -> AsyncIterator[str]:
-        async for event in self._events:
-            if type(event) is TextDelta:
-                yield event.text
-            else:
-                self._see(event)
+    def __aiter__(self) -> AsyncIterator[str]:
+        return _AsyncTexts(self)
+
+    async def _next(self) -> Event:
+        if self._raise is not None:
+            raise self._raise
+        return await self._events.__anext__()
 
     async def text(self) -> str:
         """Consume the stream and return the whole answer."""
@@ -79,6 +83,40 @@ class AsyncStream(_Outcome):
         await self.aclose()
 
 
+class _AsyncEvents:
+    def __init__(self, stream: AsyncStream) -> None:
+        self._stream = stream
+
+    def __aiter__(self) -> _AsyncEvents:
+        return self
+
+    async def __anext__(self) -> Event:
+        stream = self._stream
+        event = await stream._next()
+        if type(event) is Done:
+            stream._reply = event.reply
+        elif type(event) is ErrorEvent:
+            stream._reply = event.reply
+            stream._raise = error_from(event)  # raised when the next event is asked for
+        return event
+
+
+class _AsyncTexts:
+    def __init__(self, stream: AsyncStream) -> None:
+        self._stream = stream
+
+    def __aiter__(self) -> _AsyncTexts:
+        return self
+
+    async def __anext__(self) -> str:
+        stream = self._stream
+        while True:
+            event = await stream._next()
+            if type(event) is TextDelta:
+                return event.text
+            stream._see(event)
+
+
 _END = object()
 
 
@@ -94,9 +132,15 @@ class Stream(_Outcome):
 
     READ_AHEAD = 64
 
-    def __init__(self, portal: BlockingPortal, events: AsyncIterator[Event]) -> None:
+    def __init__(
+        self,
+        portal: BlockingPortal,
+        events: AsyncIterator[Event],
+        check_open: Callable[[], None] = lambda: None,
+    ) -> None:
         self._portal = portal
         self._events = events
+        self._check_open = check_open  # the client's: a closed client is an error, not a hang
         self._pump: Future[None] | None = None
         self._buffer: MemoryObjectReceiveStream[Any] | None = None
         self._scope: anyio.CancelScope | None = None
@@ -138,10 +182,12 @@ class Stream(_Outcome):
         """Every typed event of the turn; a failure arrives as ErrorEvent, then is raised."""
         if self._finished:
             return
+        self._check_open()
         if self._buffer is None:
             self._pump, (self._buffer, self._scope) = self._portal.start_task(self._run)
         try:
             while True:
+                self._check_open()
                 for item in self._portal.call(self._take, self._buffer):
                     if item is _END:
                         return
@@ -170,7 +216,8 @@ class Stream(_Outcome):
         if pump is None or pump.done():
             return
         if self._scope is not None:
-            self._portal.call(self._scope.cancel)
+            with contextlib.suppress(RuntimeError):  # the loop stopped: the turn did too
+                self._portal.call(self._scope.cancel)
         with contextlib.suppress(BaseException):  # its outcome was already handed out
             pump.result()
 

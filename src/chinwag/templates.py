@@ -60,7 +60,18 @@ Explain what this code does, step by step{% if language %}; it is {{ language }}
 """,
 }
 
-NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")  # template and workflow names: fullmatch
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")  # template and workflow names
+
+
+def check_name(name: Any, what: str) -> str:
+    """A template's or workflow's name: it must name a file inside its folder."""
+    if not isinstance(name, str) or not NAME.fullmatch(name):
+        raise InputError(
+            f"Invalid {what} name {name!r:.60}: use up to 100 letters, digits, '-', '_' and '.'."
+        )
+    return name
+
+
 MAX_YAML = 1_000_000  # characters a template's front matter or a workflow may expand to
 _FRONT = re.compile(r"\A---\s*\n(.*?)\n---\s*\n?(.*)\Z", re.DOTALL)
 
@@ -186,11 +197,7 @@ class TemplateLibrary:
 
     def path(self, name: str) -> Path:
         """Where template NAME's file is (or would be); refuses a name that leaves the folder."""
-        if not NAME.fullmatch(name):
-            raise InputError(
-                f"Invalid template name {name!r}: use letters, digits, '-', '_' and '.'."
-            )
-        return self.folder / f"{name}.md"
+        return self.folder / f"{check_name(name, 'template')}.md"
 
     def names(self) -> list[str]:
         files = {p.stem for p in self.folder.glob("*.md")} if self.folder.is_dir() else set()

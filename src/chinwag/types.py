@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 
 Role = Literal["system", "user", "assistant", "tool"]
 Status = Literal["complete", "partial", "error"]
@@ -50,9 +50,9 @@ class GenerationParams(_Model):
 class Bot(_Model):
     """A named, saved configuration of provider, model, system prompt and parameters."""
 
-    uid: str
-    slug: str
-    name: str
+    uid: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$")
+    slug: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    name: str = Field(min_length=1, max_length=200)
     description: str = ""
     provider: str | None = None  # None: the configured default provider
     model: str | None = None  # None: the provider's configured default model
@@ -62,6 +62,13 @@ class Bot(_Model):
     search: bool = False
     welcome_message: str | None = None
     avatar_url: str | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _printable(cls, name: str) -> str:
+        if not name.strip() or not name.isprintable():
+            raise ValueError("a name needs visible, printable characters")
+        return name
 
 
 class Message(_Model):

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from chinwag.errors import InputError, NotFoundError
-from chinwag.templates import MAX_YAML, NAME, read_file
+from chinwag.templates import MAX_YAML, check_name, read_file
 
 if TYPE_CHECKING:
     from chinwag.config import Settings
@@ -119,9 +119,7 @@ class WorkflowLibrary:
         return sorted(p.stem for p in self.folder.glob("*.yaml")) if self.folder.is_dir() else []
 
     def get(self, name: str) -> Workflow:
-        if not NAME.fullmatch(name):
-            raise InputError(f"Invalid workflow name {name!r}: use letters, digits, '-', '_', '.'.")
-        path = self.folder / f"{name}.yaml"
+        path = self.folder / f"{check_name(name, 'workflow')}.yaml"
         if not path.is_file():
             known = ", ".join(self.names()) or "none yet"
             raise NotFoundError(f"No workflow {name!r} in {self.folder} (workflows: {known}).")

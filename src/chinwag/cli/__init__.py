@@ -81,8 +81,11 @@ def cli(ctx: click.Context, debug: bool, profile: str | None) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """The console script: one clear line for errors, tracebacks only with --debug."""
+    from chinwag.cli import signals
+
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args
+    signals.install()
     try:
         # Without standalone mode click returns ctx.exit()'s code instead of exiting.
         code = cli.main(args=args, prog_name="chinwag", standalone_mode=False)
@@ -98,11 +101,12 @@ def main(argv: list[str] | None = None) -> None:
         hint = f" See '{ctx.command_path} --help'." if ctx is not None else ""
         click.echo(f"chinwag: {message}{hint}", err=True)
         sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
-        sys.exit(130)
-    except KeyboardInterrupt:
+    except click.exceptions.Abort as exc:  # click's word for an interrupt
+        cause = exc.__cause__
+        sys.exit(signals.exit_code(cause) if isinstance(cause, KeyboardInterrupt) else 130)
+    except KeyboardInterrupt as interrupt:
         click.echo("chinwag: interrupted", err=True)
-        sys.exit(130)
+        sys.exit(signals.exit_code(interrupt))
     except BrokenPipeError:
         sys.exit(0)  # the reader (head, less) went away: nothing more to say
     except Exception as exc:

@@ -15,6 +15,7 @@ from prompt_toolkit.completion import Completer  # this module loads only for `c
 
 from chinwag.cli import client_from
 from chinwag.cli.render import AnswerPrinter
+from chinwag.cli.signals import Terminated
 
 if TYPE_CHECKING:
     from prompt_toolkit.completion import CompleteEvent, Completion
@@ -102,6 +103,8 @@ class Shell:
         while True:
             try:
                 text = self.session.prompt(self.prompt())
+            except Terminated:
+                raise
             except KeyboardInterrupt:
                 continue  # Ctrl-C at the prompt clears the line
             except EOFError:
@@ -154,8 +157,10 @@ class Shell:
                         found = ", ".join(s.url for s in event.results) or event.error or ""
                         printer.add(f"[search {event.step}: {found}]\n\n")
             reply = stream.reply
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as interrupt:
             stream.close()  # waits until the partial answer is stored
+            if isinstance(interrupt, Terminated):
+                raise
             self.say("[stopped: the partial answer is kept]")
         except ChinwagError as exc:
             reply = getattr(exc, "partial", None)

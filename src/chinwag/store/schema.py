@@ -24,6 +24,8 @@ from sqlalchemy.engine import Dialect
 
 # The schema revision this code expects; a test keeps it equal to Alembic's head.
 SCHEMA_REVISION = "0003"
+# Every revision this code can upgrade from, oldest first; a test keeps it equal to Alembic's.
+SCHEMA_REVISIONS = ("0001", "0002", "0003")
 
 
 class UTCDateTime(TypeDecorator[datetime]):

@@ -50,6 +50,7 @@ if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
 from chinwag.store.schema import (
     SCHEMA_REVISION,
+    SCHEMA_REVISIONS,
     bots,
     conversations,
     messages,
@@ -255,9 +256,16 @@ def _move(
         _TAKE_CONVERSATION if take else _MOVE_CONVERSATION,
         {"cid": cid, "expected": expected, "mid": mid, "stamp": stamp, "until": until},
     ).rowcount
-    if not moved:
-        conn.execute(_TOUCH_CONVERSATION, {"cid": cid, "stamp": stamp})
+    if not moved and not conn.execute(_TOUCH_CONVERSATION, {"cid": cid, "stamp": stamp}).rowcount:
+        raise _deleted()
     return bool(moved)
+
+
+def _deleted() -> NotFoundError:
+    return NotFoundError(
+        "The conversation was deleted while chinwag was answering in it, so the answer "
+        "could not be stored; it is on the error's .partial."
+    )
 
 
 class Store:
@@ -281,6 +289,8 @@ class Store:
             from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
         self._insert = insert
         self._inline: Connection | None = None  # SQLite: the loop thread's connection
+        self._file: Path | None = None  # SQLite: the database file, and its identity
+        self._identity: tuple[int, int] | None = None
         self._inline_commits = 0
         # Built once: constructing statements costs more than running them on SQLite.
         add = insert(usage_daily)
@@ -293,12 +303,14 @@ class Store:
     async def open(cls, url: str, *, echo: bool = False, lock_timeout: float = 15.0) -> Store:
         """Connect, and bring the schema up to date if it is behind."""
         given, url = url, normalize_url(url)
+        database: anyio.Path | None = None  # SQLite's file
         engine: Engine | AsyncEngine
         where = _shown(url)
         if url.startswith("sqlite"):
             path = url.split(":///", 1)[1] if ":///" in url else ""
             if path and path != ":memory:":
-                folder = (await anyio.Path(path).expanduser()).parent
+                database = await anyio.Path(path).expanduser()
+                folder = database.parent
                 try:
                     await folder.mkdir(parents=True, exist_ok=True)
                 except OSError as exc:
@@ -317,6 +329,8 @@ class Store:
             )
         store = cls(engine, where=where, lock_timeout=lock_timeout)
         store.url = given
+        if database is not None:
+            store._file = Path(database)
         try:
             await store._migrate()
             if not store.is_async:
@@ -324,6 +338,7 @@ class Store:
                 store._inline.exec_driver_sql("PRAGMA busy_timeout=0")
                 store._inline.exec_driver_sql("PRAGMA wal_autocheckpoint=0")
                 store._inline.commit()
+                store.check_file()  # remembers which file this is
         except BaseException as exc:
             with contextlib.suppress(Exception):
                 await store.close()
@@ -346,7 +361,8 @@ class Store:
     async def _run(self, operation: Callable[[Connection], T]) -> T:
         """Run one operation as one transaction; wait out another program's lock for up to
         lock_timeout seconds; any database failure is a StoreError."""
-        waited_since: float | None = None
+        # SQLite's busy handler already waits inside an attempt: the clock starts now.
+        started = time.monotonic()
         delay = 0.02
         while True:
             try:
@@ -354,8 +370,7 @@ class Store:
             except OperationalError as exc:
                 if not _locked(exc):
                     raise self._error(exc) from None
-                waited_since = waited_since or time.monotonic()
-                if time.monotonic() - waited_since >= self.lock_timeout:
+                if time.monotonic() - started + delay >= self.lock_timeout:
                     raise self._error(exc) from None
             except SQLAlchemyError as exc:
                 raise self._error(exc) from None
@@ -403,10 +418,38 @@ class Store:
         """The revision on disk, or None for an empty database."""
         return await self._run(_revision)
 
+    def check_file(self) -> None:
+        """A SQLite file deleted or replaced under an open store would take every write into
+        the void: refuse, once per turn, before the question is stored."""
+        if self._file is None:
+            return
+        try:
+            found = self._file.stat()
+        except OSError:
+            found = None
+        identity = (found.st_dev, found.st_ino) if found is not None else None
+        if self._identity is None:
+            self._identity = identity
+        elif identity != self._identity:
+            raise StoreError(
+                f"The database file {self.where} was deleted or replaced while chinwag had it "
+                "open, so nothing could be stored there: start chinwag again.",
+                where=self.where,
+            )
+
     async def _migrate(self) -> None:
         # Alembic costs ~0.5 s to import: load it only when the schema is behind.
-        if await self.schema_revision() != SCHEMA_REVISION:
-            await self._run(_upgrade)
+        revision = await self.schema_revision()
+        if revision == SCHEMA_REVISION:
+            return
+        if revision is not None and revision not in SCHEMA_REVISIONS:
+            raise StoreError(
+                f"The database {self.where} has schema {revision!r}, which this chinwag "
+                f"(schema {SCHEMA_REVISION}) does not know: a newer chinwag wrote it. "
+                "Upgrade chinwag, or point store.url at another database.",
+                where=self.where,
+            )
+        await self._run(_upgrade)
 
     # -- users ----------------------------------------------------------------------------
 
@@ -635,6 +678,7 @@ class Store:
             parent_id = mid
         question_id = rows[-1]["id"]
         rows[-1]["meta"] = meta or None
+        self.check_file()
 
         def write(conn: Connection) -> bool | None:
             moved = True
@@ -678,8 +722,9 @@ class Store:
         }  # fmt: skip
 
         def write(conn: Connection) -> bool:
+            moved = _move(conn, conversation_id, expected, mid, stamp, until)  # or NotFound
             conn.execute(_INSERT_MESSAGE, row)
-            return _move(conn, conversation_id, expected, mid, stamp, until)
+            return moved
 
         return mid, await self._write(write)
 
@@ -706,6 +751,11 @@ class Store:
                 else False
             )
         )
+
+    async def release(self, conversation_id: str, *, head: str) -> None:
+        """Stop holding the conversation (a turn that could not record its answer)."""
+        release = {"cid": conversation_id, "expected": head, "until": None}
+        await self._write(lambda conn: conn.execute(_RENEW_LEASE, release))
 
     async def busy(self, conversation_id: str) -> bool:
         """Whether a turn is answering in the conversation now (its lease has not run out)."""
@@ -755,9 +805,10 @@ class Store:
                             meta=first["meta"])
                 )  # fmt: skip
                 inserts = rows[1:]
+            moved = _move(conn, conversation_id, expected, parent_id, stamp, until)
             if inserts:
                 conn.execute(_INSERT_MESSAGE, inserts)
-            return _move(conn, conversation_id, expected, parent_id, stamp, until)
+            return moved
 
         moved = await self._run(write)
         return parent_id, moved
@@ -809,8 +860,11 @@ class Store:
         }
 
         def write(conn: Connection) -> bool:
+            moved = _move(conn, conversation_id, expected, mid, stamp, None)  # and released
             if answer_id is not None:
-                conn.execute(messages.update().where(messages.c.id == mid).values(**answer))
+                update = messages.update().where(messages.c.id == mid).values(**answer)
+                if not conn.execute(update).rowcount:
+                    raise _deleted()
             else:
                 conn.execute(
                     _INSERT_MESSAGE,
@@ -819,7 +873,6 @@ class Store:
                         "parent_id": parent_id, "role": "assistant", "created_at": stamp,
                     },
                 )  # fmt: skip
-            moved = _move(conn, conversation_id, expected, mid, stamp, None)  # released
             conn.execute(self._add_usage, rollup)
             return moved
 
