@@ -116,6 +116,7 @@ async def test_a_plugin_adds_a_search_backend(server: FakeOpenAI) -> None:
 def test_a_plugin_adds_a_command(echo_plugin: PluginSite, run: Runner) -> None:
     assert run("echo", "said", "twice").stdout == "said twice\n"
     assert "Print the words back." in run("--help").stdout
+    assert run("echo", "--profile", "work", "x").stdout == "x\n"  # every command takes it
     listed = run("plugins")
     assert listed.returncode == 0, listed.stdout
     assert listed.stdout.splitlines()[-5:] == [
@@ -199,6 +200,7 @@ def test_built_in_commands_import_no_plugin(plugin_site: PluginSite, run: Runner
     )  # fmt: skip
     assert run("config", "path").returncode == 0
     assert run("hello there").returncode == 0
+    assert run("-b", "default", "hello there").returncode == 0
     assert not marker.exists()
     assert run("--help").returncode == 0  # lists every command: plugins load
     assert marker.read_text() == "x"

@@ -149,9 +149,14 @@ def _accept_command(command: click.Command) -> tuple[str, Any]:
     if not isinstance(command, click.Command):
         raise _Refused(f"{command!r} is not a click command")
     name = _named(command.name, "command")
-    if any(c.isspace() for c in name):  # `chinwag "two words"` is always a prompt
-        raise _Refused(f"a command's name is one word, not {name!r}")
+    if not may_name_command(name):
+        raise _Refused(f"a command's name is one word, not an option: not {name!r}")
     return name, command
+
+
+def may_name_command(word: str) -> bool:
+    """Whether a word can be a command's name: `chinwag "two words"` is always a prompt."""
+    return not word.startswith("-") and not any(c.isspace() for c in word)
 
 
 # How one register(...) call of each hook becomes (name, value); raising refuses it.
@@ -362,6 +367,7 @@ __all__ = [
     "find",
     "hookimpl",
     "hookspec",
+    "may_name_command",
     "registered",
     "reload",
     "report",

@@ -2,7 +2,8 @@
 chinwag.default_plugins) and load on first use, so `chinwag --help` starts fast.
 
 What is not a command is a prompt for `ask`: `chinwag "a prompt"`, `chinwag -b poet
-"a prompt"`, `echo question | chinwag`. Exit codes: 0 ok, 1 error, 2 usage, 130 interrupted.
+"a prompt"`, `echo question | chinwag`. `--profile NAME` goes before the command or
+after it, on every command. Exit codes: 0 ok, 1 error, 2 usage, 130 interrupted.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from chinwag import plugins
 
 DEFAULT_COMMAND = "ask"
 _PROFILE_HELP = "Use a profile from the config file."
-_GROUP_OPTIONS = {"--debug", "--profile", "--help", "-h", "--version"}
 
 
 class LazyCommand(click.Command):
@@ -33,6 +33,26 @@ class LazyCommand(click.Command):
         return command
 
 
+def _set_profile(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    if value is not None:
+        ctx.find_root().ensure_object(dict)["profile"] = value
+
+
+def _with_profile(command: click.Command) -> click.Command:
+    """`--profile NAME` after the command too (`chinwag health --profile work`), in groups
+    and their subcommands, unless the command has a --profile of its own."""
+    if not any(param.name == "profile" for param in command.params):
+        option = click.Option(
+            ["--profile"], metavar="NAME", expose_value=False, callback=_set_profile,
+            help=_PROFILE_HELP,
+        )  # fmt: skip
+        command.params.append(option)
+    if isinstance(command, click.Group):
+        for sub in command.commands.values():
+            _with_profile(sub)
+    return command
+
+
 class ChinwagGroup(click.Group):
     """Commands from the `register_commands` plugin hook; a prompt runs `ask`."""
 
@@ -46,25 +66,16 @@ class ChinwagGroup(click.Group):
         command: click.Command = found.value
         if isinstance(command, LazyCommand):
             command = command.load()
-        return command
+        return _with_profile(command)
 
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        # `chinwag "prompt"` and `chinwag -b poet "prompt"` mean `chinwag ask ...`.
-        index = 0
-        while index < len(args) and args[index] in _GROUP_OPTIONS:
-            index += 2 if args[index] == "--profile" else 1
-        asked_for_help = bool({"--help", "-h", "--version"} & set(args[:index]))
-        if (
-            index < len(args)
-            and not asked_for_help
-            and (
-                any(c.isspace() for c in args[index]) or self.get_command(ctx, args[index]) is None
-            )
-        ):
-            args = [*args[:index], DEFAULT_COMMAND, *args[index:]]
-        elif index == len(args) and not asked_for_help and not sys.stdin.isatty():
-            args = [*args, DEFAULT_COMMAND]  # `echo question | chinwag`
-        return super().parse_args(ctx, args)
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        # Unknown options reach here too (ignore_unknown_options): `-b poet "hi"` is ask's.
+        # An option or words with spaces are never a command: they load no plugin.
+        if not plugins.may_name_command(args[0]) or self.get_command(ctx, args[0]) is None:
+            args = [DEFAULT_COMMAND, *args]
+        return super().resolve_command(ctx, args)
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         limit = formatter.width - 6 - max(len(name) for name in self.list_commands(ctx))
@@ -82,7 +93,7 @@ class ChinwagGroup(click.Group):
 
 @click.group(
     cls=ChinwagGroup,
-    context_settings={"help_option_names": ["-h", "--help"]},
+    context_settings={"help_option_names": ["-h", "--help"], "ignore_unknown_options": True},
     invoke_without_command=True,
 )
 @click.option("--debug", is_flag=True, help="Show tracebacks.")
@@ -95,8 +106,14 @@ def cli(ctx: click.Context, debug: bool, profile: str | None) -> None:
     With no API key it answers with the small embedded model, offline.
     """
     ctx.obj = {"debug": debug, "profile": profile}
-    if ctx.invoked_subcommand is None:
+    if ctx.invoked_subcommand is not None:
+        return
+    if sys.stdin.isatty():
         click.echo(ctx.get_help())
+    else:  # `echo question | chinwag`
+        ask = cli.get_command(ctx, DEFAULT_COMMAND)
+        assert ask is not None
+        ctx.invoke(ask)
 
 
 def main(argv: list[str] | None = None) -> None:
