@@ -58,14 +58,31 @@ def register_model(register):  # not a chinwag hook
     pass
 '''
 
+WRONG_ARGUMENTS = """
+from chinwag.plugins import hookimpl
+
+
+@hookimpl
+def register_tools(add):  # the hook passes `register`
+    pass
+"""
+
 
 @pytest.fixture
 def broken_plugins(echo_plugin: PluginSite) -> PluginSite:
     """Next to the echo plugin: one that fails on import, one whose hooks fail."""
     echo_plugin.install(
         "chinwag-broken",
-        {"broken-import": "chinwag_broken_import", "broken-hooks": "chinwag_broken_hooks"},
-        {"chinwag_broken_import": BROKEN_ON_IMPORT, "chinwag_broken_hooks": BROKEN_HOOKS},
+        {
+            "broken-import": "chinwag_broken_import",
+            "broken-hooks": "chinwag_broken_hooks",
+            "wrong-arguments": "chinwag_wrong_arguments",
+        },
+        {
+            "chinwag_broken_import": BROKEN_ON_IMPORT,
+            "chinwag_broken_hooks": BROKEN_HOOKS,
+            "chinwag_wrong_arguments": WRONG_ARGUMENTS,
+        },
     )
     return echo_plugin
 
@@ -160,6 +177,10 @@ def test_a_broken_plugin_is_reported_and_the_others_keep_working(
             "register_search_backends: search backend 'searxng' is already "
             "registered by plugin 'chinwag'"
         ),
+        "wrong-arguments": (
+            "cannot be loaded: hookimpl definition: register_tools(add); Argument(s) {'add'} "
+            "are declared in the hookimpl but can not be found in the hookspec"
+        ),
     }
     listed = run("plugins")
     assert listed.returncode == 1
@@ -172,7 +193,8 @@ def test_a_broken_plugin_is_reported_and_the_others_keep_working(
     assert shown.returncode == 0
     assert "BROKEN plugin broken-import: cannot be loaded: RuntimeError" in shown.stdout
     assert run("echo", "still", "here").stdout == "still here\n"
-    assert "failed plugins: broken-hooks, broken-import" in run("--help").stdout
+    shown_help = " ".join(run("--help").stdout.split()).replace("- ", "-")  # unwrapped
+    assert "failed plugins: broken-hooks, broken-import, wrong-arguments" in shown_help
 
 
 @pytest.mark.anyio

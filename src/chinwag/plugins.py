@@ -116,7 +116,9 @@ class Plugin:
 
 
 def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
+    text = [line.strip() for line in str(exc).strip().splitlines()]
+    if isinstance(exc, pluggy.PluginValidationError):  # the first line names only the hook
+        return "; ".join(text[1:])
     return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
 
 
