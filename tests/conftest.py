@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
 import signal
 import subprocess
@@ -14,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from chinwag import plugins
 from chinwag.config import Config
 from tests.fake_openai import FakeOpenAI, Script
 from tests.postgres import PostgresMissing, postgres_server as start_postgres
@@ -149,3 +151,50 @@ def default_sigint() -> None:
     """For a child that is sent Ctrl-C: a runner started in the background (nohup, `&`)
     hands its children SIGINT ignored, and the test would test that, not chinwag."""
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+# -- plugins: distributions installed into a directory on the path ----------------------
+
+
+class PluginSite:
+    """A directory on sys.path, and on the `run` command's PYTHONPATH, to install into."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def install(
+        self, dist: str, entry_points: dict[str, str], modules: dict[str, str] | None = None
+    ) -> None:
+        """A distribution naming `entry_points` (name = module) in the `chinwag` group, and
+        the source of any modules it ships."""
+        info = self.root / f"{dist.replace('-', '_')}-1.0.dist-info"
+        info.mkdir()
+        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 1.0\n")
+        lines = "".join(f"{name} = {target}\n" for name, target in entry_points.items())
+        (info / "entry_points.txt").write_text(f"[chinwag]\n{lines}")
+        for name, source in (modules or {}).items():
+            (self.root / f"{name}.py").write_text(source)
+        importlib.invalidate_caches()
+        plugins.reload()  # this process loaded its plugins already, perhaps
+
+
+@pytest.fixture
+def plugin_site(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, run: Runner
+) -> Iterator[PluginSite]:
+    root = tmp_path / "site"
+    root.mkdir()
+    monkeypatch.syspath_prepend(str(root))
+    run.env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(root), run.env.get("PYTHONPATH")]))
+    yield PluginSite(root)
+    for name, module in list(sys.modules.items()):  # the next test's site has its own
+        if str(getattr(module, "__file__", None) or "").startswith(str(root)):
+            del sys.modules[name]
+    plugins.reload()
+
+
+@pytest.fixture
+def echo_plugin(plugin_site: PluginSite) -> PluginSite:
+    """The example plugin, tests/echo_plugin.py, installed as the distribution chinwag-echo."""
+    plugin_site.install("chinwag-echo", {"echo": "tests.echo_plugin"})
+    return plugin_site

@@ -241,6 +241,35 @@ def test_broken_config_files_are_one_line(run: Runner, home: Path) -> None:
     assert "profile 'work'" in _one_line(run("--profile", "work", "hi"), 1)
 
 
+def test_profile_goes_before_or_after_any_command(
+    run: Runner, home: Path, server: FakeOpenAI
+) -> None:
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "config.yaml").write_text("profiles:\n  work:\n    system_prompt: From work.\n")
+    for args in (
+        ("--profile=work", "config", "get", "system_prompt"),
+        ("--profile", "work", "config", "get", "system_prompt"),
+        ("config", "get", "system_prompt", "--profile=work"),
+        ("config", "--profile", "work", "get", "system_prompt"),
+    ):
+        out = run(*args)
+        assert (out.returncode, out.stdout.strip()) == (0, "From work."), args
+    work = {"role": "system", "content": "From work."}
+    for asked, stdin in (
+        (("--profile=work", "hi"), ""),
+        (("--profile=work", "-b", "default", "hi"), ""),
+        (("hi", "--profile=work"), ""),
+        (("ask", "--profile", "work", "hi"), ""),
+        (("--profile=work",), "hi from a pipe"),
+    ):
+        out = run(*asked, stdin=stdin)
+        assert out.returncode == 0, (asked, out.stderr)
+        assert server.requests[-1]["messages"][0] == work, asked
+    assert run("--profile=work", "health").returncode == 0
+    assert "profile 'nope'" in _one_line(run("health", "--profile", "nope"), 1)
+    assert "profile 'nope'" in _one_line(run("--profile=nope", "bots", "list"), 1)
+
+
 def test_a_broken_bot_file_is_listed_and_refused_alone(
     run: Runner, home: Path, server: FakeOpenAI
 ) -> None:

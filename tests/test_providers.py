@@ -1,4 +1,4 @@
-"""The provider registry: built-ins, plugins from entry points, the default's choice."""
+"""The provider registry: built-ins and the default's choice (plugins: test_plugins.py)."""
 
 from __future__ import annotations
 
@@ -9,35 +9,9 @@ import pytest
 
 from chinwag import AsyncClient, Bot, Config, GenerationParams
 from chinwag.errors import ConfigError
-from chinwag.providers import Provider, choose_default, create_provider
+from chinwag.providers import choose_default, create_provider
 from tests.conftest import make_config
 from tests.fake_openai import FakeOpenAI
-
-
-@pytest.fixture
-def echo_plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Install a distribution whose entry point registers the `echo` provider type."""
-    dist = tmp_path / "site" / "chinwag_echo-1.0.dist-info"
-    dist.mkdir(parents=True)
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: chinwag-echo\nVersion: 1.0\n")
-    (dist / "entry_points.txt").write_text(
-        "[chinwag.providers]\necho = tests.echo_plugin:EchoProvider\n"
-    )
-    monkeypatch.syspath_prepend(str(tmp_path / "site"))
-
-
-@pytest.mark.usefixtures("echo_plugin")
-@pytest.mark.anyio
-async def test_a_plugin_provider_is_found_through_its_entry_point() -> None:
-    config = Config({"providers.mine.type": "echo", "providers.mine.model": "echo"})
-    provider = create_provider(config, "mine")
-    assert isinstance(provider, Provider)
-    bot = Bot(uid="echo-bot", slug="echo", name="Echo", provider="mine")
-    async with AsyncClient(config) as client:
-        reply = await client.ask("hi", bot=bot)
-    assert reply.text == "echo: hi"
-    assert reply.provider == "mine"
-    assert reply.usage.estimated  # the plugin reports no usage: chinwag counts
 
 
 def test_an_unknown_provider_type_lists_the_known_ones() -> None:

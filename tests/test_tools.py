@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-from pathlib import Path
 from typing import Literal
 
 import pytest
@@ -12,7 +11,7 @@ from prompt_toolkit.application import create_app_session
 from prompt_toolkit.input import create_pipe_input
 from prompt_toolkit.output import DummyOutput
 
-from chinwag import AsyncClient, Bot, Client, Config
+from chinwag import AsyncClient, Client, Config
 from chinwag.cli.shell import Shell
 from chinwag.errors import ProviderError
 from chinwag.tools import tool
@@ -134,30 +133,6 @@ async def test_the_chain_limit_stops_a_runaway_model(server: FakeOpenAI) -> None
     assert len(server.requests) == 3
     assert [m.role for m in history].count("tool") == 2
     assert history[-1].status == "error"
-
-
-async def test_bots_name_registered_tools(
-    config: Config, server: FakeOpenAI, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    import chinwag.tools
-
-    dist = tmp_path / "site" / "chinwag_tools_demo-1.0.dist-info"
-    dist.mkdir(parents=True)
-    (dist / "METADATA").write_text(
-        "Metadata-Version: 2.1\nName: chinwag-tools-demo\nVersion: 1.0\n"
-    )
-    (dist / "entry_points.txt").write_text("[chinwag.tools]\nadd = tests.test_tools:add\n")
-    monkeypatch.syspath_prepend(str(tmp_path / "site"))
-    monkeypatch.setattr(chinwag.tools, "_registry", None)
-    server.script(Script(tool_calls=[_call("add", {"a": 40, "b": 2})]), Script(text="42"))
-    calculator = Bot(uid="calc", slug="calc", name="Calculator", tools=["add"])
-    async with AsyncClient(config) as client:
-        reply = await client.ask("40 + 2?", bot=calculator)
-    assert reply.text == "42"
-    assert server.requests[-1]["messages"][-1]["content"] == "42"
-    with pytest.raises(Exception, match="No tool named 'nope'"):
-        async with AsyncClient(config) as client:
-            await client.ask("x", bot=Bot(uid="n", slug="n", name="N", tools=["nope"]))
 
 
 def test_the_shell_shows_tool_calls(config: Config, server: FakeOpenAI) -> None:

@@ -191,6 +191,9 @@ class Engine:
             tg.start_soon(check_store)
             for name in names:
                 tg.start_soon(check_provider, name)
+        from chinwag import plugins  # loading them imports their modules: off the loop
+
+        broken_plugins = await anyio.to_thread.run_sync(plugins.broken)
         providers = [results[name] for name in names]
         default_ok = results[default].ok if default in results else False
         # A broken bot file fails only asks with its bot, unless that is the default bot.
@@ -204,6 +207,12 @@ class Engine:
             broken_bots=[
                 ComponentHealth(name=slug, ok=False, latency_ms=None, detail=why)
                 for slug, why in broken.items()
+            ],
+            broken_plugins=[
+                ComponentHealth(
+                    name=p.name, ok=False, latency_ms=None, detail="; ".join(p.problems)
+                )
+                for p in broken_plugins
             ],
         )
 

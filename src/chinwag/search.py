@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 import anyio
 
+from chinwag import plugins
 from chinwag.config import SearchSettings
 from chinwag.errors import ConfigError, ProviderConnectionError, ProviderTimeoutError, ResponseError
 from chinwag.types import Source
@@ -179,12 +180,17 @@ async def _get(client: httpx.AsyncClient, url: httpx.URL, addresses: list[str]) 
 
 
 def create_search(settings: SearchSettings) -> SearchProvider:
-    if settings.provider == "searxng":
-        return SearxngSearch(settings)
-    raise ConfigError(
-        f"Unknown search.provider {settings.provider!r}: chinwag knows searxng.",
-        key="search.provider",
-    )
+    """The backend `search.provider` names: searxng, or one a plugin registered."""
+    found = plugins.find("register_search_backends", settings.provider)
+    if found is None:
+        known = ", ".join(sorted(plugins.registered("register_search_backends")))
+        raise ConfigError(
+            f"Unknown search.provider {settings.provider!r} (known: {known}): install the "
+            f"plugin that provides it{plugins.see_broken('register_search_backends')}.",
+            key="search.provider",
+        )
+    backend: SearchProvider = found.value(settings)
+    return backend
 
 
 def context_block(query: str, sources: list[Source]) -> str:

@@ -10,12 +10,14 @@ first paragraph), and each argument's description from an `Args:` section:
             city: The city's name.
         '''
 
-Bots name tools from a registry fed by the `chinwag.tools` entry point group; a call
-can also pass functions directly: `client.ask(prompt, tools=[weather])`.
+Bots name tools that plugins register (the `register_tools` hook, chinwag.plugins); a
+call can also pass functions directly: `client.ask(prompt, tools=[weather])`.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import inspect
 import json
 import re
@@ -98,28 +100,35 @@ def tool(fn: Callable[..., Any] | Tool) -> Tool:
     return Tool(name=fn.__name__, description=description, parameters=schema, fn=fn)
 
 
-_registry: dict[str, Tool] | None = None
+@functools.cache
+def _registered_tool(fn: Callable[..., Any], name: str) -> Tool:
+    return dataclasses.replace(tool(fn), name=name)
 
 
-def registered() -> dict[str, Tool]:
-    """Tools registered by installed packages (`chinwag.tools` entry points), by name."""
-    global _registry
-    if _registry is None:
-        from importlib.metadata import entry_points
+def registered(name: str) -> Tool:
+    """The tool a plugin registered under `name`; only a tool that is named is built, so
+    one that cannot be built stops only the bots that name it."""
+    from chinwag import plugins
 
-        _registry = {ep.name: tool(ep.load()) for ep in entry_points(group="chinwag.tools")}
-    return _registry
+    found = plugins.find("register_tools", name)
+    if found is None:
+        known = ", ".join(sorted(plugins.registered("register_tools"))) or "none installed"
+        raise ConfigError(
+            f"No tool named {name!r} is registered (tools: {known})"
+            f"{plugins.see_broken('register_tools')}."
+        )
+    try:
+        return _registered_tool(found.value, name)
+    except Exception as exc:  # its schema cannot be made: the plugin's fault, said in one line
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ConfigError(
+            f"The tool {name!r} from plugin {found.plugin!r} cannot be used: {reason}"
+        ) from exc
 
 
 def resolve(named: Iterable[str], given: Iterable[Callable[..., Any] | Tool] | None) -> list[Tool]:
     """A bot's tools (by registered name) and a call's (functions), one per name."""
-    tools: dict[str, Tool] = {}
-    for name in named:
-        found = registered().get(name)
-        if found is None:
-            known = ", ".join(sorted(registered())) or "none installed"
-            raise ConfigError(f"No tool named {name!r} is registered (tools: {known}).")
-        tools[name] = found
+    tools = {name: registered(name) for name in named}
     for item in given or ():
         if not callable(item) and not isinstance(item, Tool):
             raise InputError(f"tools= takes functions, not {item!r}.")

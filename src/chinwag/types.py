@@ -195,6 +195,7 @@ class Health(_Model):
     store: ComponentHealth
     providers: list[ComponentHealth]
     broken_bots: list[ComponentHealth] = []  # bot files that cannot be used, and why
+    broken_plugins: list[ComponentHealth] = []  # plugins that failed to load, and why
 
 
 # Events of a turn. Text deltas are the hot path: plain frozen models, no nested validation.

@@ -1,6 +1,9 @@
-"""The `chinwag` command. Subcommands load on first use, so `chinwag --help` starts fast.
+"""The `chinwag` command. Its commands come from plugins (chinwag's own are registered by
+chinwag.default_plugins) and load on first use, so `chinwag --help` starts fast.
 
-Exit codes: 0 ok, 1 error, 2 usage, 130 interrupted.
+What is not a command is a prompt for `ask`: `chinwag "a prompt"`, `chinwag -b poet
+"a prompt"`, `echo question | chinwag`. `--profile NAME` goes before the command or
+after it, on every command. Exit codes: 0 ok, 1 error, 2 usage, 130 interrupted.
 """
 
 from __future__ import annotations
@@ -11,62 +14,90 @@ from typing import Any
 
 import click
 
-# name -> (module:attribute, one-line help shown before anything is imported)
-COMMANDS: dict[str, tuple[str, str]] = {
-    "ask": ("chinwag.cli.ask:ask", "Answer a prompt (the default command)."),
-    "chat": ("chinwag.cli.shell:chat", "An interactive chat shell."),
-    "bots": ("chinwag.cli.bots:bots", "List, show, add, edit, remove and export bots."),
-    "conversations": (
-        "chinwag.cli.conversations:conversations",
-        "List, show, remove, rename, export and import conversations.",
-    ),
-    "template": ("chinwag.cli.templates:template", "List, show, run and edit prompt templates."),
-    "workflow": ("chinwag.cli.workflows:workflow", "List, show and run workflows."),
-    "stats": ("chinwag.cli.stats:stats", "Usage in tokens and words, per day."),
-    "config": ("chinwag.cli.configure:config", "Show, get, set and edit settings."),
-    "models": ("chinwag.cli.status:models", "The models of each configured provider."),
-    "health": ("chinwag.cli.status:health", "The default provider and what is reachable."),
-}
-_GROUP_OPTIONS = {"--debug", "--profile", "--help", "-h", "--version"}
+from chinwag import plugins
+
+DEFAULT_COMMAND = "ask"
+_PROFILE_HELP = "Use a profile from the config file."
 
 
-class LazyGroup(click.Group):
-    """Imports a subcommand only when it runs; a bare prompt runs `ask`."""
+class LazyCommand(click.Command):
+    """A command known by its name and help until it runs: then its module is imported."""
 
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        return list(COMMANDS)
+    def __init__(self, name: str, target: str, short_help: str) -> None:
+        super().__init__(name, short_help=short_help)
+        self.target = target  # "module:attribute"
 
-    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
-        if name not in COMMANDS:
-            return None
-        module, _, attr = COMMANDS[name][0].partition(":")
+    def load(self) -> click.Command:
+        module, _, attr = self.target.partition(":")
         command: click.Command = getattr(import_module(module), attr)
         return command
 
-    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        with formatter.section("Commands"):
-            formatter.write_dl([(name, short) for name, (_, short) in COMMANDS.items()])
 
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        # `chinwag "prompt"` and `chinwag -b poet "prompt"` mean `chinwag ask ...`.
-        index = 0
-        while index < len(args) and args[index] in _GROUP_OPTIONS:
-            index += 2 if args[index] == "--profile" else 1
-        asked_for_help = bool({"--help", "-h", "--version"} & set(args[:index]))
-        if index < len(args) and args[index] not in COMMANDS and not asked_for_help:
-            args = [*args[:index], "ask", *args[index:]]
-        elif index == len(args) and not asked_for_help and not sys.stdin.isatty():
-            args = [*args, "ask"]  # `echo question | chinwag`
-        return super().parse_args(ctx, args)
+def _set_profile(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    if value is not None:
+        ctx.find_root().ensure_object(dict)["profile"] = value
+
+
+def _with_profile(command: click.Command) -> click.Command:
+    """`--profile NAME` after the command too (`chinwag health --profile work`), in groups
+    and their subcommands, unless the command has a --profile of its own."""
+    if not any(param.name == "profile" for param in command.params):
+        option = click.Option(
+            ["--profile"], metavar="NAME", expose_value=False, callback=_set_profile,
+            help=_PROFILE_HELP,
+        )  # fmt: skip
+        command.params.append(option)
+    if isinstance(command, click.Group):
+        for sub in command.commands.values():
+            _with_profile(sub)
+    return command
+
+
+class ChinwagGroup(click.Group):
+    """Commands from the `register_commands` plugin hook; a prompt runs `ask`."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(plugins.registered("register_commands"))
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        found = plugins.find("register_commands", name)
+        if found is None:
+            return None
+        command: click.Command = found.value
+        if isinstance(command, LazyCommand):
+            command = command.load()
+        return _with_profile(command)
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        # Unknown options reach here too (ignore_unknown_options): `-b poet "hi"` is ask's.
+        # An option or words with spaces are never a command: they load no plugin.
+        if not plugins.may_name_command(args[0]) or self.get_command(ctx, args[0]) is None:
+            args = [DEFAULT_COMMAND, *args]
+        return super().resolve_command(ctx, args)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        limit = formatter.width - 6 - max(len(name) for name in self.list_commands(ctx))
+        rows = [
+            (name, found.value.get_short_help_str(limit))
+            for name, found in plugins.registered("register_commands").items()
+        ]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+        failed = plugins.see_broken("register_commands").removeprefix("; ")
+        if failed:
+            formatter.write_paragraph()
+            formatter.write_text(f"Some plugins did not load; {failed}.")
 
 
 @click.group(
-    cls=LazyGroup,
-    context_settings={"help_option_names": ["-h", "--help"]},
+    cls=ChinwagGroup,
+    context_settings={"help_option_names": ["-h", "--help"], "ignore_unknown_options": True},
     invoke_without_command=True,
 )
 @click.option("--debug", is_flag=True, help="Show tracebacks.")
-@click.option("--profile", metavar="NAME", help="Use a profile from the config file.")
+@click.option("--profile", metavar="NAME", help=_PROFILE_HELP)
 @click.version_option(package_name="chinwag", message="chinwag %(version)s")
 @click.pass_context
 def cli(ctx: click.Context, debug: bool, profile: str | None) -> None:
@@ -75,8 +106,14 @@ def cli(ctx: click.Context, debug: bool, profile: str | None) -> None:
     With no API key it answers with the small embedded model, offline.
     """
     ctx.obj = {"debug": debug, "profile": profile}
-    if ctx.invoked_subcommand is None:
+    if ctx.invoked_subcommand is not None:
+        return
+    if sys.stdin.isatty():
         click.echo(ctx.get_help())
+    else:  # `echo question | chinwag`
+        ask = cli.get_command(ctx, DEFAULT_COMMAND)
+        assert ask is not None
+        ctx.invoke(ask)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,6 +1,8 @@
-"""`chinwag models` and `chinwag health`."""
+"""`chinwag models`, `chinwag health` and `chinwag plugins`."""
 
 from __future__ import annotations
+
+import sys
 
 import click
 
@@ -32,5 +34,24 @@ def health(ctx: click.Context) -> None:
         click.echo(f"  {mark} {part.name:10s} {latency}  {part.detail}")
     for bot in report.broken_bots:
         click.echo(f"  BROKEN bot {bot.name}: {bot.detail}")
+    for plugin in report.broken_plugins:
+        click.echo(f"  BROKEN plugin {plugin.name}: {plugin.detail}")
     if not report.ok:
         ctx.exit(1)
+
+
+@click.command()
+def plugins() -> None:
+    """The plugins: what each registers, and why any failed. Exit 1 if one did."""
+    from chinwag import plugins as registry
+
+    found = registry.report()
+    for plugin in found:
+        mark = "" if plugin.ok else "BROKEN "
+        click.echo(f"{mark}{plugin.name} ({plugin.source})")
+        for kind, names in plugin.registered.items():
+            click.echo(f"  {kind}: {', '.join(names)}")
+        for problem in plugin.problems:
+            click.echo(f"  failed: {problem}")
+    if not all(plugin.ok for plugin in found):
+        sys.exit(1)

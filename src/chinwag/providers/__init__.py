@@ -1,15 +1,14 @@
-"""Model providers: the protocol, the registry and the choice of the default one.
+"""Model providers: the protocol, creating one from config, and the choice of the default.
 
-Providers register under the `chinwag.providers` entry point group as
-`type = "package.module:Factory"`, where Factory(name, settings, paths) returns a Provider.
+Provider types are registered through the `register_providers` plugin hook
+(chinwag.plugins): `openai` and `local` by chinwag itself, more by installed plugins.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from importlib import import_module
+from typing import TYPE_CHECKING
 
-from chinwag.config import Config, Paths, ProviderSettings
+from chinwag.config import Config
 from chinwag.errors import ConfigError
 from chinwag.providers.base import (
     ChatRequest,
@@ -20,6 +19,9 @@ from chinwag.providers.base import (
     ToolCalls,
 )
 from chinwag.types import TextDelta, UsageEvent
+
+if TYPE_CHECKING:
+    from chinwag.plugins import ProviderFactory
 
 __all__ = [
     "ChatRequest",
@@ -34,36 +36,21 @@ __all__ = [
     "create_provider",
 ]
 
-ProviderFactory = Callable[[str, ProviderSettings, Paths], Provider]
-
-# Built-ins resolve without scanning entry points, which costs tens of milliseconds.
-_BUILTIN = {
-    "openai": "chinwag.providers.openai:OpenAIProvider",
-    "local": "chinwag.providers.local:LocalProvider",
-}
-
-
-def _load(target: str) -> ProviderFactory:
-    module, _, attr = target.partition(":")
-    factory: ProviderFactory = getattr(import_module(module), attr)
-    return factory
-
 
 def _factory(type_name: str) -> ProviderFactory:
-    if type_name in _BUILTIN:
-        return _load(_BUILTIN[type_name])
-    from importlib.metadata import entry_points
+    from chinwag import plugins  # pluggy loads with the first provider, not with the client
 
-    found = {ep.name: ep for ep in entry_points(group="chinwag.providers")}
-    if type_name not in found:
-        known = ", ".join(sorted(set(_BUILTIN) | set(found)))
+    found = plugins.find("register_providers", type_name)
+    if found is None:
+        known = ", ".join(sorted(plugins.registered("register_providers")))
+        failed = plugins.see_broken("register_providers")
         raise ConfigError(
-            f"Unknown provider type {type_name!r} (known: {known}). "
-            f"Install the plugin that provides it or fix the 'type' of the provider.",
+            f"Unknown provider type {type_name!r} (known: {known}). Install the plugin that "
+            f"provides it or fix the 'type' of the provider{failed}.",
             key="type",
             value=type_name,
         )
-    factory: ProviderFactory = found[type_name].load()
+    factory: ProviderFactory = found.value
     return factory
 
 
