@@ -48,7 +48,7 @@ async def test_a_workflow_runs_its_steps_and_stores_each(
     async with AsyncClient(config) as client:
         await client.templates.save("explain", "---\nsystem: Be clear.\n---\nExplain {{ point }}")
         result = await client.workflows.run(
-            "outline", topic="tea", _progress=lambda step, what: progress.append((step, what))
+            "outline", topic="tea", on_step=lambda step, what: progress.append((step, what))
         )
         conversations = await client.conversations.list()
     sent = [r["messages"][-1]["content"] for r in server.requests]

@@ -6,20 +6,23 @@ and cannot take a built-in or file bot's slug, so a slug always means one bot.
 
 from __future__ import annotations
 
+import builtins
 import re
 import uuid
 from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import ValidationError
 
+from chinwag import checks
 from chinwag.config import read_yaml
-from chinwag.errors import ConfigError, InputError, NotFoundError
+from chinwag.errors import ConfigError, ConflictError, InputError, NotFoundError
 from chinwag.types import Bot
 
 if TYPE_CHECKING:
     from chinwag.config import Config
+    from chinwag.store import Store
 
 # Stable across installs, so stored conversations keep pointing at it.
 DEFAULT_BOT = Bot(
@@ -49,9 +52,7 @@ def bot_from_mapping(data: dict[str, Any], *, default_slug: str | None = None) -
     try:
         return Bot.model_validate(data)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        key = ".".join(str(p) for p in err["loc"])
-        raise InputError(f"Invalid bot field {key} = {err.get('input')!r}: {err['msg']}.") from None
+        raise InputError(f"Invalid bot field {checks.problem(exc, value=True)}") from None
 
 
 class BotFiles:
@@ -164,3 +165,106 @@ def resolve(bots: Iterable[Bot], key: str) -> Bot | None:
 def not_found(key: str, bots: Iterable[Bot]) -> NotFoundError:
     slugs = ", ".join(sorted(b.slug for b in bots))
     return NotFoundError(f"No bot {key!r}. Known bots: {slugs}.")
+
+
+class Resolver(Protocol):
+    """What the bots API needs of the engine (which itself uses this module to find bots)."""
+
+    bot_files: BotFiles
+
+    async def scope(self, user: Any, *, create: bool = False) -> tuple[Store, int, str]: ...
+
+    async def bot(self, bot: str | Bot | None, user_id: int) -> Bot: ...
+
+    async def visible_bots(self, user_id: int) -> builtins.list[Bot]: ...
+
+    def shared_bots(self) -> tuple[Bot, ...]: ...
+
+
+class Bots:
+    """Bots: built-in, from YAML files in the config dir, and saved by the user
+    (`client.bots`)."""
+
+    def __init__(self, engine: Resolver) -> None:
+        self._engine = engine
+
+    async def list(self, *, user: str | int | None = None) -> builtins.list[Bot]:
+        _, uid, _ = await self._engine.scope(user)
+        return await self._engine.visible_bots(uid)
+
+    async def get(
+        self,
+        *,
+        uid: str | None = None,
+        slug: str | None = None,
+        name: str | None = None,
+        user: str | int | None = None,
+    ) -> Bot | None:
+        """The bot with this uid, slug or name, or None. A name shared by several bots is
+        an error that lists their slugs."""
+        for value, what in ((uid, "uid"), (slug, "slug"), (name, "name")):
+            if value is not None:
+                checks.key(value, what)
+        _, user_id, _ = await self._engine.scope(user)
+        return find(await self._engine.visible_bots(user_id), uid=uid, slug=slug, name=name)
+
+    async def find(self, key: str | None = None, *, user: str | int | None = None) -> Bot:
+        """The bot whose uid, slug or name is `key` (the default bot if None); NotFoundError,
+        listing the known slugs, if there is none."""
+        _, uid, _ = await self._engine.scope(user)
+        return await self._engine.bot(key, uid)
+
+    async def create(
+        self, bot: Bot | None = None, *, user: str | int | None = None, **fields: Any
+    ) -> Bot:
+        """Save a new bot for the user: a Bot, or its fields (name is enough). A slug means
+        one bot: a saved bot cannot take a built-in or file bot's slug, nor any uid taken."""
+        if bot is not None and not isinstance(bot, Bot):
+            raise InputError(f"bots.create takes a Bot or its fields, not {bot!r:.60}.")
+        store, uid, _ = await self._engine.scope(user, create=True)
+        new = bot if bot is not None else bot_from_mapping(fields)
+        if find(await self._engine.visible_bots(uid), slug=new.slug) is not None:
+            raise ConflictError(
+                f"A bot with slug {new.slug!r} exists already: choose another slug."
+            )
+        if any(b.uid == new.uid for b in self._engine.shared_bots()):
+            raise ConflictError(
+                f"The bot uid {new.uid!r} is taken: leave uid out to get a new one."
+            )
+        await store.save_bot(uid, new, new=True)
+        return new
+
+    async def update(self, key: str, *, user: str | int | None = None, **changes: Any) -> Bot:
+        """Change fields of one of the user's saved bots (by uid, slug or name)."""
+        store, uid, _ = await self._engine.scope(user)
+        current = await self._saved(key, uid)
+        new_slug = changes.get("slug", current.slug)
+        visible = await self._engine.visible_bots(uid)
+        if new_slug != current.slug and find(visible, slug=new_slug):
+            raise ConflictError(f"A bot with slug {new_slug!r} exists already.")
+        updated = bot_from_mapping({**current.model_dump(), **changes, "uid": current.uid})
+        await store.save_bot(uid, updated)
+        return updated
+
+    async def delete(self, key: str, *, user: str | int | None = None) -> None:
+        """Delete one of the user's saved bots."""
+        store, uid, _ = await self._engine.scope(user)
+        await store.delete_bot(uid, (await self._saved(key, uid)).uid)
+
+    async def export(self, key: str, *, user: str | int | None = None) -> str:
+        """The bot as YAML, ready for a file in the config dir's bots/ folder."""
+        import yaml
+
+        _, uid, _ = await self._engine.scope(user)
+        bot = await self._engine.bot(key, uid)
+        data = bot.model_dump(mode="json", exclude_defaults=True)
+        data = {"uid": bot.uid, "slug": bot.slug, "name": bot.name, **data}
+        return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+
+    async def _saved(self, key: str, user_id: int) -> Bot:
+        bot = await self._engine.bot(key, user_id)
+        if bot in self._engine.shared_bots():
+            origin = self._engine.bot_files.origin.get(bot.uid)
+            where = f"edit {origin}" if origin else "it is built in; create your own instead"
+            raise InputError(f"Bot {bot.slug!r} cannot be changed here: {where}.")
+        return bot

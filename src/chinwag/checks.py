@@ -4,9 +4,12 @@ TypeError, UnicodeEncodeError or database error from deep inside."""
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chinwag.errors import ChinwagError, InputError
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
 
 MAX_USER_NAME = 200  # the users table's column
 
@@ -30,6 +33,15 @@ def text(value: Any, what: str) -> str:
             "text with errors='replace'."
         ) from None
     return value
+
+
+def problem(exc: ValidationError, *, value: bool = False, prefix: str = "") -> str:
+    """A pydantic ValidationError as one line: its first problem, where, and (with `value`)
+    the value given, e.g. `params.temperature = 3: Input should be less than or equal to 2.`"""
+    err = exc.errors()[0]
+    where = prefix + ".".join(str(p) for p in err["loc"])
+    given = f" = {err.get('input')!r:.60}" if value else ""
+    return f"{where}{given}: {err['msg']}."
 
 
 def utf8(raw: bytes, where: str, error: type[ChinwagError] = InputError) -> str:
@@ -190,6 +202,7 @@ __all__ = [
     "key",
     "messages",
     "optional_text",
+    "problem",
     "storable",
     "text",
     "turn_options",

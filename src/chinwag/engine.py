@@ -240,6 +240,12 @@ class Engine:
                 raise bot_book.not_found(key, visible)
         return found
 
+    async def scope(self, user: Any, *, create: bool = False) -> tuple[Store, int, str]:
+        """The store, and the user a call acts for (the default one if None); only writes
+        store a new user (`create`)."""
+        uid, name = await self.user_id(user, create=create)
+        return await self.store(), uid, name
+
     async def user_id(self, user: Any, *, create: bool = False) -> tuple[int, str]:
         """The user's id and name; a user is stored on the first write, never on a read."""
         name = checks.user(user) or self.config.settings.user

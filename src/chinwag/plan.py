@@ -253,10 +253,7 @@ def _params(bot: Bot, options: Mapping[str, Any]) -> GenerationParams:
             **{name: options.get(name) for name in GenerationParams.model_fields}
         )
     except ValidationError as exc:
-        err = exc.errors()[0]
-        raise InputError(
-            f"Invalid {err['loc'][0]}={err.get('input')!r:.60}: {err['msg']}."
-        ) from None
+        raise InputError(f"Invalid {checks.problem(exc, value=True)}") from None
     max_words = options.get("max_words")
     if max_words is not None:
         if isinstance(max_words, bool) or not isinstance(max_words, int) or max_words <= 0:

@@ -41,6 +41,14 @@ class _Outcome:
         return self._reply
 
 
+async def complete(events: AsyncIterator[Event]) -> Reply:
+    """Run a turn to its end: its Reply, or its error raised."""
+    stream = AsyncStream(events)
+    async for _ in stream.events():
+        pass
+    return stream.reply
+
+
 class AsyncStream(_Outcome):
     """`async for text in stream` yields text deltas; `stream.reply` is the final Reply.
 
@@ -135,11 +143,11 @@ class Stream(_Outcome):
     def __init__(
         self,
         portal: BlockingPortal,
-        events: AsyncIterator[Event],
+        source: AsyncStream,
         check_open: Callable[[], None] = lambda: None,
     ) -> None:
         self._portal = portal
-        self._events = events
+        self._source = source
         self._check_open = check_open  # the client's: a closed client is an error, not a hang
         self._pump: Future[None] | None = None
         self._buffer: MemoryObjectReceiveStream[Any] | None = None
@@ -152,15 +160,13 @@ class Stream(_Outcome):
             task_status.started((receive, scope))
             async with send:
                 try:
-                    async for event in self._events:
+                    async for event in self._source._events:
                         await send.send(event)
                 except Exception as exc:
                     await send.send(exc)
                 finally:
                     with anyio.CancelScope(shield=True):
-                        aclose = getattr(self._events, "aclose", None)
-                        if aclose is not None:
-                            await aclose()
+                        await self._source.aclose()
 
     @staticmethod
     async def _take(buffer: MemoryObjectReceiveStream[Any]) -> list[Any]:

@@ -18,17 +18,22 @@ bounds of time and size (chinwag.sandbox), so none can hang or fill memory.
 
 from __future__ import annotations
 
+import builtins
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from chinwag import checks
 from chinwag.errors import InputError, NotFoundError
-from chinwag.types import GenerationParams
+from chinwag.types import GenerationParams, Reply
 
 if TYPE_CHECKING:
     from chinwag.config import Config, TemplateSettings
+    from chinwag.engine import Engine
+    from chinwag.plan import TurnOptions
 
 BUILTIN: dict[str, str] = {
     "summarize": """---
@@ -134,9 +139,7 @@ def parse(name: str, text: str, source: str) -> Template:
     try:
         template = Template.model_validate({**meta, "name": name, "body": body, "source": source})
     except ValidationError as exc:
-        err = exc.errors()[0]
-        key = ".".join(str(p) for p in err["loc"])
-        raise InputError(f"Template {name!r} ({source}): {key}: {err['msg']}.") from None
+        raise InputError(f"Template {name!r} ({source}): {checks.problem(exc)}") from None
     env = Sandbox()
     for part in (template.body, template.system, template.title):
         if part:
@@ -238,3 +241,76 @@ class TemplateLibrary:
         self.folder.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")
         return template
+
+
+def turn_options(rendered: Rendered | None, given: Mapping[str, Any]) -> dict[str, Any]:
+    """A turn's options from a filled-in template, by one rule everywhere (the library, the
+    shell's /template, workflow steps): what the caller gives (not None) wins, and the
+    template's bot, system prompt and parameters fill in the rest."""
+    options: dict[str, Any] = {}
+    if rendered is not None:
+        options.update(rendered.parameters.model_dump(exclude_none=True))
+        if rendered.bot is not None:
+            options["bot"] = rendered.bot
+        if rendered.system is not None:
+            options["system"] = rendered.system
+    options.update({k: v for k, v in given.items() if v is not None})
+    return options
+
+
+def variables_of_call(name: str, given: Any, more: Mapping[str, Any]) -> dict[str, Any]:
+    """A template's (or workflow's) variables: a mapping, keyword arguments, or both."""
+    if given is not None and not isinstance(given, Mapping):
+        raise InputError(
+            f"{name!r}: variables are a mapping of names to values, not {given!r:.60}; "
+            "or pass them as keyword arguments."
+        )
+    return {**(given or {}), **more}
+
+
+class Templates:
+    """Prompt templates: built-in, and Markdown files in `<config dir>/templates/`
+    (`client.templates`)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self.library = TemplateLibrary(engine.config.paths.config_dir / "templates", engine.config)
+
+    async def list(self) -> builtins.list[Template]:
+        return self.library.all()
+
+    async def get(self, name: str) -> Template:
+        return self.library.get(name)
+
+    async def save(self, name: str, text: str) -> Template:
+        """Check a template's text (front matter and Jinja2) and store it as NAME.md."""
+        return self.library.save(name, text)
+
+    async def render(
+        self, name: str, variables: Mapping[str, Any] | None = None, /, **more: Any
+    ) -> Rendered:
+        """Fill a template in, in the sandbox; missing variables are named. Variables come
+        as a mapping, as keyword arguments, or both."""
+        return self.library.render(name, variables_of_call(name, variables, more))
+
+    async def run(
+        self,
+        name: str,
+        variables: Mapping[str, Any] | None = None,
+        /,
+        *,
+        options: TurnOptions | None = None,
+        **more: Any,
+    ) -> Reply:
+        """Send a filled-in template as a turn, with its bot, system prompt and parameters;
+        `options` (bot, user, conversation, temperature...) win over the template's."""
+        from chinwag.streams import complete
+
+        rendered = await self.render(name, variables, **more)
+        given = dict(options or {})
+        turn = self._engine.turn(rendered.prompt, stream=False, **turn_options(rendered, given))
+        reply = await complete(turn)
+        if rendered.title and given.get("conversation") is None:
+            store, uid, user = await self._engine.scope(given.get("user"), create=True)
+            await store.rename_conversation(uid, user, reply.conversation_id, rendered.title)
+        return reply

@@ -24,6 +24,7 @@ and evaluates every expression in Jinja2's sandbox, the same as templates.
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from itertools import islice
 from pathlib import Path
@@ -31,12 +32,14 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from chinwag import checks
 from chinwag.errors import InputError, NotFoundError
-from chinwag.templates import MAX_YAML, check_name, read_file
+from chinwag.templates import MAX_YAML, check_name, read_file, turn_options, variables_of_call
 
 if TYPE_CHECKING:
     from chinwag.config import Settings
-    from chinwag.templates import Rendered
+    from chinwag.engine import Engine
+    from chinwag.templates import Rendered, Templates
     from chinwag.types import Reply
 
 
@@ -100,9 +103,7 @@ def parse(name: str, text: str, source: str) -> Workflow:
     try:
         workflow = Workflow.model_validate({**data, "name": name, "source": source})
     except ValidationError as exc:
-        err = exc.errors()[0]
-        where = ".".join(str(p) for p in err["loc"])
-        raise InputError(f"Workflow {name!r} ({source}): {where}: {err['msg']}.") from None
+        raise InputError(f"Workflow {name!r} ({source}): {checks.problem(exc)}") from None
     names = [s.name for s in workflow.steps]
     if len(set(names)) != len(names):
         raise InputError(f"Workflow {name!r} ({source}): step names must differ.")
@@ -222,20 +223,17 @@ async def run(
         result = StepResult(name=step.name)
         for n, item in enumerate(items, 1):
             local = {**scope, "item": item, "index": n}
+            rendered = None
             if step.template is not None:
                 variables = {k: expressions.fill(v, local) if isinstance(v, str) else v
                              for k, v in step.variables.items()}  # fmt: skip
                 rendered = render_template(step.template, variables)
-                prompt, system = rendered.prompt, rendered.system
-                options = rendered.parameters.model_dump(exclude_none=True)
-                bot = step.bot or rendered.bot
+                prompt = rendered.prompt
             else:
                 assert step.prompt is not None
                 prompt = expressions.fill(step.prompt, local)
-                system, options, bot = None, {}, step.bot
-            if step.system is not None:
-                system = expressions.fill(step.system, local)
-            options.update({k: v for k, v in {"bot": bot, "system": system}.items() if v})
+            system = expressions.fill(step.system, local) if step.system is not None else None
+            options = turn_options(rendered, {"bot": step.bot, "system": system})
             if progress:
                 where = f" {n}/{len(items)}" if step.loop is not None else ""
                 progress(step.name, f"running{where}")
@@ -247,3 +245,53 @@ async def run(
         if progress:
             progress(step.name, "done")
     return WorkflowResult(name=workflow.name, steps=results)
+
+
+class Workflows:
+    """Workflows: YAML lists of steps in `<config dir>/workflows/`, run by chinwag
+    (`client.workflows`)."""
+
+    def __init__(self, engine: Engine, templates: Templates) -> None:
+        self._engine = engine
+        self.library = WorkflowLibrary(engine.config.paths.config_dir / "workflows")
+        self._templates = templates
+
+    async def list(self) -> builtins.list[str]:
+        return self.library.names()
+
+    async def get(self, name: str) -> Workflow:
+        return self.library.get(name)
+
+    async def run(
+        self,
+        name: str,
+        args: Mapping[str, Any] | None = None,
+        /,
+        *,
+        user: str | int | None = None,
+        on_step: Progress | None = None,
+        **more: Any,
+    ) -> WorkflowResult:
+        """Run a workflow with its arguments (a mapping, keyword arguments, or both); each
+        step's turn is stored as a conversation titled '<workflow> / <step>', for `user`.
+        `on_step(step, what)` hears of each step as it starts, is skipped and ends."""
+        from chinwag.streams import complete
+
+        workflow = self.library.get(name)
+        store, uid, who = await self._engine.scope(user, create=True)
+
+        async def ask(step: str, prompt: str, options: dict[str, Any]) -> Reply:
+            turn = self._engine.turn(prompt, stream=False, user=user, **options)
+            reply = await complete(turn)
+            title = f"{workflow.name} / {step}"
+            await store.rename_conversation(uid, who, reply.conversation_id, title)
+            return reply
+
+        return await run(
+            workflow,
+            variables_of_call(name, args, more),
+            ask,
+            self._templates.library.render,
+            on_step,
+            self._engine.config.settings,
+        )

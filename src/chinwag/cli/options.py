@@ -1,4 +1,4 @@
-"""Options shared by the commands that send a turn (ask, chat)."""
+"""Options shared by the commands: turn settings (-o), template and workflow variables (-v, -a)."""
 
 from __future__ import annotations
 
@@ -45,3 +45,19 @@ def yaml_value(raw: str, given: str, param_hint: str) -> Any:
             "text (in quotes if it starts with [ { : or #) or a list like [a, b].",
             param_hint=param_hint,
         ) from None
+
+
+def parse_variables(pairs: Iterable[str], param_hint: str = "-v") -> dict[str, Any]:
+    """`-v topic=tea -v count=3` as template (or workflow) variables: numbers and true/false
+    read as YAML scalars, anything else as the text given."""
+    values: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key.strip():
+            raise click.BadParameter(f"{pair!r}: use NAME=VALUE.", param_hint=param_hint)
+        try:
+            value = yaml_value(raw, pair, param_hint) if raw.strip() else ""
+        except click.BadParameter:
+            value = raw  # not YAML: the text itself
+        values[key.strip()] = value if isinstance(value, int | float | bool) else raw
+    return values

@@ -357,20 +357,18 @@ def _config(shell: Shell, rest: str) -> None:
 def _template(shell: Shell, rest: str) -> None:
     import shlex
 
-    from chinwag.cli.templates import parse_variables
+    from chinwag.cli.options import parse_variables
 
     if not rest:
         for t in shell.client.templates.list():
             shell.say(f"{t.name:20s} {t.description}")
         return
     name, *pairs = shlex.split(rest)
-    rendered = shell.client.templates.render(name, **parse_variables(tuple(pairs)))
-    overrides: dict[str, Any] = rendered.parameters.model_dump(exclude_none=True)
-    if rendered.bot is not None:
-        overrides["bot"] = rendered.bot
-    if rendered.system is not None and shell.system is None:  # /system wins, as set by hand
-        overrides["system"] = rendered.system
-    shell.send(rendered.prompt, **overrides)
+    from chinwag.templates import turn_options
+
+    rendered = shell.client.templates.render(name, parse_variables(pairs))
+    # What the shell was told by hand (/system) wins over the template, as everywhere.
+    shell.send(rendered.prompt, **turn_options(rendered, {"system": shell.system}))
 
 
 @command("exit", "Leave the shell (or Ctrl-D).")

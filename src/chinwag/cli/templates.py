@@ -5,25 +5,11 @@ from __future__ import annotations
 import os
 import subprocess
 from pathlib import Path
-from typing import Any
 
 import click
 
 from chinwag.cli import client_from
-
-
-def parse_variables(pairs: tuple[str, ...]) -> dict[str, Any]:
-    """`-v topic=tea -v count=3` as template variables; values read as YAML scalars."""
-    import yaml
-
-    values: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, raw = pair.partition("=")
-        if not sep or not key.strip():
-            raise click.BadParameter(f"{pair!r}: use NAME=VALUE.", param_hint="-v")
-        value = yaml.safe_load(raw) if raw.strip() else ""
-        values[key.strip()] = value if isinstance(value, int | float | bool) else raw
-    return values
+from chinwag.cli.options import parse_variables
 
 
 @click.group()
@@ -62,8 +48,10 @@ def run(
     ctx: click.Context, name: str, pairs: tuple[str, ...], bot: str | None, user: str | None
 ) -> None:
     """Fill a template in and send it; prints the answer."""
-    options: dict[str, Any] = {k: v for k, v in {"bot": bot, "user": user}.items() if v}
-    reply = client_from(ctx).templates.run(name, parse_variables(pairs), **options)
+    from chinwag.plan import TurnOptions
+
+    options: TurnOptions = {"bot": bot, "user": user}
+    reply = client_from(ctx).templates.run(name, parse_variables(pairs), options=options)
     click.echo(reply.text)
 
 

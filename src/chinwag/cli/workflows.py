@@ -7,8 +7,8 @@ from pathlib import Path
 import click
 
 from chinwag.cli import client_from
+from chinwag.cli.options import parse_variables
 from chinwag.cli.render import echo_err
-from chinwag.cli.templates import parse_variables
 
 
 @click.group()
@@ -47,7 +47,7 @@ def run(ctx: click.Context, name: str, pairs: tuple[str, ...], user: str | None)
         echo_err(f"[{step}] {what}")
 
     result = client_from(ctx).workflows.run(
-        name, _user=user, _progress=progress, **parse_variables(pairs)
+        name, parse_variables(pairs, "-a"), user=user, on_step=progress
     )
     for step in result.steps:
         if step.skipped:

@@ -26,6 +26,7 @@ import anyio.from_thread
 import anyio.lowlevel
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from chinwag import checks
 from chinwag.config import Paths, ProviderSettings
 from chinwag.errors import BadRequestError, ConfigError, ProviderError
 from chinwag.providers.base import ChatRequest, Finish, ProviderEvent, ProviderHealth
@@ -306,10 +307,9 @@ class LocalProvider:
         try:
             self.local = LocalSettings.model_validate(settings.model_dump())
         except ValidationError as exc:
-            err = exc.errors()[0]
-            key = f"providers.{name}.{'.'.join(str(p) for p in err['loc'])}"
             raise ConfigError(
-                f"Invalid {key} = {err.get('input')!r}: {err['msg']}.", key=key
+                f"Invalid {checks.problem(exc, value=True, prefix=f'providers.{name}.')}",
+                key=f"providers.{name}",
             ) from None
         default = self.local.model_path.stem if self.local.model_path else PACKAGED_MODEL
         self.model_name = self.local.model or default

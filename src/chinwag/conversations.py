@@ -1,0 +1,163 @@
+"""Conversations: a user's threads with their bots, stored, branched, exported, imported."""
+
+from __future__ import annotations
+
+import builtins
+import json
+from typing import TYPE_CHECKING, Any, Unpack
+
+from pydantic import ValidationError
+
+from chinwag import checks
+from chinwag.errors import InputError
+from chinwag.streams import complete
+from chinwag.types import Bot, Conversation, Message, Reply
+
+if TYPE_CHECKING:
+    from chinwag.engine import Engine
+    from chinwag.plan import TurnOptions
+    from chinwag.store import Thread
+
+
+class Conversations:
+    """The user's stored conversations (`client.conversations`)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    async def create(
+        self,
+        *,
+        bot: str | Bot | None = None,
+        system: str | None = None,
+        title: str | None = None,
+        user: str | int | None = None,
+    ) -> Conversation:
+        """An empty conversation with a bot, and a system prompt of its own if given."""
+        checks.optional_text(system, "system")
+        checks.optional_text(title, "title")
+        store, uid, name = await self._engine.scope(user, create=True)
+        chosen = await self._engine.bot(bot, uid)
+        return await store.create_conversation(
+            uid, name, bot_uid=chosen.uid, system_prompt=system, title=title
+        )
+
+    async def list(
+        self, *, limit: int = 50, offset: int = 0, user: str | int | None = None
+    ) -> builtins.list[Conversation]:
+        """Conversations, newest activity first: id, title, bot and timestamps."""
+        limit, offset = checks.count(limit, "limit"), checks.count(offset, "offset")
+        store, uid, name = await self._engine.scope(user)
+        return await store.list_conversations(uid, name, limit=limit, offset=offset)
+
+    async def latest(self, *, user: str | int | None = None) -> Conversation | None:
+        """The conversation with the newest activity, if there is one."""
+        found = await self.list(limit=1, user=user)
+        return found[0] if found else None
+
+    async def get(self, conversation_id: str, *, user: str | int | None = None) -> Conversation:
+        checks.identifier(conversation_id, "conversation_id")
+        store, uid, name = await self._engine.scope(user)
+        return await store.conversation(uid, name, conversation_id)
+
+    async def history(
+        self, conversation_id: str, *, user: str | int | None = None
+    ) -> builtins.list[Message]:
+        """The messages of the conversation's current branch, oldest first."""
+        return (await self._thread(conversation_id, user)).messages
+
+    async def delete(self, conversation_id: str, *, user: str | int | None = None) -> None:
+        """Delete the conversation and its messages."""
+        checks.identifier(conversation_id, "conversation_id")
+        store, uid, _ = await self._engine.scope(user)
+        await store.delete_conversation(uid, conversation_id)
+
+    async def rename(
+        self, conversation_id: str, title: str, *, user: str | int | None = None
+    ) -> Conversation:
+        checks.identifier(conversation_id, "conversation_id")
+        checks.text(title, "title")
+        store, uid, name = await self._engine.scope(user)
+        return await store.rename_conversation(uid, name, conversation_id, title)
+
+    async def retry(self, conversation_id: str, **options: Unpack[TurnOptions]) -> Reply:
+        """Answer the conversation's last question again; the old answer stays on its branch."""
+        turn = self._engine.turn(retry=True, stream=False, conversation=conversation_id, **options)
+        return await complete(turn)
+
+    async def edit(self, message_id: str, text: str, **options: Unpack[TurnOptions]) -> Reply:
+        """Ask `text` instead of an earlier question: a new branch from there, answered."""
+        return await complete(self._engine.turn(text, edit=message_id, stream=False, **options))
+
+    async def export(
+        self, conversation_id: str, *, format: str = "json", user: str | int | None = None
+    ) -> str:
+        """The conversation as JSON (every branch; import_json reads it back exactly) or as
+        Markdown (the current branch, for people)."""
+        if format == "json":
+            checks.identifier(conversation_id, "conversation_id")
+            store, uid, name = await self._engine.scope(user)
+            data = await store.export_conversation(uid, name, conversation_id)
+            return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+        if format in ("md", "markdown"):
+            return markdown(await self._thread(conversation_id, user))
+        raise InputError(f"Unknown export format {format!r}: use json or markdown.")
+
+    async def import_json(self, text: str, *, user: str | int | None = None) -> Conversation:
+        """Store a conversation exported as JSON, exactly as it was."""
+        data = parse_export(text)
+        store, uid, name = await self._engine.scope(user, create=True)
+        try:
+            return await store.import_conversation(uid, name, data)
+        except ValidationError as exc:
+            raise InputError(f"Not a chinwag conversation export: {checks.problem(exc)}") from None
+
+    async def generate_title(
+        self, conversation_id: str, *, user: str | int | None = None
+    ) -> Conversation:
+        """Have the bot's model (or title_bot) title the conversation now."""
+        from chinwag.titles import title_now
+
+        checks.identifier(conversation_id, "conversation_id")
+        _, uid, name = await self._engine.scope(user)
+        return await title_now(self._engine, uid, name, conversation_id)
+
+    async def _thread(self, conversation_id: str, user: str | int | None) -> Thread:
+        checks.identifier(conversation_id, "conversation_id")
+        store, uid, name = await self._engine.scope(user)
+        return await store.thread(uid, name, conversation_id)
+
+
+def markdown(thread: Thread) -> str:
+    """A conversation's current branch for people to read."""
+    lines = [f"# {thread.conversation.title or 'Untitled conversation'}", ""]
+    for m in thread.messages:
+        who = "You" if m.role == "user" else f"Assistant ({m.model or 'unknown model'})"
+        note = "" if m.status == "complete" else f" *[{m.status}]*"
+        lines += [f"**{who}**{note}:", "", m.content, ""]
+    return "\n".join(lines)
+
+
+def parse_export(text: str) -> dict[str, Any]:
+    """A JSON export, checked for shape and for what a database can store."""
+    try:
+        data = json.loads(checks.text(text, "The export"))
+        if not isinstance(data, dict) or "conversation" not in data or "messages" not in data:
+            raise ValueError("expected an object with 'conversation' and 'messages'")
+        if not isinstance(data["conversation"], dict):
+            raise ValueError("'conversation' must be an object")
+        messages = data["messages"]
+        if not isinstance(messages, list) or not all(isinstance(m, dict) for m in messages):
+            raise ValueError("'messages' must be a list of objects")
+        leaf = data.get("current_message_id")
+        if leaf is not None and not isinstance(leaf, str):
+            raise ValueError("'current_message_id' must be a message id or null")
+        checks.storable(data)
+    except RecursionError:
+        raise InputError("Not a chinwag conversation export: nested too deeply.") from None
+    except ValueError as exc:
+        raise InputError(f"Not a chinwag conversation export: {exc}.") from None
+    return data
+
+
+__all__ = ["Conversations", "markdown", "parse_export"]
