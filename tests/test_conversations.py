@@ -208,3 +208,13 @@ def test_a_stored_cycle_cannot_hang_history_ask_or_show(
     shown = run("conversations", "show", cid)
     assert shown.returncode == 0, shown.stderr
     assert "You said: two" in shown.stdout
+
+
+def test_latest_is_the_newest_activity(config: Config) -> None:
+    with Client(config) as client:
+        assert client.conversations.latest() is None
+        first = client.ask("one").conversation_id
+        second = client.ask("two").conversation_id
+        assert client.conversations.latest().id == second  # type: ignore[union-attr]
+        client.ask("three", conversation=first)
+        assert client.conversations.latest().id == first  # type: ignore[union-attr]

@@ -1,4 +1,4 @@
-"""chinwag: talk to language models from Python, a shell or HTTP.
+"""chinwag: talk to language models from Python or from the `chinwag` command and shell.
 
     import chinwag
     with chinwag.Client() as client:

@@ -15,9 +15,10 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from chinwag import bots as bot_book, checks, plan as planning
+from chinwag import checks, plan as planning
 from chinwag.answer import Answer, add_usage
 from chinwag.background import Background
+from chinwag.bots import BUILTIN_BOTS, BotFiles, not_found, resolve
 from chinwag.config import Config
 from chinwag.context import build_context
 from chinwag.errors import ChinwagError, ConfigError, NotFoundError, ProviderError, StoreError
@@ -67,7 +68,7 @@ class Engine:
         self._store_lock = anyio.Lock()
         self._providers: dict[str, Provider] = {}
         self._default: tuple[str, str] | None = None
-        self.bot_files = bot_book.BotFiles.of(config)
+        self.bot_files = BotFiles.of(config)
         self.background = Background()
         self._search_backend: Any = None
         self._seen = config.settings  # the settings the cached resources were made from
@@ -218,7 +219,7 @@ class Engine:
 
     def shared_bots(self) -> tuple[Bot, ...]:
         """Everyone's bots: the built-in ones and those in the config dir's bots/ files."""
-        return bot_book.BUILTIN_BOTS + self.bot_files.bots()
+        return BUILTIN_BOTS + self.bot_files.bots()
 
     async def visible_bots(self, user_id: int) -> list[Bot]:
         """The bots this user can use: everyone's, then the ones the user saved."""
@@ -231,13 +232,13 @@ class Engine:
         if isinstance(bot, Bot):
             return bot
         key = bot or self.config.settings.bot
-        found = bot_book.resolve(self.shared_bots(), key)
+        found = resolve(self.shared_bots(), key)
         if found is None:
             self.bot_files.refuse_broken(key)  # a broken file's bot: say what is wrong
             visible = await self.visible_bots(user_id)
-            found = bot_book.resolve(visible, key)
+            found = resolve(visible, key)
             if found is None:
-                raise bot_book.not_found(key, visible)
+                raise not_found(key, visible)
         return found
 
     async def scope(self, user: Any, *, create: bool = False) -> tuple[Store, int, str]:

@@ -26,7 +26,7 @@ class _Outcome:
 
     _reply: Reply | None = None
 
-    def _see(self, event: Event) -> None:
+    def _learn(self, event: Event) -> None:
         if type(event) is Done:
             self._reply = event.reply
         elif type(event) is ErrorEvent:
@@ -122,7 +122,7 @@ class _AsyncTexts:
             event = await stream._next()
             if type(event) is TextDelta:
                 return event.text
-            stream._see(event)
+            stream._learn(event)
 
 
 _END = object()
@@ -200,7 +200,7 @@ class Stream(_Outcome):
                     if isinstance(item, BaseException):
                         raise item
                     yield item
-                    self._see(item)
+                    self._learn(item)
         finally:
             self._finished = True
             self.close()

@@ -173,3 +173,18 @@ def client_from(ctx: click.Context) -> Any:
         root.call_on_close(obj["client"].close)
         root.obj = obj
     return obj["client"]
+
+
+def open_in_editor(path: Any) -> None:
+    """Open a file in $VISUAL, $EDITOR or vi, and wait until the editor is closed."""
+    import os
+    import shlex
+    import subprocess
+
+    editor = os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi"
+    try:
+        subprocess.run([*shlex.split(editor), str(path)], check=False)
+    except OSError as exc:
+        raise click.ClickException(
+            f"Cannot start the editor {editor!r} ({exc.strerror}): set $EDITOR to one you have."
+        ) from None

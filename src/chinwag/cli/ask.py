@@ -61,10 +61,10 @@ def ask(
         raise click.UsageError('Give a prompt, as in: chinwag "Say hello", or pipe text in.')
     client = client_from(ctx)
     if continue_ and conversation is None:
-        latest = client.conversations.list(limit=1, user=user)
-        if not latest:
+        latest = client.conversations.latest(user=user)
+        if latest is None:
             raise click.UsageError("There is no conversation to continue yet: drop -c.")
-        conversation = latest[0].id
+        conversation = latest.id
     options: dict[str, Any] = {
         "bot": bot, "conversation": conversation, "system": system, "language": language,
         "max_words": max_words, "user": user, "search": search, **parse_params(params),

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 
 import click
+
+from chinwag.cli import open_in_editor
 
 
 @click.group()
@@ -75,7 +75,6 @@ def edit() -> None:
     settings = Config()
     settings.file.parent.mkdir(parents=True, exist_ok=True)
     settings.file.touch()
-    editor = os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi"
-    subprocess.run([*editor.split(), str(settings.file)], check=False)
+    open_in_editor(settings.file)
     Config()  # read it back: a mistake is reported now, naming the key
     click.echo(f"{settings.file} is valid.")

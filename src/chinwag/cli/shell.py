@@ -168,8 +168,8 @@ class Shell:
         if reply is not None:
             self.conversation = reply.conversation_id
         elif self.conversation is None:
-            latest = self.client.conversations.list(limit=1, user=self.user)
-            self.conversation = latest[0].id if latest else None
+            latest = self.client.conversations.latest(user=self.user)
+            self.conversation = latest.id if latest else None
 
     def show(self, reply: Reply) -> None:
         with AnswerPrinter(markdown=self.markdown, out=self.out) as printer:
@@ -392,8 +392,8 @@ def chat(
     """An interactive chat: Markdown as it streams, /help for commands, Ctrl-D to leave."""
     client = client_from(ctx)
     if continue_ and conversation is None:
-        latest = client.conversations.list(limit=1, user=user)
-        conversation = latest[0].id if latest else None
+        latest = client.conversations.latest(user=user)
+        conversation = latest.id if latest else None
     if conversation is not None and bot is None:
         bot = client.conversations.get(conversation, user=user).bot
     Shell(client, bot=bot, conversation=conversation, user=user).run()

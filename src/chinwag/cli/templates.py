@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
 from pathlib import Path
 
 import click
 
-from chinwag.cli import client_from
+from chinwag.cli import client_from, open_in_editor
 from chinwag.cli.options import parse_variables
 
 
@@ -67,7 +65,6 @@ def edit(ctx: click.Context, name: str) -> None:
     path = library.path(name)  # refuses a name that would leave the templates folder
     if not path.exists():
         library.save(name, BUILTIN.get(name, "---\ndescription: \n---\n{{ text }}\n"))
-    editor = os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi"
-    subprocess.run([*editor.split(), str(path)], check=False)
+    open_in_editor(path)
     client.templates.get(name)  # read it back: a mistake is reported now
     click.echo(f"{path} is valid.")

@@ -74,6 +74,10 @@ class Conversations(_Sync):
         """Conversations, newest activity first: id, title, bot and timestamps."""
         return self._client._call(lambda: self._async.list(limit=limit, offset=offset, user=user))
 
+    def latest(self, *, user: str | int | None = None) -> Conversation | None:
+        """The conversation with the newest activity, if there is one."""
+        return self._client._call(lambda: self._async.latest(user=user))
+
     def get(self, conversation_id: str, *, user: str | int | None = None) -> Conversation:
         return self._client._call(lambda: self._async.get(conversation_id, user=user))
 

@@ -279,7 +279,8 @@ class Store:
         self.where = where or _shown(str(engine.url))
         self.lock_timeout = lock_timeout
         self.dialect = engine.dialect.name
-        self.is_async = self.dialect == "postgresql"  # SQLite runs sync in a worker thread
+        # PostgreSQL runs on the async engine; SQLite runs sync, in worker threads.
+        self.is_postgres = self.dialect == "postgresql"
         self._user_ids: dict[str, int] = {}
         # SQLite: a few threads so that WAL readers run beside the one writer.
         self._threads = anyio.CapacityLimiter(4)
@@ -333,7 +334,7 @@ class Store:
             store._file = Path(database)
         try:
             await store._migrate()
-            if not store.is_async:
+            if not store.is_postgres:
                 store._inline = cast(Engine, engine).connect()
                 store._inline.exec_driver_sql("PRAGMA busy_timeout=0")
                 store._inline.exec_driver_sql("PRAGMA wal_autocheckpoint=0")
@@ -348,7 +349,7 @@ class Store:
         return store
 
     async def close(self) -> None:
-        if self.is_async:
+        if self.is_postgres:
             await cast("AsyncEngine", self.engine).dispose()
             return
         if self._inline is not None:
@@ -378,7 +379,7 @@ class Store:
             delay = min(delay * 2, 0.5)
 
     async def _run_once(self, operation: Callable[[Connection], T]) -> T:
-        if self.is_async:
+        if self.is_postgres:
             async with cast("AsyncEngine", self.engine).begin() as conn:
                 return await conn.run_sync(operation)
         engine = cast(Engine, self.engine)
@@ -629,15 +630,6 @@ class Store:
                 "the ids of a conversation's messages."
             )
         return str(cid)
-
-    async def latest_conversation_id(self, user_id: int) -> str | None:
-        stmt = (
-            select(conversations.c.id)
-            .where(conversations.c.user_id == user_id)
-            .order_by(conversations.c.updated_at.desc())
-            .limit(1)
-        )
-        return await self._run(lambda conn: conn.execute(stmt).scalar())
 
     # -- turns ----------------------------------------------------------------------------
 
