@@ -155,67 +155,53 @@ class Engine:
                 self._store = None
 
     async def health(self) -> Health:
-        """The store and every configured provider, checked at once; no completion is paid."""
+        """The store and every configured provider, checked at once; no completion is paid;
+        and the bot files and plugins that are broken."""
         default, reason = self.default_provider()
         names = list(self.config.settings.providers)
         results: dict[str, ComponentHealth] = {}
 
-        async def check_provider(name: str) -> None:
-            try:
-                found = await self.provider(name).health()
-                results[name] = ComponentHealth(
-                    name=name, ok=found.ok, latency_ms=found.latency_ms, detail=found.detail
-                )
-            except ChinwagError as exc:
-                results[name] = ComponentHealth(
-                    name=name, ok=False, latency_ms=None, detail=str(exc)
-                )
-
-        async def check_store() -> None:
-            started = time.perf_counter()
-            try:
-                revision = await (await self.store()).schema_revision()
-                latency = (time.perf_counter() - started) * 1000
-                from sqlalchemy.engine import make_url
-
-                shown = make_url(self.config.store_url).render_as_string(hide_password=True)
-                detail = f"{shown} (schema {revision})"
-                results[""] = ComponentHealth(
-                    name="store", ok=True, latency_ms=latency, detail=detail
-                )
-            except Exception as exc:  # any failure to reach the database is the report
-                results[""] = ComponentHealth(
-                    name="store", ok=False, latency_ms=None, detail=f"{type(exc).__name__}: {exc}"
-                )
+        async def check(name: str) -> None:
+            results[name] = await (self._provider_health(name) if name else self._store_health())
 
         async with anyio.create_task_group() as tg:
-            tg.start_soon(check_store)
-            for name in names:
-                tg.start_soon(check_provider, name)
+            for name in ["", *names]:  # "" is the store
+                tg.start_soon(check, name)
         from chinwag import plugins  # loading them imports their modules: off the loop
 
         broken_plugins = await anyio.to_thread.run_sync(plugins.broken)
-        providers = [results[name] for name in names]
-        default_ok = results[default].ok if default in results else False
         # A broken bot file fails only asks with its bot, unless that is the default bot.
         broken = self.bot_files.broken()
+        default_ok = results[default].ok if default in results else False
         return Health(
             ok=results[""].ok and default_ok and self.config.settings.bot not in broken,
             default_provider=default,
             reason=reason,
             store=results[""],
-            providers=providers,
-            broken_bots=[
-                ComponentHealth(name=slug, ok=False, latency_ms=None, detail=why)
-                for slug, why in broken.items()
-            ],
-            broken_plugins=[
-                ComponentHealth(
-                    name=p.name, ok=False, latency_ms=None, detail="; ".join(p.problems)
-                )
-                for p in broken_plugins
-            ],
+            providers=[results[name] for name in names],
+            broken_bots=[_down(slug, why) for slug, why in broken.items()],
+            broken_plugins=[_down(p.name, "; ".join(p.problems)) for p in broken_plugins],
         )
+
+    async def _provider_health(self, name: str) -> ComponentHealth:
+        try:
+            found = await self.provider(name).health()
+        except ChinwagError as exc:
+            return _down(name, str(exc))
+        return ComponentHealth(
+            name=name, ok=found.ok, latency_ms=found.latency_ms, detail=found.detail
+        )
+
+    async def _store_health(self) -> ComponentHealth:
+        started = time.perf_counter()
+        try:
+            store = await self.store()
+            revision = await store.schema_revision()
+        except Exception as exc:  # any failure to reach the database is the report
+            return _down("store", f"{type(exc).__name__}: {exc}")
+        latency = (time.perf_counter() - started) * 1000
+        detail = f"{store.where} (schema {revision})"
+        return ComponentHealth(name="store", ok=True, latency_ms=latency, detail=detail)
 
     def shared_bots(self) -> tuple[Bot, ...]:
         """Everyone's bots: the built-in ones and those in the config dir's bots/ files."""
@@ -503,6 +489,10 @@ class Engine:
             "stopped it. Raise tool_rounds to allow more.",
             provider=plan.provider.name,
         )
+
+
+def _down(name: str, why: str) -> ComponentHealth:
+    return ComponentHealth(name=name, ok=False, latency_ms=None, detail=why)
 
 
 async def _record_quietly(answer: Answer, error: str) -> None:

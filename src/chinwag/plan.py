@@ -163,24 +163,7 @@ def make_plan(
     """Resolve a checked request against what is stored; raises before anything is written."""
     options = request.options
     params = _params(bot, options)
-    prompt = request.prompt
-    parent = thread.leaf_id if thread else None
-    asked: str | None = None
-    if request.retry:
-        question = next(
-            (m for m in reversed(thread.messages) if m.role == "user"), None
-        ) if thread else None  # fmt: skip
-        if question is None:
-            raise InputError("retry needs a conversation with a question to answer again.")
-        asked, prompt, parent = question.id, question.content, question.parent_id
-    elif request.edit is not None and thread is not None:
-        original = thread.message(request.edit)
-        if original is None or original.role != "user":
-            raise InputError(
-                f"Message {request.edit!r} is not a user message: only questions can be edited."
-            )
-        parent = original.parent_id
-    assert prompt is not None
+    prompt, parent, asked = branch_point(request, thread)
     conv_system = request.seed_system
     if conv_system is None and thread is not None:
         conv_system = thread.conversation.system_prompt
@@ -215,6 +198,28 @@ def make_plan(
         window=window,
         reserve=params.max_tokens or min(1024, window // 4),
     )
+
+
+def branch_point(request: Request, thread: Thread | None) -> tuple[str, str | None, str | None]:
+    """The question, where it goes (its parent), and for a retry the stored question
+    answered again: after the current leaf, or on a new branch for retry and edit."""
+    prompt, parent = request.prompt, thread.leaf_id if thread else None
+    if request.retry:
+        question = next(
+            (m for m in reversed(thread.messages) if m.role == "user"), None
+        ) if thread else None  # fmt: skip
+        if question is None:
+            raise InputError("retry needs a conversation with a question to answer again.")
+        return question.content, question.parent_id, question.id
+    if request.edit is not None and thread is not None:
+        original = thread.message(request.edit)
+        if original is None or original.role != "user":
+            raise InputError(
+                f"Message {request.edit!r} is not a user message: only questions can be edited."
+            )
+        parent = original.parent_id
+    assert prompt is not None
+    return prompt, parent, None
 
 
 def history(branch: Sequence[Message], seed: Sequence[tuple[Role, str]]) -> list[tuple[str, str]]:
