@@ -15,6 +15,7 @@ import anyio
 from chinwag.background import Background, Job
 from chinwag.counting import count_words, estimate_prompt_tokens, estimate_tokens
 from chinwag.errors import NotFoundError, StoreError
+from chinwag.providers.base import ChatRequest
 from chinwag.types import Reply, Role, Source, Status, ToolCall, Usage
 
 if TYPE_CHECKING:
@@ -61,6 +62,7 @@ class Answer:
         self.finish: str | None = None
         self.sources: list[Source] = []
         self.context: list[dict[str, str]] = []
+        self.extra: list[dict[str, Any]] = []  # this turn's tool calls and results, in order
         self.trimmed = 0
         self._save_every = save_every
         self._lease = lease
@@ -98,11 +100,13 @@ class Answer:
             self._wake.set()
 
     async def _keep(self) -> None:
-        """Save new text at once, then at most every `save_every` seconds; renew the hold
+        """Save the text every `save_every` seconds while it grows; renew the hold
         on the conversation when a third of the lease has passed without a save. A turn
         whose reader stopped reading (ABANDONED_AFTER) stops holding its conversation."""
         renew_every = self._lease / 3
         pulled, idle_since = self.pulled, time.monotonic()
+        # The first save waits too: an answer shorter than that costs no extra write.
+        await anyio.sleep(min(self._save_every, renew_every))
         while True:
             with anyio.move_on_after(renew_every):
                 await self._wake.wait()
@@ -149,16 +153,38 @@ class Answer:
 
     # -- tool rounds and the end -----------------------------------------------------------
 
+    def request(self) -> ChatRequest:
+        """What the provider is asked this round: the context, then this turn's tool
+        calls and results so far."""
+        plan = self.plan
+        return ChatRequest(
+            model=plan.model, messages=[*self.context, *self.extra], params=plan.params,
+            stream=plan.request.stream, tools=plan.schemas,
+        )  # fmt: skip
+
     async def calls(self, calls: Sequence[ToolCall]) -> None:
         """Store the model's tool calls, with what it said this round, before they run."""
         said = storable("".join(self.parts))
+        self.extra.append(
+            {
+                "role": "assistant", "content": said or None,
+                "tool_calls": [
+                    {"id": c.id, "type": "function",
+                     "function": {"name": c.name, "arguments": c.arguments}}
+                    for c in calls
+                ],
+            }
+        )  # fmt: skip
         meta = {"tool_calls": [c.model_dump() for c in calls]}
         await self._append([("assistant", said, meta)])
         self.parts = []
 
-    async def result(self, content: str, meta: dict[str, Any]) -> None:
+    async def result(self, call: ToolCall, content: str, failed: bool) -> None:
         """Store a tool's result as soon as it is known."""
-        await self._append([("tool", storable(content), meta)])
+        content = storable(content)
+        self.extra.append({"role": "tool", "tool_call_id": call.id, "content": content})
+        meta = {"tool_call_id": call.id, "name": call.name, "error": failed}
+        await self._append([("tool", content, meta)])
 
     async def _append(self, items: list[tuple[Role, str, dict[str, Any]]]) -> None:
         with anyio.CancelScope(shield=True):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -24,7 +24,6 @@ from chinwag.context import build_context
 from chinwag.errors import ChinwagError, ConfigError, NotFoundError, ProviderError, StoreError
 from chinwag.plan import Plan
 from chinwag.providers import (
-    ChatRequest,
     Finish,
     Provider,
     ToolCalls,
@@ -38,7 +37,6 @@ from chinwag.types import (
     ErrorEvent,
     Event,
     Health,
-    Reply,
     SearchEvent,
     Status,
     TextDelta,
@@ -272,13 +270,51 @@ class Engine:
         )
         plan = await self.plan(request)
         answer = await self._start(plan)
-        # aclosing, here and below: a stopped turn stops its provider now, not when collected.
-        async with contextlib.aclosing(self._answer(answer)) as events:
-            async for event in events:
-                answer.paused = True  # until the reader takes the next event
-                yield event
-                answer.paused = False
-                answer.pulled += 1
+        # From here on, everything ends in a stored answer: complete, partial or failed.
+        # One generator, no nesting: every layer would cost each text delta a hand-off.
+        failure: ChinwagError | None = None
+        try:
+            if plan.search:
+                yield SearchEvent(step="searching", query=plan.prompt)
+                yield await self._search(plan, answer)
+            self._fit_context(plan, answer)
+            limit = self.config.settings.tool_rounds
+            for rounds in range(limit + 1):
+                calls: list[ToolCall] = []
+                # aclosing: a stopped turn stops its provider now, not when collected.
+                async with contextlib.aclosing(plan.provider.stream(answer.request())) as events:
+                    async for event in events:
+                        if type(event) is TextDelta:
+                            answer.add(event.text)
+                            answer.paused = True  # until the reader takes the next event
+                            yield event
+                            answer.paused = False
+                            answer.pulled += 1
+                        elif type(event) is UsageEvent:
+                            answer.reported = add_usage(answer.reported, event.usage)
+                        elif type(event) is ToolCalls:
+                            calls = event.calls
+                        elif type(event) is Finish:
+                            answer.finish = event.reason
+                if not calls:
+                    break
+                if rounds == limit:
+                    raise _runaway(plan, limit)
+                await answer.calls(calls)
+                for call in calls:
+                    yield ToolCallEvent(call=call)
+                    yield await _run_tool(answer, call)
+        except ChinwagError as exc:
+            failure = exc
+        except Exception as exc:  # a bug: the answer so far is still kept
+            await _record_quietly(answer, f"chinwag failed: {type(exc).__name__}: {exc}")
+            raise
+        except BaseException:
+            # Cancelled, interrupted or abandoned by the consumer: keep what was said.
+            await _record_quietly(answer, "interrupted before the answer ended")
+            raise
+        for last in await self._end(answer, failure):
+            yield last
 
     async def plan(self, request: planning.Request) -> Plan:
         """Read what the turn depends on (user, conversation, bot) and resolve it."""
@@ -365,69 +401,11 @@ class Engine:
             await anyio.sleep(delay)
             delay = min(delay * 2, 0.05)
 
-    async def _answer(self, answer: Answer) -> AsyncGenerator[Event, None]:
-        """Everything after the question is stored ends in a stored answer: complete,
-        partial or failed. A failure then leaves as one ErrorEvent."""
-        plan = answer.plan
-        failure: ChinwagError | None = None
-        try:
-            system = plan.system
-            if plan.search:
-                async with contextlib.aclosing(self._search(plan, answer)) as steps:
-                    async for event in steps:
-                        yield event
-                if answer.sources:
-                    from chinwag.search import context_block
-
-                    block = context_block(plan.prompt, answer.sources)
-                    system = f"{system}\n\n{block}" if system else block
-            context = build_context(
-                system=system, history=plan.history, prompt=plan.prompt,
-                window=plan.window, reserve=plan.reserve,
-            )  # fmt: skip
-            answer.context, answer.trimmed = context.messages, context.trimmed
-            async with contextlib.aclosing(self._rounds(answer)) as rounds:
-                async for event in rounds:
-                    yield event
-        except ChinwagError as exc:
-            failure = exc
-        except Exception as exc:  # a bug: the answer so far is still kept
-            await _record_quietly(answer, f"chinwag failed: {type(exc).__name__}: {exc}")
-            raise
-        except BaseException:
-            # Cancelled, interrupted or abandoned by the consumer: keep what was said.
-            await _record_quietly(answer, "interrupted before the answer ended")
-            raise
-        if failure is None:
-            status: Status = "complete"
-        else:
-            status = "partial" if answer.parts else "error"
-        reply: Reply | None
-        try:
-            reply = await answer.record(status, None if failure is None else str(failure))
-        except (StoreError, NotFoundError) as exc:  # not stored: the caller still has it
-            failure, reply = exc, exc.partial
-        if failure is not None or reply is None:
-            assert failure is not None
-            failure.partial = reply
-            yield ErrorEvent.of(failure, reply)
-            return
-        if plan.first_exchange and self.config.settings.titles and not reply.branched:
-            from functools import partial
-
-            from chinwag.titles import title_in_background
-
-            work = partial(title_in_background, self, plan.user_id, plan.user, plan.bot)
-            self.background.spawn(partial(work, plan.prompt, reply), "a conversation's title")
-        yield UsageEvent(usage=reply.usage)
-        yield Done(reply=reply)
-
-    async def _search(self, plan: Plan, answer: Answer) -> AsyncGenerator[Event, None]:
+    async def _search(self, plan: Plan, answer: Answer) -> SearchEvent:
         """Search the web for the prompt; a failed search is reported, never fatal."""
         from chinwag.search import create_search
 
         query = plan.prompt
-        yield SearchEvent(step="searching", query=query)
         try:
             if self._search_backend is None:
                 self._search_backend = create_search(self.config.settings.search)
@@ -435,60 +413,53 @@ class Engine:
                 query, self.config.settings.search.results
             )
         except ChinwagError as exc:  # no results is better than no answer
-            yield SearchEvent(step="failed", query=query, error=str(exc))
-        else:
-            yield SearchEvent(step="results", query=query, results=answer.sources)
+            return SearchEvent(step="failed", query=query, error=str(exc))
+        return SearchEvent(step="results", query=query, results=answer.sources)
 
-    async def _rounds(self, answer: Answer) -> AsyncGenerator[Event, None]:
-        """Ask the provider, run the tools it calls, and ask again, until it answers."""
+    @staticmethod
+    def _fit_context(plan: Plan, answer: Answer) -> None:
+        """What the model reads: the system prompt (with any search results), then as much
+        history as fits the window, then the question."""
+        system = plan.system
+        if answer.sources:
+            from chinwag.search import context_block
+
+            block = context_block(plan.prompt, answer.sources)
+            system = f"{system}\n\n{block}" if system else block
+        context = build_context(
+            system=system, history=plan.history, prompt=plan.prompt,
+            window=plan.window, reserve=plan.reserve,
+        )  # fmt: skip
+        answer.context, answer.trimmed = context.messages, context.trimmed
+
+    async def _end(self, answer: Answer, failure: ChinwagError | None) -> list[Event]:
+        """Record the answer; the events that end the turn: usage and Done, or one
+        ErrorEvent (a store that cannot take the answer is a failure too)."""
         plan = answer.plan
-        extra: list[dict[str, Any]] = []  # this turn's tool calls and results, in order
-        limit = self.config.settings.tool_rounds
-        for rounds in range(limit + 1):
-            request = ChatRequest(
-                model=plan.model, messages=[*answer.context, *extra], params=plan.params,
-                stream=plan.request.stream, tools=plan.schemas,
-            )  # fmt: skip
-            calls: list[ToolCall] = []
-            async with contextlib.aclosing(plan.provider.stream(request)) as events:
-                async for event in events:
-                    if type(event) is TextDelta:
-                        answer.add(event.text)
-                        yield event
-                    elif type(event) is UsageEvent:
-                        answer.reported = add_usage(answer.reported, event.usage)
-                    elif type(event) is ToolCalls:
-                        calls = event.calls
-                    elif type(event) is Finish:
-                        answer.finish = event.reason
-            if not calls:
-                return
-            if rounds == limit:
-                break
-            said = "".join(answer.parts)
-            await answer.calls(calls)
-            extra.append(
-                {
-                    "role": "assistant", "content": said or None,
-                    "tool_calls": [
-                        {"id": c.id, "type": "function",
-                         "function": {"name": c.name, "arguments": c.arguments}}
-                        for c in calls
-                    ],
-                }
-            )  # fmt: skip
-            for call in calls:
-                yield ToolCallEvent(call=call)
-                content, failed = await _run_tool(plan.tools, call)
-                yield ToolResultEvent(id=call.id, name=call.name, content=content, error=failed)
-                extra.append({"role": "tool", "tool_call_id": call.id, "content": content})
-                meta = {"tool_call_id": call.id, "name": call.name, "error": failed}
-                await answer.result(content, meta)
-        raise ProviderError(
-            f"The model asked for tools more than {limit} times in one turn, so chinwag "
-            "stopped it. Raise tool_rounds to allow more.",
-            provider=plan.provider.name,
-        )
+        status: Status = "complete" if failure is None else "partial" if answer.parts else "error"
+        try:
+            reply = await answer.record(status, None if failure is None else str(failure))
+        except (StoreError, NotFoundError) as exc:  # not stored: the caller still has it
+            return [ErrorEvent.of(exc, exc.partial)]
+        if failure is not None:
+            failure.partial = reply
+            return [ErrorEvent.of(failure, reply)]
+        if plan.first_exchange and self.config.settings.titles and not reply.branched:
+            from functools import partial
+
+            from chinwag.titles import title_in_background
+
+            work = partial(title_in_background, self, plan.user_id, plan.user, plan.bot)
+            self.background.spawn(partial(work, plan.prompt, reply), "a conversation's title")
+        return [UsageEvent(usage=reply.usage), Done(reply=reply)]
+
+
+def _runaway(plan: Plan, limit: int) -> ProviderError:
+    return ProviderError(
+        f"The model asked for tools more than {limit} times in one turn, so chinwag "
+        "stopped it. Raise tool_rounds to allow more.",
+        provider=plan.provider.name,
+    )
 
 
 def _down(name: str, why: str) -> ComponentHealth:
@@ -503,8 +474,15 @@ async def _record_quietly(answer: Answer, error: str) -> None:
         log.warning("could not store the interrupted answer: %s", exc)
 
 
-async def _run_tool(tools: Mapping[str, Any], call: ToolCall) -> tuple[str, bool]:
-    """A tool's result as text, and whether it failed; a failure goes back to the model."""
+async def _run_tool(answer: Answer, call: ToolCall) -> ToolResultEvent:
+    """Run a tool the model called and store its result; a failure goes back to the model."""
+    content, failed = await _call_tool(answer.plan.tools, call)
+    await answer.result(call, content, failed)
+    return ToolResultEvent(id=call.id, name=call.name, content=content, error=failed)
+
+
+async def _call_tool(tools: Mapping[str, Any], call: ToolCall) -> tuple[str, bool]:
+    """A tool's result as text, and whether it failed."""
     from chinwag.tools import parse_arguments
 
     found = tools.get(call.name)
