@@ -52,7 +52,7 @@ def main() -> None:
         base = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "CHINWAG_"))}
         ours = {
             **base, "CHINWAG_HOME": f"{tmp}/chinwag", "OPENAI_BASE_URL": base_url,
-            "CHINWAG_MODEL": "test-model", "CHINWAG_TITLES": "false",
+            "CHINWAG_MODEL": "test-model",  # titles at the default: no model call
         }  # fmt: skip
         Path(f"{tmp}/llm").mkdir()
         Path(f"{tmp}/llm/extra-openai-models.yaml").write_text(

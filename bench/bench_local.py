@@ -26,7 +26,13 @@ async def main(args: argparse.Namespace) -> None:
 
     import chinwag
     from chinwag.providers.gguf import packaged_model
-    from chinwag.providers.local import TRANSCRIPT_STOPS, LocalSettings, _load, transcript
+    from chinwag.providers.local import (
+        EXAMPLES,
+        TRANSCRIPT_STOPS,
+        LocalSettings,
+        _load,
+        transcript,
+    )
 
     with chinwag_home() as home:
         path = await anyio.to_thread.run_sync(packaged_model, home / "cache")
@@ -52,18 +58,22 @@ async def main(args: argparse.Namespace) -> None:
             }
         )
         params = {"max_tokens": args.tokens, "temperature": 0.0}
+        direct_params = {**params, "repeat_penalty": LocalSettings().repeat_penalty}
 
         def direct() -> tuple[int, float, float]:
             # Throughput from a plain call (its usage counts tokens exactly), and the
             # first token from a streamed one.
-            prompt = transcript([system, {"role": "user", "content": question()}])
+            prompt = transcript([system, {"role": "user", "content": question()}], EXAMPLES)
             started = time.perf_counter()
-            out = llm.create_completion(prompt, stop=list(TRANSCRIPT_STOPS), **params)
+            out = llm.create_completion(prompt, stop=list(TRANSCRIPT_STOPS), **direct_params)
             elapsed = time.perf_counter() - started
-            prompt = transcript([system, {"role": "user", "content": question()}])
+            prompt = transcript([system, {"role": "user", "content": question()}], EXAMPLES)
             started = time.perf_counter()
             for _ in llm.create_completion(
-                prompt, stream=True, stop=list(TRANSCRIPT_STOPS), **{**params, "max_tokens": 1}
+                prompt,
+                stream=True,
+                stop=list(TRANSCRIPT_STOPS),
+                **{**direct_params, "max_tokens": 1},
             ):
                 break
             first = time.perf_counter() - started

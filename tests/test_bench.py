@@ -17,6 +17,7 @@ BENCH = Path(__file__).resolve().parent.parent / "bench"
         ["bench_import.py", "--runs", "1"],
         ["bench_turn.py", "-n", "5", "--rounds", "1"],
         ["bench_local.py", "--tokens", "8", "--rounds", "1"],
+        ["bench_quality.py", "--runs", "1"],
         ["bench_stats.py", "--turns", "300", "--queries", "2", "--backend", "sqlite"],
         [
             "bench_stream.py",

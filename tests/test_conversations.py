@@ -218,3 +218,56 @@ def test_latest_is_the_newest_activity(config: Config) -> None:
         assert client.conversations.latest().id == second  # type: ignore[union-attr]
         client.ask("three", conversation=first)
         assert client.conversations.latest().id == first  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("titles", [None, "words", "auto"])
+def test_by_default_a_title_costs_no_model_call(server: FakeOpenAI, titles: str | None) -> None:
+    values = {} if titles is None else {"titles": titles}
+    config = make_config(server, **values)
+    if titles is None:
+        config.set("titles", "auto")  # the default, undoing the test config's "off"
+    with Client(config) as client:
+        reply = client.ask("  What is the capital of France, and why is it there?")
+        client.settle()
+        conversation = client.conversations.get(reply.conversation_id)
+    assert len(server.requests) == 1  # the answer only
+    assert conversation.title == "What is the capital of France,..."
+
+
+@pytest.mark.parametrize(
+    "written",
+    [
+        "I'm sorry, I can't give a title for this conversation.",
+        "Write a title of at most six words for the conversation below.",
+        "",
+    ],
+)
+def test_a_refusal_or_an_echo_is_never_a_title(server: FakeOpenAI, written: str) -> None:
+    server.script(
+        Script(text="Paris."), Script(text=written or None, chunks=[] if not written else None)
+    )
+    with Client(make_config(server, titles="model")) as client:
+        reply = client.ask("What is the capital of France?")
+        client.settle()
+        assert client.conversations.get(reply.conversation_id).title == (
+            "What is the capital of France?"
+        )
+
+
+def test_titles_off_and_a_title_provider(server: FakeOpenAI) -> None:
+    with Client(make_config(server, titles="off")) as client:
+        reply = client.ask("hello")
+        client.settle()
+        assert client.conversations.get(reply.conversation_id).title is None
+    server.requests.clear()
+    config = make_config(
+        server,
+        **{"titles.mode": "model", "titles.provider": "writer", "providers.writer.type": "openai",
+           "providers.writer.base_url": server.base_url, "providers.writer.model": "other-model"},
+    )  # fmt: skip
+    server.script(Script(text="hi"), Script(text="A Greeting"))
+    with Client(config) as client:
+        reply = client.ask("hello")
+        client.settle()
+        assert client.conversations.get(reply.conversation_id).title == "A Greeting"
+    assert [r["model"] for r in server.requests] == ["test-model", "other-model"]

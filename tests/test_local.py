@@ -17,6 +17,7 @@ from chinwag import AsyncClient, Config
 from chinwag.errors import ConfigError
 from chinwag.providers import gguf
 from chinwag.providers.local import (
+    EXAMPLES,
     TRANSCRIPT_INSTRUCTION,
     TRANSCRIPT_STOPS,
     LocalProvider,
@@ -118,11 +119,16 @@ async def test_an_answer_offline_with_no_key(config: Config) -> None:
 
 async def test_usage_and_text_match_llama_cpp_itself(config: Config, llm: Any) -> None:
     async with AsyncClient(config) as client:
-        reply = await client.ask(HELLO, temperature=0, max_tokens=40)
-    # The default bot's system prompt follows the transcript's framing line.
-    prompt = f"{TRANSCRIPT_INSTRUCTION} You are a helpful assistant.\n\nUser: {HELLO}\nAssistant:"
+        reply = await client.ask(HELLO, max_tokens=40)  # at the defaults
+    # The default bot's system prompt follows the transcript's framing line, then the
+    # example exchanges, then the question.
+    examples = "".join(f"User: {q}\nAssistant: {a}\n" for q, a in EXAMPLES)
+    prompt = (
+        f"{TRANSCRIPT_INSTRUCTION} You are a helpful assistant.\n\n"
+        f"{examples}User: {HELLO}\nAssistant:"
+    )
     direct = llm.create_completion(
-        prompt, max_tokens=40, temperature=0, stop=list(TRANSCRIPT_STOPS)
+        prompt, max_tokens=40, temperature=0, repeat_penalty=1.1, stop=list(TRANSCRIPT_STOPS)
     )
     assert reply.usage.prompt_tokens == len(llm.tokenize(prompt.encode(), add_bos=True))
     assert reply.usage.prompt_tokens == direct["usage"]["prompt_tokens"]
@@ -346,3 +352,13 @@ async def test_the_local_provider_says_it_cannot_call_tools(config: Config) -> N
     async with AsyncClient(config) as client:
         with pytest.raises(chinwag.BadRequestError, match="cannot call tools"):
             await client.ask("hi", tools=[shout])
+
+
+async def test_the_embedded_model_never_writes_titles(gemma: Path) -> None:
+    # Even with model-written titles on, the 270M model is not asked: the question's words.
+    async with AsyncClient(local_config(gemma, titles="model")) as client:
+        reply = await client.ask(HELLO, max_tokens=10)
+        await client.settle()
+        conversation = await client.conversations.get(reply.conversation_id)
+        titled = await client.conversations.generate_title(reply.conversation_id)
+    assert conversation.title == titled.title == "Say hello in one short sentence."

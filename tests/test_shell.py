@@ -154,3 +154,14 @@ def test_ask_renders_markdown_live_on_a_terminal(server: FakeOpenAI, home: Path)
     assert child.exitstatus == 0
     assert "\x1b[1mbold" in shown  # bold, as the terminal shows it
     assert "**bold**" not in shown
+
+
+def test_the_shell_titles_by_model_where_the_library_would_not(
+    client: Client, server: FakeOpenAI
+) -> None:
+    client.config.set("titles", "auto")  # the default
+    server.script(Script(text="hello back"), Script(text="Friendly Greeting"))
+    run_shell(client, "hello")
+    client.settle()
+    (conversation,) = client.conversations.list()
+    assert conversation.title == "Friendly Greeting"

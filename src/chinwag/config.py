@@ -11,9 +11,9 @@ import stat
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
 from chinwag.errors import ConfigError
 
@@ -86,6 +86,37 @@ class StoreSettings(_Section):
     turn_lease: float = Field(default=10.0, gt=0)
 
 
+TitleMode = Literal["auto", "model", "words", "off"]
+# What people write for a mode (true: the old "titles on", which meant model-written).
+_TITLE_WORDS: dict[str, TitleMode] = {
+    "true": "model", "on": "model", "yes": "model", "false": "off", "no": "off",
+}  # fmt: skip
+
+
+class TitleSettings(_Section):
+    """How new conversations get their titles, and what that costs.
+
+    auto: model-written in the chat shell (one more model call, in the background), the
+      first question's words everywhere else (no model call);
+    model: model-written everywhere; words: the question's words everywhere; off: none.
+    A title is never model-written by the embedded model (a 270M model writes poor
+    titles): words instead, unless `provider` names a real provider to write them.
+    """
+
+    mode: TitleMode = "auto"
+    provider: str | None = None  # the provider that writes titles; None: the bot's own
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, value: Any) -> Any:
+        """`titles: model` (or true/false) is `titles: {mode: model}`."""
+        if isinstance(value, bool):
+            return {"mode": "model" if value else "off"}
+        if isinstance(value, str):
+            return {"mode": _TITLE_WORDS.get(value.strip().lower(), value.strip().lower())}
+        return value
+
+
 def _default_providers() -> dict[str, ProviderSettings]:
     return {
         "openai": ProviderSettings(base_url="https://api.openai.com/v1", model="gpt-4o-mini"),
@@ -101,7 +132,7 @@ class Settings(_Section):
     bot: str = "default"
     user: str = "local"
     tool_rounds: int = Field(default=8, gt=0)  # tool calls a turn may chain before it stops
-    titles: bool = True  # title new conversations after their first exchange
+    titles: TitleSettings = TitleSettings()  # or just a mode: `titles: model`
     title_bot: str | None = None  # the bot that writes titles; None: the conversation's
     # The last resort of the system prompts: call > conversation > bot > model > this.
     system_prompt: str | None = "You are a helpful assistant."

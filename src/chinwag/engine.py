@@ -383,6 +383,7 @@ class Engine:
             parent_id=plan.parent_id, expected=plan.leaf_id, branch=branch, until=until,
             bot_uid=plan.bot.uid, system_prompt=plan.request.seed_system,
             seed=plan.request.seed, prompt=plan.prompt, meta=dict(plan.meta),
+            title=self._title_now(plan),
         )  # fmt: skip
         if started is None:
             return None
@@ -400,6 +401,24 @@ class Engine:
         while await store.busy(conversation_id):
             await anyio.sleep(delay)
             delay = min(delay * 2, 0.05)
+
+    def _title_now(self, plan: Plan) -> str | None:
+        """A new conversation's title made from its first question, with no model call: the
+        default everywhere but the shell (titles.mode), and always with the embedded model."""
+        mode = self.config.settings.titles.mode
+        if not plan.first_exchange or mode == "off" or self._title_later(plan):
+            return None
+        from chinwag.titles import fallback_title
+
+        return fallback_title(plan.prompt)
+
+    def _title_later(self, plan: Plan) -> bool:
+        """Whether a model writes the title, in the background, after the first exchange."""
+        if not plan.first_exchange or self.config.settings.titles.mode != "model":
+            return False
+        from chinwag.titles import model_writes
+
+        return model_writes(self, plan.bot)
 
     async def _search(self, plan: Plan, answer: Answer) -> SearchEvent:
         """Search the web for the prompt; a failed search is reported, never fatal."""
@@ -444,7 +463,7 @@ class Engine:
         if failure is not None:
             failure.partial = reply
             return [ErrorEvent.of(failure, reply)]
-        if plan.first_exchange and self.config.settings.titles and not reply.branched:
+        if self._title_later(plan) and not reply.branched:
             from functools import partial
 
             from chinwag.titles import title_in_background

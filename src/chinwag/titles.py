@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 from typing import TYPE_CHECKING, Protocol
 
 from chinwag.errors import ChinwagError
@@ -28,6 +29,8 @@ class Resources(Protocol):
 
     def model_for(self, bot: Bot, provider: Provider) -> str: ...
 
+    def default_provider(self) -> tuple[str, str]: ...
+
 
 log = logging.getLogger("chinwag.titles")
 
@@ -38,30 +41,64 @@ TITLE_PROMPT = (
 MAX_TITLE = 80
 
 
+# What a model writes when it will not or cannot give a title: never a title.
+_NOT_A_TITLE = re.compile(
+    r"\b(sorry|apolog|i can(no|')t|i am unable|i'm unable|as an ai|i don'?t have|"
+    r"i do not have|no title|title of at most|conversation below|reply with)\b",
+    re.IGNORECASE,
+)
+
+
 def fallback_title(question: str) -> str:
-    """The question's first words: a title that needs no model."""
-    words = question.split()
+    """The question's first words, cleaned: a title that needs no model."""
+    line = " ".join(question.split())
+    words = line.strip("\"'*#`> ").split()
     title = " ".join(words[:6]) + ("..." if len(words) > 6 else "")
     return title[:MAX_TITLE]
 
 
 def clean_title(text: str) -> str:
-    """The first line of a model's answer, without quotes, labels or a trailing period."""
+    """The first line of a model's answer, without quotes, labels or a trailing period;
+    empty when it is a refusal or an echo of the instruction."""
     line = next((ln.strip() for ln in text.strip().splitlines() if ln.strip()), "")
     if line.lower().startswith("title:"):
         line = line[len("title:") :].strip()
     line = line.strip("\"'*#` ").rstrip(".")
+    if _NOT_A_TITLE.search(line):
+        return ""
     return line[:MAX_TITLE]
+
+
+def model_writes(engine: Resources, bot: Bot) -> bool:
+    """Whether a model writes this conversation's title: titles.mode model (or the shell's
+    auto), and a real provider to write it, not the embedded model."""
+    settings = engine.config.settings
+    if settings.titles.provider is not None:
+        return True
+    name = bot.provider or engine.default_provider()[0]
+    return engine.config.provider_settings(name).type != "local"
+
+
+async def _writer(engine: Resources, bot: Bot, user_id: int) -> tuple[Provider, str]:
+    """The provider and model that write titles: titles.provider's, or the title bot's
+    (title_bot, else the conversation's bot)."""
+    settings = engine.config.settings
+    if settings.titles.provider is not None:
+        provider = engine.provider(settings.titles.provider)
+        return provider, provider.settings.model or engine.model_for(bot, provider)
+    writer = await engine.bot(settings.title_bot, user_id) if settings.title_bot else bot
+    provider = engine.provider(writer.provider)
+    return provider, engine.model_for(writer, provider)
 
 
 async def write_title(engine: Resources, bot: Bot, question: str, answer: str, user_id: int) -> str:
     """A title from the title bot (or `bot`); the question's first words if that fails."""
+    if not model_writes(engine, bot):
+        return fallback_title(question)
     try:
-        title_key = engine.config.settings.title_bot
-        writer = await engine.bot(title_key, user_id) if title_key else bot
-        provider = engine.provider(writer.provider)
+        provider, model = await _writer(engine, bot, user_id)
         request = ChatRequest(
-            model=engine.model_for(writer, provider),
+            model=model,
             messages=[
                 {
                     "role": "user",

@@ -59,6 +59,11 @@ class Shell:
         markdown: bool | None = None,
     ) -> None:
         from prompt_toolkit import PromptSession
+
+        if client.config.settings.titles.mode == "auto":
+            # Here a person reads a list of conversations: titles worth a model call,
+            # written in the background after the first exchange.
+            client.config.set("titles.mode", "model")
         from prompt_toolkit.history import FileHistory
         from prompt_toolkit.key_binding import KeyBindings
 

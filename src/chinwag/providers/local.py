@@ -39,6 +39,14 @@ TRANSCRIPT_INSTRUCTION = (
     "The following is a conversation with a helpful assistant. It answers briefly and on topic."
 )
 TRANSCRIPT_STOPS = ("\nUser:", "\nAssistant:", "\n\n")
+# A base model continues text: it answers well when the text already reads like a good
+# conversation. These exchanges open the transcript (never stored, never shown); none
+# is among bench/bench_quality.py's questions.
+EXAMPLES: tuple[tuple[str, str], ...] = (
+    ("Hi there!", "Hello! How can I help you?"),
+    ("What is the capital of Italy?", "The capital of Italy is Rome."),
+    ("How many wheels does a car have?", "A car has four wheels."),
+)
 
 
 class LocalSettings(BaseModel):
@@ -53,7 +61,13 @@ class LocalSettings(BaseModel):
     n_gpu_layers: int = Field(default=0, ge=-1)  # -1: all, with a CUDA or Metal build
     chat_template: str | None = None  # Jinja2; overrides the GGUF's own template
     max_tokens: int = Field(default=512, gt=0)  # when the request sets none
-    temperature: float = Field(default=0.7, ge=0, le=2)  # when the request sets none
+    # Defaults for a tiny base model, chosen with bench/bench_quality.py: sensible answers
+    # 0.77 greedy against 0.74 at 0.2 and 0.67 at 0.4 (0.38 at the old 0.7, no examples);
+    # a mild repeat penalty scores as well greedy and keeps it from looping.
+    temperature: float = Field(default=0.0, ge=0, le=2)  # when the request sets none
+    repeat_penalty: float = Field(default=1.1, ge=0)  # 1.0: none
+    # Example exchanges that open a transcript (models without a chat template); []: none.
+    examples: list[tuple[str, str]] = Field(default_factory=lambda: list(EXAMPLES))
 
 
 @dataclass
@@ -170,10 +184,13 @@ def _load(path: Path, settings: LocalSettings) -> _Loaded:
 
 
 def format_prompt(
-    loaded: _Loaded, messages: Sequence[dict[str, str]], template: str | None = None
+    loaded: _Loaded,
+    messages: Sequence[dict[str, str]],
+    template: str | None = None,
+    examples: Sequence[tuple[str, str]] = (),
 ) -> tuple[list[int], tuple[str, ...]]:
     """The prompt's tokens and stop sequences: the given chat template, else the model's
-    own, else a plain transcript."""
+    own, else a plain transcript opened by `examples`."""
     llm = loaded.llm
     template = template or loaded.template
     if template:
@@ -193,18 +210,21 @@ def format_prompt(
             rendered.prompt.encode(), add_bos=not rendered.added_special, special=True
         )
         return tokens, tuple(s for s in stops if s)
-    tokens = llm.tokenize(transcript(messages).encode(), add_bos=True, special=True)
-    return tokens, TRANSCRIPT_STOPS
+    prompt = transcript(messages, examples)
+    return llm.tokenize(prompt.encode(), add_bos=True, special=True), TRANSCRIPT_STOPS
 
 
-def transcript(messages: Sequence[dict[str, str]]) -> str:
+def transcript(messages: Sequence[dict[str, str]], examples: Sequence[tuple[str, str]] = ()) -> str:
     """A conversation as a base model's plain transcript, ending where the answer goes.
 
     The framing line comes first and the system prompt after it: a tiny base model
-    given only "You are a helpful assistant." tends to parrot it back.
+    given only "You are a helpful assistant." tends to parrot it back. The example
+    exchanges follow, then the real history.
     """
     system = " ".join(m["content"] for m in messages if m["role"] == "system")
     lines = [f"{TRANSCRIPT_INSTRUCTION} {system}".rstrip(), ""]
+    for question, answer in examples:
+        lines += [f"User: {question}", f"Assistant: {answer}"]
     for m in messages:
         if m["role"] != "system":
             speaker = "User" if m["role"] == "user" else "Assistant"
@@ -233,6 +253,7 @@ def generate(
     temperature: float,
     top_p: float,
     top_k: int,
+    repeat_penalty: float,
     seed: int | None,
     cancelled: threading.Event,
     emit: Callable[[str], None],
@@ -250,7 +271,9 @@ def generate(
     pending = ""
     count = 0
     finish = "length"
-    for token in llm.generate(tokens, temp=temperature, top_p=top_p, top_k=top_k):
+    for token in llm.generate(
+        tokens, temp=temperature, top_p=top_p, top_k=top_k, repeat_penalty=repeat_penalty
+    ):
         if cancelled.is_set():
             finish = "cancelled"
             break
@@ -353,7 +376,9 @@ class LocalProvider:
             try:
                 if cancelled.is_set():
                     return
-                tokens, stops = format_prompt(loaded, request.messages, self.local.chat_template)
+                tokens, stops = format_prompt(
+                    loaded, request.messages, self.local.chat_template, self.local.examples
+                )
                 # The configured size, not llm.n_ctx(): llama.cpp may round its own up
                 # while llama-cpp-python's token buffer keeps the configured size.
                 n_ctx = self.local.n_ctx
@@ -377,6 +402,7 @@ class LocalProvider:
                     ),
                     top_p=params.top_p if params.top_p is not None else 0.95,
                     top_k=params.top_k if params.top_k is not None else 40,
+                    repeat_penalty=self.local.repeat_penalty,
                     seed=params.seed,
                     cancelled=cancelled,
                     emit=emit,

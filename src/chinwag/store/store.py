@@ -647,6 +647,7 @@ class Store:
         seed: Sequence[tuple[Role, str]],
         prompt: str,
         meta: dict[str, Any] | None = None,
+        title: str | None = None,
     ) -> tuple[str, str, bool] | None:
         """Store the user's message (and the conversation if new) before the model is called.
 
@@ -678,7 +679,7 @@ class Store:
                 conn.execute(
                     _INSERT_CONVERSATION,
                     {
-                        "id": cid, "user_id": user_id, "bot_uid": bot_uid, "title": None,
+                        "id": cid, "user_id": user_id, "bot_uid": bot_uid, "title": title,
                         "system_prompt": system_prompt, "current_message_id": question_id,
                         "created_at": stamp, "updated_at": stamp, "busy_until": until,
                     },
@@ -687,6 +688,12 @@ class Store:
                 moved = _move(conn, cid, expected, question_id, stamp, until, take=True)
                 if not moved and not branch:
                     return None
+                if title is not None:  # an empty conversation's first question
+                    conn.execute(
+                        conversations.update()
+                        .where(conversations.c.id == cid, conversations.c.title.is_(None))
+                        .values(title=title)
+                    )
             conn.execute(_INSERT_MESSAGE, rows)
             return moved
 
