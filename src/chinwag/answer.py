@@ -70,10 +70,22 @@ class Answer:
         self._draft: str | None = None  # the stored, still streaming answer's id
         self._wake = anyio.Event()  # set while there is text not yet saved
         self._keeper: Job | None = None
+        self.kept = True
         # The reader: whether the turn waits for it to take an event, and how many it took.
         self.paused = False
         self.pulled = 0
         self._background: Background | None = None
+
+    @classmethod
+    def unkept(cls, store: Store, plan: Plan) -> Answer:
+        """An answer stored nowhere (the caller keeps the history); its usage still counts."""
+        answer = cls(
+            store, plan, conversation_id="", question_id="", head=None, save_every=1.0, lease=1.0
+        )
+        answer.branched = False
+        answer.kept = False
+        answer._saving = False
+        return answer
 
     def until(self) -> datetime:
         """When the turn's hold on its conversation runs out unless renewed."""
@@ -207,6 +219,11 @@ class Answer:
             text = storable("".join(self.parts))
             usage = final_usage(self.reported, self.context, text)
             meta = {"sources": [s.model_dump() for s in self.sources]} if self.sources else None
+            if not self.kept:
+                await self.store.count_usage(
+                    self.plan.user_id, self.plan.bot.uid, self.plan.model, usage, status
+                )
+                return self.reply(None, text, usage, status)
             try:
                 message_id, moved = await self.store.finish_turn(
                     user_id=self.plan.user_id, conversation_id=self.conversation_id,

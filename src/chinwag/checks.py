@@ -135,7 +135,7 @@ def messages(value: Any) -> Sequence[Mapping[str, Any]]:
     return value
 
 
-def _flag(value: Any, what: str) -> bool | None:
+def flag(value: Any, what: str) -> bool | None:
     if value is not None and not isinstance(value, bool):
         raise InputError(f"{what} must be True, False or None, not {value!r:.60}.")
     return value
@@ -173,7 +173,7 @@ _OPTION_CHECKS: dict[str, Callable[[Any, str], Any]] = {
     "conversation": lambda v, w: None if v is None else identifier(v, w),
     "system": optional_text,
     "language": optional_text,
-    "search": _flag,
+    "search": flag,
     "tools": _tools,
 }
 
@@ -198,6 +198,7 @@ def turn_options(options: Mapping[str, Any]) -> dict[str, Any]:
 __all__ = [
     "bot",
     "count",
+    "flag",
     "identifier",
     "key",
     "messages",

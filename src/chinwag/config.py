@@ -117,6 +117,15 @@ class TitleSettings(_Section):
         return value
 
 
+class ServerSettings(_Section):
+    """`chinwag serve`, and where a remote client finds a server."""
+
+    host: str = "127.0.0.1"  # loopback unless told otherwise (and then keys are required)
+    port: int = Field(default=8000, gt=0, lt=65536)
+    max_body: int = Field(default=1_000_000, gt=0)  # bytes; larger requests get 413
+    drain: int = Field(default=30, ge=0)  # seconds SIGTERM lets answers finish
+
+
 def _default_providers() -> dict[str, ProviderSettings]:
     return {
         "openai": ProviderSettings(base_url="https://api.openai.com/v1", model="gpt-4o-mini"),
@@ -143,6 +152,7 @@ class Settings(_Section):
     search: SearchSettings = SearchSettings()
     templates: TemplateSettings = TemplateSettings()
     workflows: WorkflowSettings = WorkflowSettings()
+    server: ServerSettings = ServerSettings()
     profiles: dict[str, dict[str, Any]] = {}
 
 

@@ -43,12 +43,19 @@ class Conversations:
         )
 
     async def list(
-        self, *, limit: int = 50, offset: int = 0, user: str | int | None = None
+        self,
+        *,
+        limit: int = 50,
+        offset: int = 0,
+        query: str | None = None,
+        user: str | int | None = None,
     ) -> builtins.list[Conversation]:
-        """Conversations, newest activity first: id, title, bot and timestamps."""
+        """Conversations, newest activity first: id, title, bot and timestamps; with `query`,
+        those whose title or messages hold it."""
         limit, offset = checks.count(limit, "limit"), checks.count(offset, "offset")
+        checks.optional_text(query, "query")
         store, uid, name = await self._engine.scope(user)
-        return await store.list_conversations(uid, name, limit=limit, offset=offset)
+        return await store.list_conversations(uid, name, limit=limit, offset=offset, query=query)
 
     async def latest(self, *, user: str | int | None = None) -> Conversation | None:
         """The conversation with the newest activity, if there is one."""
@@ -79,6 +86,15 @@ class Conversations:
         checks.text(title, "title")
         store, uid, name = await self._engine.scope(user)
         return await store.rename_conversation(uid, name, conversation_id, title)
+
+    async def set_system(
+        self, conversation_id: str, system: str | None, *, user: str | int | None = None
+    ) -> Conversation:
+        """The conversation's own system prompt (None: its bot's, and so on down)."""
+        checks.identifier(conversation_id, "conversation_id")
+        checks.optional_text(system, "system")
+        store, uid, name = await self._engine.scope(user)
+        return await store.set_system_prompt(uid, name, conversation_id, system)
 
     async def retry(self, conversation_id: str, **options: Unpack[TurnOptions]) -> Reply:
         """Answer the conversation's last question again; the old answer stays on its branch."""

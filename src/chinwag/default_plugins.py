@@ -50,6 +50,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "models": ("chinwag.cli.status:models", "The models of each configured provider."),
     "health": ("chinwag.cli.status:health", "The default provider and what is reachable."),
     "plugins": ("chinwag.cli.status:plugins", "The plugins: what each adds, and any failure."),
+    "serve": ("chinwag.cli.serve:serve", "Serve the OpenAI API and chinwag's over HTTP."),
 }
 
 

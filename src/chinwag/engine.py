@@ -264,12 +264,14 @@ class Engine:
         With stream=False the provider may answer in one piece (one text delta).
         retry=True answers the conversation's last question again, on a new branch;
         edit=<message id> asks `prompt` instead of that question, on a new branch.
+        keep=False answers without storing a conversation; its usage is still counted.
         """
+        keep = checks.flag(options.pop("keep", None), "keep") is not False
         request = planning.request(
-            prompt, messages, stream=stream, retry=retry, edit=edit, options=options
+            prompt, messages, stream=stream, retry=retry, edit=edit, options=options, keep=keep
         )
         plan = await self.plan(request)
-        answer = await self._start(plan)
+        answer = await self._start(plan) if keep else Answer.unkept(await self.store(), plan)
         # From here on, everything ends in a stored answer: complete, partial or failed.
         # One generator, no nesting: every layer would cost each text delta a hand-off.
         failure: ChinwagError | None = None
@@ -415,6 +417,8 @@ class Engine:
     def _title_later(self, plan: Plan) -> bool:
         """Whether a model writes the title, in the background, after the first exchange."""
         if not plan.first_exchange or self.config.settings.titles.mode != "model":
+            return False
+        if not plan.request.keep:  # no conversation to title
             return False
         from chinwag.titles import model_writes
 

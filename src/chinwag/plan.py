@@ -42,6 +42,7 @@ class TurnOptions(TypedDict, total=False):
     max_words: int | None  # the model is told the budget; max_tokens follows from it
     search: bool | None  # web search for this turn (stored with it)
     tools: Sequence[Callable[..., Any]] | None  # functions the model may call this turn
+    keep: bool | None  # False: not stored as a conversation (its usage still counts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +56,7 @@ class Request:
     retry: bool
     edit: str | None
     options: Mapping[str, Any]
+    keep: bool = True  # False: answer without storing the conversation (usage still counts)
 
     @property
     def conversation(self) -> str | None:
@@ -70,6 +72,7 @@ def request(
     retry: bool,
     edit: Any,
     options: Mapping[str, Any],
+    keep: bool = True,
 ) -> Request:
     """Check a turn's arguments: one clear InputError for anything wrong."""
     unknown = set(options) - set(TurnOptions.__annotations__)
@@ -89,7 +92,9 @@ def request(
         checks.text(prompt, "The prompt")
     if edit is not None:
         checks.identifier(edit, "The message id to edit")
-    return Request(prompt, tuple(seed), seed_system, stream, retry, edit, checked)
+    if not keep and (retry or edit is not None or checked.get("conversation") is not None):
+        raise InputError("A turn that is not kept cannot retry, edit or go on a conversation.")
+    return Request(prompt, tuple(seed), seed_system, stream, retry, edit, checked, keep)
 
 
 def split_messages(

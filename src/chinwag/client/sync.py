@@ -69,10 +69,25 @@ class Conversations(_Sync):
         return self._client._call(lambda: call)
 
     def list(
-        self, *, limit: int = 50, offset: int = 0, user: str | int | None = None
+        self,
+        *,
+        limit: int = 50,
+        offset: int = 0,
+        query: str | None = None,
+        user: str | int | None = None,
     ) -> builtins.list[Conversation]:
-        """Conversations, newest activity first: id, title, bot and timestamps."""
-        return self._client._call(lambda: self._async.list(limit=limit, offset=offset, user=user))
+        """Conversations, newest activity first; with `query`, those that mention it."""
+        return self._client._call(
+            lambda: self._async.list(limit=limit, offset=offset, query=query, user=user)
+        )
+
+    def set_system(
+        self, conversation_id: str, system: str | None, *, user: str | int | None = None
+    ) -> Conversation:
+        """The conversation's own system prompt (None: its bot's, and so on down)."""
+        return self._client._call(
+            lambda: self._async.set_system(conversation_id, system, user=user)
+        )
 
     def latest(self, *, user: str | int | None = None) -> Conversation | None:
         """The conversation with the newest activity, if there is one."""

@@ -492,9 +492,16 @@ class Store:
         )
 
     async def list_conversations(
-        self, user_id: int, user: str, *, limit: int = 50, offset: int = 0
+        self,
+        user_id: int,
+        user: str,
+        *,
+        limit: int = 50,
+        offset: int = 0,
+        query: str | None = None,
     ) -> list[Conversation]:
-        """The user's conversations, newest activity first."""
+        """The user's conversations, newest activity first; with `query`, those whose title
+        or any message holds it (case-insensitive)."""
         stmt = (
             select(conversations)
             .where(conversations.c.user_id == user_id)
@@ -502,6 +509,14 @@ class Store:
             .limit(limit)
             .offset(offset)
         )
+        if query:
+            escaped = query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            pattern = f"%{escaped}%"
+            said = select(messages.c.id).where(
+                messages.c.conversation_id == conversations.c.id,
+                messages.c.content.ilike(pattern, escape="\\"),
+            )
+            stmt = stmt.where(conversations.c.title.ilike(pattern, escape="\\") | said.exists())
         return await self._run(
             lambda conn: [_conversation(row, user) for row in conn.execute(stmt).all()]
         )
@@ -561,6 +576,22 @@ class Store:
                 conn.execute(
                     conversations.update().where(conversations.c.id == cid).values(title=title)
                 )
+            return _conversation(_conversation_row(conn, user_id, cid), user)
+
+        return await self._run(write)
+
+    async def set_system_prompt(
+        self, user_id: int, user: str, cid: str, system_prompt: str | None
+    ) -> Conversation:
+        """Set (or with None, remove) a conversation's own system prompt."""
+
+        def write(conn: Connection) -> Conversation:
+            _conversation_row(conn, user_id, cid)  # NotFoundError for anyone else's
+            conn.execute(
+                conversations.update()
+                .where(conversations.c.id == cid)
+                .values(system_prompt=system_prompt)
+            )
             return _conversation(_conversation_row(conn, user_id, cid), user)
 
         return await self._run(write)
@@ -876,6 +907,18 @@ class Store:
             return moved
 
         return mid, await self._write(write)
+
+    async def count_usage(
+        self, user_id: int, bot_uid: str, model: str, usage: Usage, status: Status
+    ) -> None:
+        """Add a turn that was not kept to the usage rollup."""
+        rollup = {
+            "user_id": user_id, "day": now().date(), "bot_uid": bot_uid, "model": model,
+            "requests": 1, "errors": 0 if status == "complete" else 1,
+            "prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens,
+            "prompt_words": usage.prompt_words, "completion_words": usage.completion_words,
+        }  # fmt: skip
+        await self._write(lambda conn: conn.execute(self._add_usage, rollup))
 
     # -- bots -----------------------------------------------------------------------------
 

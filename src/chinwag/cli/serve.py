@@ -1,0 +1,65 @@
+"""`chinwag serve`: the HTTP server (needs `pip install 'chinwag[server]'`)."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+
+import click
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@click.command()
+@click.option("--host", help="The address to listen on (default: server.host, 127.0.0.1).")
+@click.option("--port", type=int, help="The port (default: server.port, 8000).")
+@click.option(
+    "--workers", type=click.IntRange(1, 64), default=1, show_default=True,
+    help="Worker processes; more than one needs PostgreSQL (store.url).",
+)  # fmt: skip
+@click.pass_context
+def serve(ctx: click.Context, host: str | None, port: int | None, workers: int) -> None:
+    """Serve the OpenAI API (/v1), chinwag's API (/api/v1) and the docs (/docs)."""
+    try:
+        import fastapi  # noqa: F401
+        import uvicorn
+    except ImportError:
+        raise click.ClickException(
+            "The server needs its extra: pip install 'chinwag[server]'."
+        ) from None
+    from chinwag.config import Config
+
+    profile = (ctx.find_root().obj or {}).get("profile")
+    config = Config(profile=profile)
+    settings = config.settings.server
+    host = host or settings.host
+    port = port or settings.port
+    if not is_loopback(host):
+        raise click.UsageError(
+            f"Serving on {host} would open it to the network, and no API key exists: "
+            "create one with `chinwag keys create --user NAME` first."
+        )
+    if workers > 1 and not config.store_url.startswith(("postgresql", "postgres")):
+        raise click.UsageError(
+            f"--workers {workers} needs PostgreSQL: set store.url (a SQLite file takes one "
+            "writer process), or serve with one worker."
+        )
+    if profile:
+        os.environ["CHINWAG_PROFILE"] = profile  # the workers read their config themselves
+    click.echo(f"chinwag serving on http://{host}:{port} (Ctrl-C or SIGTERM to stop)", err=True)
+    uvicorn.run(
+        "chinwag.server.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="warning",
+        timeout_graceful_shutdown=settings.drain,
+    )

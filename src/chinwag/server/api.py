@@ -1,0 +1,369 @@
+"""chinwag's own API under /api/v1: the seeds' operations over HTTP, in chinwag's words.
+
+Each route checks, authenticates (one dependency) and calls the client as the caller's
+user; ownership is filtered in the store's SQL, so another user's id reads as a missing
+one (404). Turns stream chinwag's typed events as SSE, or return the Reply as JSON.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from datetime import date
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from chinwag.client import AsyncClient
+from chinwag.errors import ChinwagError, InputError
+from chinwag.server.auth import Caller, caller
+from chinwag.server.openai_api import prime
+from chinwag.streams import AsyncStream
+from chinwag.types import (
+    Bot,
+    Conversation,
+    Event,
+    GenerationParams,
+    Health,
+    Message,
+    Reply,
+    StatisticItem,
+    Statistics,
+    StatisticTotal,
+)
+from chinwag.version import __version__
+
+router = APIRouter(prefix="/api/v1", tags=["chinwag API"])
+Who = Annotated[Caller, Depends(caller)]
+ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"description": "Invalid request"},
+    401: {"description": "No valid key"},
+    404: {"description": "No such thing for this user"},
+    429: {"description": "A limit of the key"},
+}
+
+
+def _client(request: Request) -> AsyncClient:
+    client: AsyncClient = request.app.state.client
+    return client
+
+
+# -- health -------------------------------------------------------------------------------
+
+
+class PublicHealth(BaseModel):
+    ok: bool
+    version: str
+
+
+@router.get("/health", response_model=PublicHealth, summary="Up or not (no key needed)")
+async def health(request: Request) -> PublicHealth:
+    """Whether the server can answer: its store and default provider. Nothing private."""
+    report = await _client(request).health()
+    return PublicHealth(ok=report.ok, version=__version__)
+
+
+@router.get("/health/details", response_model=Health, responses=ERRORS)
+async def health_details(request: Request, who: Who) -> Health:
+    """The full report: providers, the store, broken bots and plugins (admins only)."""
+    if not who.admin:
+        raise InputError("Only an admin key may read the server's details.")
+    return await _client(request).health()
+
+
+# -- bots ---------------------------------------------------------------------------------
+
+
+class BotFields(BaseModel):
+    """A bot's fields; on create, name (or slug) is enough."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    uid: str | None = None
+    slug: str | None = None
+    name: str | None = None
+    description: str | None = None
+    provider: str | None = None
+    model: str | None = None
+    system_prompt: str | None = None
+    params: GenerationParams | None = None
+    tools: list[str] | None = None
+    search: bool | None = None
+    welcome_message: str | None = None
+    avatar_url: str | None = None
+
+    def given(self) -> dict[str, Any]:
+        return self.model_dump(exclude_unset=True, exclude_none=True)
+
+
+@router.get("/bots", response_model=list[Bot], responses=ERRORS)
+async def list_bots(request: Request, who: Who) -> list[Bot]:
+    """Every bot the user can use: built-in, the server's files, and the user's own."""
+    return await _client(request).bots.list(user=who.user)
+
+
+@router.get("/bots/{key}", response_model=Bot, responses=ERRORS)
+async def get_bot(key: str, request: Request, who: Who) -> Bot:
+    """A bot by uid, slug or name."""
+    return await _client(request).bots.find(key, user=who.user)
+
+
+@router.post("/bots", response_model=Bot, status_code=201, responses={**ERRORS, 409: {}})
+async def create_bot(fields: BotFields, request: Request, who: Who) -> Bot:
+    return await _client(request).bots.create(user=who.user, **fields.given())
+
+
+@router.patch("/bots/{key}", response_model=Bot, responses={**ERRORS, 409: {}})
+async def update_bot(key: str, fields: BotFields, request: Request, who: Who) -> Bot:
+    """Change fields of one of the user's own bots."""
+    return await _client(request).bots.update(key, user=who.user, **fields.given())
+
+
+@router.delete("/bots/{key}", status_code=204, responses=ERRORS)
+async def delete_bot(key: str, request: Request, who: Who) -> Response:
+    await _client(request).bots.delete(key, user=who.user)
+    return Response(status_code=204)
+
+
+# -- conversations ------------------------------------------------------------------------
+
+
+class NewConversation(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    bot: str | None = None
+    system: str | None = None
+    title: str | None = None
+
+
+class ConversationChange(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    title: str | None = None
+    system_prompt: str | None = None
+
+
+@router.get("/conversations", response_model=list[Conversation], responses=ERRORS)
+async def list_conversations(
+    request: Request,
+    who: Who,
+    limit: Annotated[int, Query(ge=0, le=1000)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    q: Annotated[str | None, Query(max_length=500, description="Search titles and text")] = None,
+) -> list[Conversation]:
+    """The user's conversations, newest activity first."""
+    return await _client(request).conversations.list(
+        limit=limit, offset=offset, query=q, user=who.user
+    )
+
+
+@router.post("/conversations", response_model=Conversation, status_code=201, responses=ERRORS)
+async def create_conversation(body: NewConversation, request: Request, who: Who) -> Conversation:
+    return await _client(request).conversations.create(
+        bot=body.bot, system=body.system, title=body.title, user=who.user
+    )
+
+
+@router.get("/conversations/{cid}", response_model=Conversation, responses=ERRORS)
+async def get_conversation(cid: str, request: Request, who: Who) -> Conversation:
+    return await _client(request).conversations.get(cid, user=who.user)
+
+
+@router.get("/conversations/{cid}/messages", response_model=list[Message], responses=ERRORS)
+async def conversation_messages(
+    cid: str,
+    request: Request,
+    who: Who,
+    all: Annotated[bool, Query(description="Every branch, not just the current one")] = False,
+) -> list[Message]:
+    """The current branch, oldest first; with all=true, every message of every branch."""
+    client = _client(request)
+    if not all:
+        return await client.conversations.history(cid, user=who.user)
+    exported = json.loads(await client.conversations.export(cid, user=who.user))
+    return [Message.model_validate(m) for m in exported["messages"]]
+
+
+@router.patch("/conversations/{cid}", response_model=Conversation, responses=ERRORS)
+async def change_conversation(
+    cid: str, body: ConversationChange, request: Request, who: Who
+) -> Conversation:
+    """A new title and/or system prompt (a null system_prompt removes it)."""
+    client = _client(request)
+    changed = await client.conversations.get(cid, user=who.user)
+    if body.title is not None:
+        changed = await client.conversations.rename(cid, body.title, user=who.user)
+    if "system_prompt" in body.model_fields_set:
+        changed = await client.conversations.set_system(cid, body.system_prompt, user=who.user)
+    return changed
+
+
+@router.delete("/conversations/{cid}", status_code=204, responses=ERRORS)
+async def delete_conversation(cid: str, request: Request, who: Who) -> Response:
+    await _client(request).conversations.delete(cid, user=who.user)
+    return Response(status_code=204)
+
+
+@router.post("/conversations/{cid}/title", response_model=Conversation, responses=ERRORS)
+async def generate_title(cid: str, request: Request, who: Who) -> Conversation:
+    """Write the conversation's title now."""
+    return await _client(request).conversations.generate_title(cid, user=who.user)
+
+
+# -- turns --------------------------------------------------------------------------------
+
+
+class TurnBody(BaseModel):
+    """One turn's options, as the library takes them."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    bot: str | None = None
+    system: str | None = None
+    language: str | None = None
+    max_words: int | None = None
+    search: bool | None = None
+    temperature: float | None = None
+    max_tokens: int | None = None
+    top_p: float | None = None
+    top_k: int | None = None
+    stop: list[str] | None = None
+    seed: int | None = None
+    stream: bool = False
+
+    def options(self) -> dict[str, Any]:
+        skip = {"stream", "prompt", "messages", "text", "use_search"}
+        return self.model_dump(exclude=skip, exclude_none=True)
+
+
+class Ask(TurnBody):
+    prompt: str = Field(min_length=1)
+
+
+class Edit(TurnBody):
+    text: str = Field(min_length=1)
+
+
+class Chat(TurnBody):
+    """aBLT's one-shot chat: a prompt or a message list, with a bot (uid or slug)."""
+
+    prompt: str | None = None
+    messages: list[dict[str, Any]] | None = Field(default=None, max_length=10_000)
+    use_search: bool | None = Field(default=None, description="aBLT's name for search")
+
+
+@router.post("/conversations/{cid}/messages", response_model=Reply, responses=ERRORS)
+async def ask(cid: str, body: Ask, request: Request, who: Who) -> Any:
+    """Ask in a conversation: the Reply, or with stream=true its events as SSE."""
+    client = _client(request)
+    options = {**body.options(), "conversation": cid, "user": who.user}
+    if body.stream:
+        return await _streamed(client.stream(body.prompt, **options))
+    return await client.ask(body.prompt, **options)
+
+
+@router.post("/conversations/{cid}/retry", response_model=Reply, responses=ERRORS)
+async def retry(cid: str, body: TurnBody, request: Request, who: Who) -> Reply:
+    """Answer the conversation's last question again, on a new branch."""
+    return await _client(request).conversations.retry(cid, user=who.user, **body.options())
+
+
+@router.post("/messages/{mid}/edit", response_model=Reply, responses=ERRORS)
+async def edit(mid: str, body: Edit, request: Request, who: Who) -> Reply:
+    """Ask `text` instead of an earlier question: a new branch from there, answered."""
+    return await _client(request).conversations.edit(
+        mid, body.text, user=who.user, **body.options()
+    )
+
+
+@router.post("/chat", response_model=Reply, responses=ERRORS)
+async def chat(body: Chat, request: Request, who: Who) -> Any:
+    """A prompt, or a message list, to a bot: stored as a new conversation."""
+    client = _client(request)
+    options = {**body.options(), "user": who.user}
+    if body.use_search is not None:
+        options["search"] = body.use_search
+    if (body.prompt is None) == (body.messages is None):
+        raise InputError("Send either a prompt or messages.")
+    if body.stream:
+        if body.prompt is not None:
+            return await _streamed(client.stream(body.prompt, **options))
+        return await _streamed(await client.chat(body.messages or [], stream=True, **options))
+    if body.prompt is not None:
+        return await client.ask(body.prompt, **options)
+    return await client.chat(body.messages or [], **options)
+
+
+async def _streamed(stream: AsyncStream) -> StreamingResponse:
+    """A turn's typed events as SSE, each `data: <event JSON>`, then `data: [DONE]`."""
+    events, first = await prime(stream)
+
+    async def encode() -> AsyncIterator[bytes]:
+        try:
+            yield _event(first)
+            async for event in events:
+                yield _event(event)
+        except ChinwagError:
+            pass  # raised after its ErrorEvent, which was sent
+        finally:
+            await stream.aclose()
+        yield b"data: [DONE]\n\n"
+
+    return StreamingResponse(
+        encode(), media_type="text/event-stream", headers={"cache-control": "no-cache"}
+    )
+
+
+def _event(event: Event) -> bytes:
+    return b"data: " + event.model_dump_json().encode() + b"\n\n"
+
+
+# -- statistics ---------------------------------------------------------------------------
+
+
+def _user_for_stats(who: Caller, user: str | None) -> str:
+    if user is None or user == who.user:
+        return who.user
+    if not who.admin:
+        raise InputError("Only an admin key may read another user's statistics.")
+    return user
+
+
+@router.get("/stats/usage", response_model=Statistics, responses=ERRORS)
+async def stats_usage(
+    request: Request,
+    who: Who,
+    start_date: date | None = None,
+    end_date: date | None = None,
+    bot: str | None = None,
+    user: str | None = None,
+) -> Statistics:
+    """One item per day, and the total, in tokens and words (an admin may pass user=)."""
+    return await _client(request).stats.usage(
+        start_date=start_date, end_date=end_date, bot=bot, user=_user_for_stats(who, user)
+    )
+
+
+@router.get("/stats/day", response_model=StatisticItem, responses=ERRORS)
+async def stats_day(
+    request: Request, who: Who, date: date | None = None, user: str | None = None
+) -> StatisticItem:
+    return await _client(request).stats.day(date, user=_user_for_stats(who, user))
+
+
+@router.get("/stats/total", response_model=StatisticTotal, responses=ERRORS)
+async def stats_total(
+    request: Request,
+    who: Who,
+    start_date: date | None = None,
+    end_date: date | None = None,
+    user: str | None = None,
+) -> StatisticTotal:
+    return await _client(request).stats.total(
+        start_date=start_date, end_date=end_date, user=_user_for_stats(who, user)
+    )
+
+
+__all__ = ["router"]

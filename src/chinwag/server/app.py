@@ -1,0 +1,131 @@
+"""The FastAPI application: one client (engine and store) for every request."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from chinwag.client import AsyncClient
+from chinwag.config import Config
+from chinwag.errors import ChinwagError
+from chinwag.server import errors
+from chinwag.version import __version__
+
+
+def create_app(config: Config | None = None) -> FastAPI:
+    """The chinwag server as an ASGI app (run it with `chinwag serve`, or any ASGI server)."""
+    config = config or Config()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with AsyncClient(config) as client:
+            app.state.client = client
+            yield
+
+    app = FastAPI(
+        title="chinwag",
+        version=__version__,
+        summary="chinwag's bots, conversations and providers: the OpenAI API and chinwag's own.",
+        lifespan=lifespan,
+    )
+    app.state.config = config
+    app.add_middleware(BodyLimit, limit=config.settings.server.max_body)
+    _handle_errors(app)
+    from chinwag.server.api import router as chinwag_api
+    from chinwag.server.openai_api import router as openai_api
+
+    app.include_router(openai_api)
+    app.include_router(chinwag_api)
+    return app
+
+
+def _handle_errors(app: FastAPI) -> None:
+    """Every error leaves in OpenAI's envelope; nothing leaks a traceback."""
+
+    @app.exception_handler(ChinwagError)
+    async def chinwag_error(request: Request, exc: ChinwagError) -> JSONResponse:
+        status, body, headers = errors.of(exc)
+        return JSONResponse(body, status_code=status, headers=headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
+        message = f"{where}: {first.get('msg', 'invalid request')}" if where else "Invalid request."
+        body = errors.envelope(message, "invalid_request_error", "InputError", where or None)
+        return JSONResponse(body, status_code=400)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        kind = {401: "authentication_error", 404: "not_found_error"}.get(
+            exc.status_code, "invalid_request_error"
+        )
+        code = {401: "AuthenticationError", 404: "NotFoundError"}.get(exc.status_code, "Error")
+        body = errors.envelope(str(exc.detail), kind, code)
+        return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        body = errors.envelope(
+            "The server failed unexpectedly; the error is in its log.", "server_error", "Error"
+        )
+        return JSONResponse(body, status_code=500)
+
+
+class BodyLimit:
+    """Refuse bodies over `limit` bytes with 413 before they are parsed (by Content-Length,
+    and by counting when there is none)."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        length = dict(scope["headers"]).get(b"content-length")
+        if length is not None and length.isdigit() and int(length) > self.limit:
+            await self._refuse(send)
+            return
+        seen = 0
+
+        async def counted() -> Message:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.limit:
+                raise _TooLarge
+            return message
+
+        try:
+            await self.app(scope, counted, send)
+        except _TooLarge:
+            await self._refuse(send)
+
+    async def _refuse(self, send: Send) -> None:
+        body = errors.envelope(
+            f"The request body is over {self.limit:,} bytes (server.max_body).",
+            "invalid_request_error",
+            "InputError",
+        )
+        response = JSONResponse(body, status_code=413)
+        await response({"type": "http"}, _nothing, send)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+async def _nothing() -> Any:
+    return {"type": "http.request", "body": b"", "more_body": False}
+
+
+__all__ = ["create_app"]

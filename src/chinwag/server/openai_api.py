@@ -1,0 +1,270 @@
+"""The OpenAI API under /v1: models (bots, and providers' models) and chat completions.
+
+A chat completion is stateless by default (the client sends the history), and still
+counted in usage. `x-chinwag-conversation: ID` (or `new`) makes it a stored turn of a
+conversation; the response names the conversation in the same header.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Header, Request
+from fastapi.responses import JSONResponse, StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from chinwag.client import AsyncClient
+from chinwag.errors import ChinwagError, InputError, NotFoundError, error_from
+from chinwag.server import errors
+from chinwag.server.auth import Caller, caller
+from chinwag.streams import AsyncStream
+from chinwag.types import Bot, Done, ErrorEvent, Event, Reply, TextDelta
+
+router = APIRouter(prefix="/v1", tags=["OpenAI API"])
+CONVERSATION_HEADER = "x-chinwag-conversation"
+
+
+class ChatMessage(BaseModel):
+    """A message as OpenAI sends it; content may be text or a list of text parts."""
+
+    model_config = ConfigDict(extra="allow")
+
+    role: Literal["system", "developer", "user", "assistant"]
+    content: str | list[dict[str, Any]] | None = None
+
+
+class StreamOptions(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    include_usage: bool = False
+
+
+class ChatCompletionRequest(BaseModel):
+    """POST /v1/chat/completions. Fields chinwag does not use are accepted and ignored, as
+    Open WebUI and LibreChat send extra ones."""
+
+    model_config = ConfigDict(extra="allow")
+
+    model: str = Field(min_length=1, description="A bot's slug, or `provider/model`.")
+    messages: list[ChatMessage] = Field(min_length=1, max_length=10_000)
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    max_tokens: int | None = None
+    max_completion_tokens: int | None = None
+    stop: str | list[str] | None = None
+    seed: int | None = None
+    n: int | None = Field(default=None, ge=1, le=1, description="Only 1 is supported.")
+    user: str | None = Field(default=None, description="Recorded by OpenAI; not a scope.")
+
+
+class ModelCard(BaseModel):
+    id: str
+    object: Literal["model"] = "model"
+    created: int = 0
+    owned_by: str
+
+
+class ModelList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[ModelCard]
+
+
+def _client(request: Request) -> AsyncClient:
+    client: AsyncClient = request.app.state.client
+    return client
+
+
+@router.get("/models", response_model=ModelList, summary="Bots, then providers' models")
+async def models(request: Request, who: Annotated[Caller, Depends(caller)]) -> ModelList:
+    """Every bot the key's user can use (its slug is the model id), then each provider's
+    models as `provider/model` (a provider that does not answer is left out)."""
+    client = _client(request)
+    cards = [
+        ModelCard(id=b.slug, owned_by="chinwag") for b in await client.bots.list(user=who.user)
+    ]
+    for name in client.config.settings.providers:
+        try:
+            found = await client.models(name)
+        except ChinwagError:
+            continue
+        cards += [ModelCard(id=f"{name}/{model}", owned_by=name) for model in found]
+    return ModelList(data=cards)
+
+
+@router.post(
+    "/chat/completions",
+    summary="A chat completion, streamed (SSE) or not",
+    responses={400: {}, 401: {}, 404: {}, 413: {}, 429: {}, 502: {}, 504: {}},
+)
+async def chat_completions(
+    body: ChatCompletionRequest,
+    request: Request,
+    who: Annotated[Caller, Depends(caller)],
+    conversation: Annotated[str | None, Header(alias=CONVERSATION_HEADER)] = None,
+) -> Any:
+    client = _client(request)
+    options = await _options(client, body, who)
+    messages = [_message(i, m) for i, m in enumerate(body.messages)]
+    headers: dict[str, str] = {}
+    if conversation is None:
+        options["keep"] = False
+    else:
+        if conversation == "new":  # made first, so that even a stream can name it
+            made = await client.conversations.create(bot=options["bot"], user=who.user)
+            conversation = made.id
+        elif messages[-1]["role"] != "user":
+            raise InputError("The last message must be the user's prompt (role 'user').")
+        else:  # the stored conversation holds the history
+            await client.conversations.get(conversation, user=who.user)
+            messages = [messages[-1]]
+        options["conversation"] = headers[CONVERSATION_HEADER] = conversation
+    if body.stream:
+        stream = await client.chat(messages, stream=True, **options)
+        events, first = await prime(stream)
+        include_usage = bool(body.stream_options and body.stream_options.include_usage)
+        return StreamingResponse(
+            _sse(stream, events, first, body.model, include_usage),
+            media_type="text/event-stream",
+            headers={"cache-control": "no-cache", **headers},
+        )
+    reply = await client.chat(messages, **options)
+    return JSONResponse(_completion(reply, body.model), headers=headers)
+
+
+async def _options(client: AsyncClient, body: ChatCompletionRequest, who: Caller) -> dict[str, Any]:
+    options: dict[str, Any] = {
+        "bot": await _bot(client, body.model, who),
+        "user": who.user,
+        "temperature": body.temperature,
+        "top_p": body.top_p,
+        "max_tokens": body.max_completion_tokens or body.max_tokens,
+        "stop": body.stop,
+        "seed": body.seed,
+    }
+    return {k: v for k, v in options.items() if v is not None}
+
+
+async def _bot(client: AsyncClient, model: str, who: Caller) -> Bot | str:
+    """The bot a model id names: a bot's slug (or uid or name), or `provider/model`."""
+    found = await client.bots.get(slug=model, user=who.user)
+    if found is not None:
+        return found
+    provider, slash, name = model.partition("/")
+    if slash and name and provider in client.config.settings.providers:
+        return Bot(
+            uid=f"model.{uuid.uuid5(uuid.NAMESPACE_URL, model).hex[:16]}",
+            slug=f"{provider}.{uuid.uuid5(uuid.NAMESPACE_URL, model).hex[:8]}",
+            name=model,
+            provider=provider,
+            model=name,
+        )
+    raise NotFoundError(f"No model {model!r}: GET /v1/models lists the bots and models here.")
+
+
+def _message(index: int, message: ChatMessage) -> dict[str, str]:
+    """An OpenAI message as chinwag's: developer is system, text parts are joined."""
+    content = message.content
+    if isinstance(content, list):
+        texts = []
+        for part in content:
+            if part.get("type") != "text" or not isinstance(part.get("text"), str):
+                raise InputError(
+                    f"messages[{index}]: only text parts are supported here, not "
+                    f"{part.get('type')!r}."
+                )
+            texts.append(part["text"])
+        content = "".join(texts)
+    role = "system" if message.role == "developer" else message.role
+    return {"role": role, "content": content or ""}
+
+
+def _completion(reply: Reply, model: str) -> dict[str, Any]:
+    return {
+        "id": f"chatcmpl-{reply.message_id or uuid.uuid4().hex}",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": reply.text},
+                "finish_reason": reply.finish_reason or "stop",
+            }
+        ],
+        "usage": _usage(reply),
+    }
+
+
+def _usage(reply: Reply) -> dict[str, int]:
+    u = reply.usage
+    return {
+        "prompt_tokens": u.prompt_tokens,
+        "completion_tokens": u.completion_tokens,
+        "total_tokens": u.total_tokens,
+    }
+
+
+async def prime(stream: AsyncStream) -> tuple[AsyncIterator[Event], Event]:
+    """The stream's first event, before any byte is sent: what fails until then (checks,
+    limits, the provider refusing) fails with a real HTTP status."""
+    events = stream.events()
+    try:
+        first = await events.__anext__()
+        if type(first) is ErrorEvent:
+            raise error_from(first)
+    except BaseException:
+        await stream.aclose()
+        raise
+    return events, first
+
+
+async def _sse(
+    stream: AsyncStream,
+    events: AsyncIterator[Event],
+    first: Event,
+    model: str,
+    include_usage: bool,
+) -> AsyncIterator[bytes]:
+    """The turn as OpenAI's chunks. A failure after the first byte is one error frame in
+    the envelope, then `[DONE]`; the partial answer is stored as such."""
+    head = {"id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion.chunk",
+            "created": int(time.time()), "model": model}  # fmt: skip
+
+    def chunk(delta: dict[str, Any], finish: str | None = None, **more: Any) -> bytes:
+        body = {**head, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+        return b"data: " + json.dumps({**body, **more}, separators=(",", ":")).encode() + b"\n\n"
+
+    yield chunk({"role": "assistant", "content": ""})
+    try:
+        async for event in _chain(first, events):
+            if type(event) is TextDelta:
+                yield chunk({"content": event.text})
+            elif type(event) is Done:
+                reply = event.reply
+                yield chunk({}, reply.finish_reason or "stop")
+                if include_usage:
+                    body = {**head, "choices": [], "usage": _usage(reply)}
+                    yield b"data: " + json.dumps(body).encode() + b"\n\n"
+            elif type(event) is ErrorEvent:
+                yield errors.sse_error(error_from(event))
+                break
+    except ChinwagError as exc:
+        yield errors.sse_error(exc)
+    finally:
+        await stream.aclose()
+    yield b"data: [DONE]\n\n"
+
+
+async def _chain(first: Event, rest: AsyncIterator[Event]) -> AsyncIterator[Event]:
+    yield first
+    async for event in rest:
+        yield event
+
+
+__all__ = ["prime", "router"]

@@ -1,0 +1,194 @@
+"""`chinwag serve` through real HTTP on 127.0.0.1: the openai SDK as its own client, and
+httpx for chinwag's API."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import httpx
+import openai
+import pytest
+
+from tests.conftest import Runner
+from tests.fake_openai import FakeOpenAI, Script
+from tests.server import chinwag_serve
+
+
+@pytest.fixture
+def served(run: Runner) -> Iterator[str]:
+    with chinwag_serve(run.env) as (base, _):
+        yield base
+
+
+@pytest.fixture
+def sdk(served: str) -> Iterator[openai.OpenAI]:
+    with openai.OpenAI(base_url=f"{served}/v1", api_key="unused", max_retries=0) as client:
+        yield client
+
+
+def test_the_openai_sdk_lists_bots_and_models(sdk: openai.OpenAI) -> None:
+    ids = [m.id for m in sdk.models.list()]
+    assert "default" in ids
+    assert "openai/test-model" in ids
+
+
+def test_the_openai_sdk_chats_streamed_and_not(
+    sdk: openai.OpenAI, server: FakeOpenAI, served: str
+) -> None:
+    server.script(Script(text="one two three"), Script(text="four five"))
+    whole = sdk.chat.completions.create(
+        model="default", messages=[{"role": "user", "content": "count"}], temperature=0.5
+    )
+    assert whole.choices[0].message.content == "one two three"
+    assert whole.usage is not None
+    assert whole.usage.completion_tokens == 3
+    assert server.requests[-1]["temperature"] == 0.5
+    stream = sdk.chat.completions.create(
+        model="openai/test-model",
+        messages=[{"role": "system", "content": "Be brief."}, {"role": "user", "content": "go"}],
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    chunks = list(stream)
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text == "four five"
+    assert chunks[-1].usage is not None
+    assert server.requests[-1]["messages"][0]["content"] == "Be brief."
+    # Stateless by default, yet counted: no conversation, two requests in today's usage.
+    assert httpx.get(f"{served}/api/v1/conversations").json() == []
+    day = httpx.get(f"{served}/api/v1/stats/day").json()
+    assert day["requests"] == 2
+
+
+@pytest.mark.anyio
+async def test_the_async_sdk_streams(served: str, server: FakeOpenAI) -> None:
+    server.script(Script(text="a b c"))
+    async with openai.AsyncOpenAI(base_url=f"{served}/v1", api_key="x", max_retries=0) as sdk:
+        stream = await sdk.chat.completions.create(
+            model="default", messages=[{"role": "user", "content": "hi"}], stream=True
+        )
+        text = "".join([c.choices[0].delta.content or "" async for c in stream if c.choices])
+    assert text == "a b c"
+
+
+def test_a_conversation_header_makes_a_stored_turn(served: str, server: FakeOpenAI) -> None:
+    body = {"model": "default", "messages": [{"role": "user", "content": "first"}]}
+    made = httpx.post(
+        f"{served}/v1/chat/completions", json=body, headers={"x-chinwag-conversation": "new"}
+    )
+    assert made.status_code == 200
+    cid = made.headers["x-chinwag-conversation"]
+    body["messages"] = [{"role": "user", "content": "second"}]
+    again = httpx.post(
+        f"{served}/v1/chat/completions", json=body, headers={"x-chinwag-conversation": cid}
+    )
+    assert again.json()["choices"][0]["message"]["content"] == "You said: second"
+    history = httpx.get(f"{served}/api/v1/conversations/{cid}/messages").json()
+    assert [m["content"] for m in history] == [
+        "first", "You said: first", "second", "You said: second",
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [
+        ({"model": "nope", "messages": [{"role": "user", "content": "x"}]}, 404),
+        ({"model": "default", "messages": []}, 400),
+        ({"model": "default", "messages": [{"role": "user", "content": 5}]}, 400),
+        (
+            {"model": "default", "messages": [{"role": "user", "content": "x"}], "temperature": 9},
+            400,
+        ),
+        ({"messages": [{"role": "user", "content": "x"}]}, 400),
+        ({"model": "default", "messages": [{"role": "user", "content": "a\u0000b"}]}, 400),
+    ],
+)
+def test_bad_requests_get_4xx_in_the_envelope_and_store_nothing(
+    served: str, body: dict[str, object], status: int, server: FakeOpenAI
+) -> None:
+    for stream in (False, True):
+        answer = httpx.post(f"{served}/v1/chat/completions", json={**body, "stream": stream})
+        assert answer.status_code == status, answer.text
+        error = answer.json()["error"]
+        assert set(error) >= {"message", "type", "param", "code"}
+    assert server.requests == []
+    assert httpx.get(f"{served}/api/v1/stats/day").json()["requests"] == 0
+
+
+def test_malformed_and_oversized_bodies(served: str) -> None:
+    url = f"{served}/v1/chat/completions"
+    bad = httpx.post(url, content=b"{not json", headers={"content-type": "application/json"})
+    assert bad.status_code == 400
+    assert bad.json()["error"]["type"] == "invalid_request_error"
+    utf8 = httpx.post(
+        url, content=b'{"model": "\xff"}', headers={"content-type": "application/json"}
+    )
+    assert utf8.status_code == 400
+    big = httpx.post(url, content=b"x" * 1_100_000, headers={"content-type": "application/json"})
+    assert big.status_code == 413
+    assert "server.max_body" in big.json()["error"]["message"]
+
+
+def test_a_failure_after_the_first_byte_is_one_error_frame(served: str, server: FakeOpenAI) -> None:
+    server.script(Script(text=" ".join(f"w{i}" for i in range(20)), cut_after=5))
+    body = {"model": "default", "stream": True, "messages": [{"role": "user", "content": "go"}]}
+    with httpx.stream("POST", f"{served}/v1/chat/completions", json=body) as answer:
+        assert answer.status_code == 200
+        frames = [line[6:] for line in answer.iter_lines() if line.startswith("data: ")]
+    assert frames[-1] == "[DONE]"
+    error = json.loads(frames[-2])["error"]
+    assert error["code"] == "ProviderConnectionError"
+    assert "Traceback" not in error["message"]
+
+
+def test_a_provider_failure_before_the_first_byte_is_a_real_status(
+    served: str, server: FakeOpenAI
+) -> None:
+    server.script(Script(status=429, headers={"retry-after": "7"}))
+    body = {"model": "default", "stream": True, "messages": [{"role": "user", "content": "go"}]}
+    answer = httpx.post(f"{served}/v1/chat/completions", json=body)
+    assert answer.status_code == 429
+    assert answer.headers["retry-after"] == "7"
+    assert answer.json()["error"]["code"] == "RateLimitError"
+
+
+def test_chinwags_own_api_does_the_library_s_work(served: str, server: FakeOpenAI) -> None:
+    api = f"{served}/api/v1"
+    bot = httpx.post(f"{api}/bots", json={"name": "Poet", "system_prompt": "Rhyme."}).json()
+    assert bot["slug"] == "poet"
+    made = httpx.post(f"{api}/conversations", json={"bot": "poet", "title": "Verse"}).json()
+    cid = made["id"]
+    reply = httpx.post(f"{api}/conversations/{cid}/messages", json={"prompt": "tea"}).json()
+    assert reply["text"] == "You said: tea"
+    assert server.requests[-1]["messages"][0]["content"] == "Rhyme."
+    with httpx.stream(
+        "POST", f"{api}/conversations/{cid}/messages", json={"prompt": "more", "stream": True}
+    ) as streamed:
+        events = [json.loads(line[6:]) for line in streamed.iter_lines()
+                  if line.startswith("data: {")]  # fmt: skip
+    assert [e["type"] for e in events][-2:] == ["usage", "done"]
+    retried = httpx.post(f"{api}/conversations/{cid}/retry", json={}).json()
+    assert retried["conversation_id"] == cid
+    everything = httpx.get(f"{api}/conversations/{cid}/messages", params={"all": "true"}).json()
+    assert len(everything) == 5  # two questions, three answers (one on another branch)
+    found = httpx.get(f"{api}/conversations", params={"q": "MORE"}).json()
+    assert [c["id"] for c in found] == [cid]
+    changed = httpx.patch(f"{api}/conversations/{cid}", json={"title": "Tea time"}).json()
+    assert changed["title"] == "Tea time"
+    one_shot = httpx.post(
+        f"{api}/chat", json={"bot": "poet", "prompt": "hello", "language": "French"}
+    ).json()
+    assert one_shot["bot"] == bot["uid"]
+    stats = httpx.get(f"{api}/stats/usage").json()
+    assert stats["total"]["requests"] == 4
+    assert httpx.delete(f"{api}/conversations/{cid}").status_code == 204
+    missing = httpx.get(f"{api}/conversations/{cid}")
+    assert missing.status_code == 404
+    assert missing.json()["error"]["code"] == "NotFoundError"
+
+
+def test_the_openapi_document_lists_every_route(served: str) -> None:
+    spec = httpx.get(f"{served}/openapi.json").json()
+    assert "/v1/chat/completions" in spec["paths"]
+    assert "/api/v1/conversations/{cid}/retry" in spec["paths"]
