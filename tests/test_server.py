@@ -3,14 +3,17 @@ httpx for chinwag's API."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import signal
 from collections.abc import Iterator
 
 import httpx
 import openai
 import pytest
 
-from tests.conftest import Runner
+from chinwag import Client
+from tests.conftest import Runner, make_config
 from tests.fake_openai import FakeOpenAI, Script
 from tests.server import chinwag_serve
 
@@ -192,3 +195,46 @@ def test_the_openapi_document_lists_every_route(served: str) -> None:
     spec = httpx.get(f"{served}/openapi.json").json()
     assert "/v1/chat/completions" in spec["paths"]
     assert "/api/v1/conversations/{cid}/retry" in spec["paths"]
+
+
+@pytest.mark.parametrize("drain", [30, 1])
+def test_sigterm_lets_answers_finish_or_keeps_them_partial(
+    run: Runner, server: FakeOpenAI, drain: int
+) -> None:
+    server.script(Script(text=" ".join(f"w{i}" for i in range(60)), chunk_delay=0.05))
+    env = {**run.env, "CHINWAG_SERVER__DRAIN": str(drain)}
+    with chinwag_serve(env) as (base, proc):
+        api = f"{base}/api/v1"
+        cid = httpx.post(f"{api}/conversations", json={}).json()["id"]
+        body = {"prompt": "count", "stream": True}
+        seen = []
+        url = f"{api}/conversations/{cid}/messages"
+        # Past the drain time the server ends the connection: the reader sees it cut.
+        with (
+            contextlib.suppress(httpx.RemoteProtocolError),
+            httpx.stream("POST", url, json=body) as answer,
+        ):
+            for line in answer.iter_lines():
+                if line.startswith('data: {"type":"text"'):
+                    seen.append(line)
+                    if len(seen) == 5:
+                        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=40) == 0
+    database = f"sqlite:///{run.env['CHINWAG_HOME']}/chinwag.db"
+    with Client(make_config(server, **{"store.url": database})) as client:
+        answer = client.conversations.history(cid, user="local")[-1]
+    if drain == 30:
+        assert answer.status == "complete"
+        assert answer.content.endswith("w59")
+    else:
+        assert answer.status == "partial"
+        assert answer.content.startswith("w0 w1 w2 w3")
+
+
+def test_serve_refuses_what_it_cannot_do_safely(run: Runner) -> None:
+    wide = run("serve", "--host", "0.0.0.0")
+    assert wide.returncode == 2
+    assert "chinwag keys create" in wide.stderr
+    workers = run("serve", "--workers", "2")
+    assert workers.returncode == 2
+    assert "needs PostgreSQL" in workers.stderr
