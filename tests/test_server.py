@@ -222,13 +222,13 @@ def test_sigterm_lets_answers_finish_or_keeps_them_partial(
         assert proc.wait(timeout=40) == 0
     database = f"sqlite:///{run.env['CHINWAG_HOME']}/chinwag.db"
     with Client(make_config(server, **{"store.url": database})) as client:
-        answer = client.conversations.history(cid, user="local")[-1]
+        stored = client.conversations.history(cid, user="local")[-1]
     if drain == 30:
-        assert answer.status == "complete"
-        assert answer.content.endswith("w59")
+        assert stored.status == "complete"
+        assert stored.content.endswith("w59")
     else:
-        assert answer.status == "partial"
-        assert answer.content.startswith("w0 w1 w2 w3")
+        assert stored.status == "partial"
+        assert stored.content.startswith("w0 w1 w2 w3")
 
 
 def test_serve_refuses_what_it_cannot_do_safely(run: Runner) -> None:
