@@ -7,6 +7,7 @@ import contextlib
 import json
 import signal
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import openai
@@ -238,3 +239,50 @@ def test_serve_refuses_what_it_cannot_do_safely(run: Runner) -> None:
     workers = run("serve", "--workers", "2")
     assert workers.returncode == 2
     assert "needs PostgreSQL" in workers.stderr
+
+
+def test_the_openai_sdk_runs_its_own_tools_through_the_server(
+    sdk: openai.OpenAI, server: FakeOpenAI
+) -> None:
+    tools: Any = [{"type": "function", "function": {
+        "name": "weather", "description": "The weather in a city.",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+    }}]  # fmt: skip
+    call = {"id": "call_1", "name": "weather", "arguments": '{"city": "Oslo"}'}
+    server.script(Script(tool_calls=[call]), Script(tool_calls=[call]), Script(text="Rain."))
+    asked: Any = [{"role": "user", "content": "Umbrella in Oslo?"}]
+    first = sdk.chat.completions.create(
+        model="default",
+        messages=asked,
+        tools=tools,
+        tool_choice="auto",
+    )
+    assert first.choices[0].finish_reason == "tool_calls"
+    (made,) = first.choices[0].message.tool_calls or []
+    assert made.type == "function"
+    assert (made.id, made.function.name, made.function.arguments) == (
+        "call_1", "weather", '{"city": "Oslo"}'
+    )  # fmt: skip
+    assert server.requests[-1]["tools"] == tools
+    assert server.requests[-1]["tool_choice"] == "auto"
+    streamed = sdk.chat.completions.create(
+        model="default",
+        messages=asked,
+        tools=tools,
+        stream=True,
+    )
+    deltas = [d for c in streamed if c.choices for d in c.choices[0].delta.tool_calls or []]
+    assert [(d.index, d.id, d.function.name if d.function else None) for d in deltas] == [
+        (0, "call_1", "weather")
+    ]
+    # The caller ran the tool; the result goes back with the history, as OpenAI's API has it.
+    history: Any = [
+        *asked,
+        {"role": "assistant", "tool_calls": [made.model_dump()], "content": None},
+        {"role": "tool", "tool_call_id": "call_1", "content": "rain all day"},
+    ]
+    final = sdk.chat.completions.create(model="default", messages=history, tools=tools)
+    assert final.choices[0].message.content == "Rain."
+    sent = server.requests[-1]["messages"]
+    assert [m["role"] for m in sent][-3:] == ["user", "assistant", "tool"]
+    assert sent[-1]["tool_call_id"] == "call_1"

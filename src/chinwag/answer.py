@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -61,8 +61,9 @@ class Answer:
         self.reported: Usage | None = None
         self.finish: str | None = None
         self.sources: list[Source] = []
-        self.context: list[dict[str, str]] = []
+        self.context: list[dict[str, Any]] = []
         self.extra: list[dict[str, Any]] = []  # this turn's tool calls and results, in order
+        self.tool_calls: list[ToolCall] = []  # calls handed back to the caller (tool_schemas)
         self.trimmed = 0
         self._save_every = save_every
         self._lease = lease
@@ -169,9 +170,11 @@ class Answer:
         """What the provider is asked this round: the context, then this turn's tool
         calls and results so far."""
         plan = self.plan
+        choice = plan.request.options.get("tool_choice")
         return ChatRequest(
             model=plan.model, messages=[*self.context, *self.extra], params=plan.params,
             stream=plan.request.stream, tools=plan.schemas,
+            tool_choice=dict(choice) if isinstance(choice, Mapping) else choice,
         )  # fmt: skip
 
     async def calls(self, calls: Sequence[ToolCall]) -> None:
@@ -255,6 +258,7 @@ class Answer:
             trimmed_messages=self.trimmed,
             sources=self.sources,
             branched=self.branched,
+            tool_calls=self.tool_calls,
         )
 
 
@@ -268,9 +272,9 @@ def add_usage(total: Usage | None, more: Usage) -> Usage:
     )
 
 
-def final_usage(reported: Usage | None, context: list[dict[str, str]], text: str) -> Usage:
+def final_usage(reported: Usage | None, context: list[dict[str, Any]], text: str) -> Usage:
     """The provider's token counts (estimated when it sent none), and words both ways."""
-    prompt_words = sum(count_words(m["content"]) for m in context)
+    prompt_words = sum(count_words(m.get("content") or "") for m in context)
     completion_words = count_words(text)
     if reported is not None:
         return Usage(

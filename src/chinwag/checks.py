@@ -167,6 +167,24 @@ def bot(value: Any, what: str = "bot") -> Any:
     return _bot(value, what)
 
 
+def _schemas(value: Any, what: str) -> Any:
+    if value is not None and (
+        not isinstance(value, Sequence)
+        or isinstance(value, str)
+        or not all(isinstance(t, Mapping) for t in value)
+    ):
+        raise InputError(
+            f"{what} must be a list of OpenAI tool schemas (dicts), not {value!r:.60}."
+        )
+    return value
+
+
+def _choice(value: Any, what: str) -> Any:
+    if value is not None and not isinstance(value, str | Mapping):
+        raise InputError(f"{what} must be 'auto', 'none', 'required' or a dict, not {value!r:.60}.")
+    return value
+
+
 # Each turn option that is not a sampling setting (GenerationParams validates those).
 _OPTION_CHECKS: dict[str, Callable[[Any, str], Any]] = {
     "bot": _bot,
@@ -175,6 +193,8 @@ _OPTION_CHECKS: dict[str, Callable[[Any, str], Any]] = {
     "language": optional_text,
     "search": flag,
     "tools": _tools,
+    "tool_schemas": _schemas,
+    "tool_choice": _choice,
 }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 # About four characters a token for English with BPE tokenizers; tokens per message
 # cover the role and separators the chat format adds.
@@ -22,5 +23,7 @@ def estimate_message_tokens(content: str) -> int:
     return estimate_tokens(content) + _TOKENS_PER_MESSAGE
 
 
-def estimate_prompt_tokens(messages: Iterable[dict[str, str]]) -> int:
-    return sum(estimate_message_tokens(m["content"]) for m in messages) + 2
+def estimate_prompt_tokens(messages: Iterable[dict[str, Any]]) -> int:
+    # A tool call's message may have no text: its arguments count instead.
+    return sum(estimate_message_tokens(str(m.get("content") or m.get("tool_calls") or ""))
+               for m in messages) + 2  # fmt: skip

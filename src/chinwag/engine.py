@@ -300,6 +300,11 @@ class Engine:
                             answer.finish = event.reason
                 if not calls:
                     break
+                if plan.request.raw is not None:  # the caller runs its own tools
+                    answer.tool_calls, answer.finish = calls, "tool_calls"
+                    for call in calls:
+                        yield ToolCallEvent(call=call)
+                    break
                 if rounds == limit:
                     raise _runaway(plan, limit)
                 await answer.calls(calls)
@@ -444,6 +449,11 @@ class Engine:
         """What the model reads: the system prompt (with any search results), then as much
         history as fits the window, then the question."""
         system = plan.system
+        if plan.request.raw is not None:  # the caller's messages, as they are
+            own = any(m.get("role") == "system" for m in plan.request.raw)
+            head = [] if own or not system else [{"role": "system", "content": system}]
+            answer.context = [*head, *plan.request.raw]
+            return
         if answer.sources:
             from chinwag.search import context_block
 

@@ -43,6 +43,10 @@ class TurnOptions(TypedDict, total=False):
     search: bool | None  # web search for this turn (stored with it)
     tools: Sequence[Callable[..., Any]] | None  # functions the model may call this turn
     keep: bool | None  # False: not stored as a conversation (its usage still counts)
+    # OpenAI tool schemas the caller runs itself (the /v1 API): the model's calls come back
+    # as ToolCallEvents and Reply.tool_calls, not run; with keep=False and messages only.
+    tool_schemas: Sequence[Mapping[str, Any]] | None
+    tool_choice: str | Mapping[str, Any] | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +61,8 @@ class Request:
     edit: str | None
     options: Mapping[str, Any]
     keep: bool = True  # False: answer without storing the conversation (usage still counts)
+    # The caller's message list as it is, tool calls and results included (tool_schemas).
+    raw: tuple[dict[str, Any], ...] | None = None
 
     @property
     def conversation(self) -> str | None:
@@ -82,7 +88,15 @@ def request(
     checked = checks.turn_options(options)
     seed: list[tuple[Role, str]] = []
     seed_system = None
-    if messages is not None:
+    raw = None
+    if checked.get("tool_schemas") is not None:
+        if messages is None or keep:
+            raise InputError(
+                "tool_schemas (tools the caller runs) need a message list and keep=False: "
+                "their calls and results live in the caller's messages."
+            )
+        raw, prompt = raw_messages(checks.messages(messages))
+    elif messages is not None:
         if prompt is not None:
             raise InputError("Pass either a prompt or messages, not both.")
         seed_system, seed, prompt = split_messages(checks.messages(messages))
@@ -94,7 +108,29 @@ def request(
         checks.identifier(edit, "The message id to edit")
     if not keep and (retry or edit is not None or checked.get("conversation") is not None):
         raise InputError("A turn that is not kept cannot retry, edit or go on a conversation.")
-    return Request(prompt, tuple(seed), seed_system, stream, retry, edit, checked, keep)
+    return Request(prompt, tuple(seed), seed_system, stream, retry, edit, checked, keep, raw)
+
+
+def raw_messages(
+    messages: Sequence[Mapping[str, Any]],
+) -> tuple[tuple[dict[str, Any], ...], str]:
+    """A message list passed to the model as it is (tool calls and results included),
+    checked for roles and text; and what stands for the prompt (the last message's text)."""
+    raw: list[dict[str, Any]] = []
+    for i, m in enumerate(messages):
+        role, content = m.get("role"), m.get("content")
+        if role not in (*_ROLES, "tool") or not (content is None or isinstance(content, str)):
+            raise InputError(
+                f"messages[{i}] must have a role (system, user, assistant or tool) and text "
+                f"content, got {dict(m)!r:.200}."
+            )
+        if content is not None:
+            checks.text(content, f"messages[{i}]['content']")
+        checks.storable(dict(m))
+        raw.append(dict(m))
+    if not raw:
+        raise InputError("messages is empty: pass at least one {'role': 'user', ...} message.")
+    return tuple(raw), raw[-1].get("content") or "(tool results)"
 
 
 def split_messages(
@@ -197,12 +233,17 @@ def make_plan(
         system=system,
         history=tuple(history(thread.branch(parent) if thread else [], request.seed)),
         tools={t.name: t for t in tools},
-        schemas=[t.schema() for t in tools] or None,
+        schemas=[t.schema() for t in tools] or _caller_schemas(options),
         search=bot.search if search is None else search,
         meta=meta,
         window=window,
         reserve=params.max_tokens or min(1024, window // 4),
     )
+
+
+def _caller_schemas(options: Mapping[str, Any]) -> list[dict[str, Any]] | None:
+    given = options.get("tool_schemas")
+    return [dict(t) for t in given] if given else None
 
 
 def branch_point(request: Request, thread: Thread | None) -> tuple[str, str | None, str | None]:

@@ -107,6 +107,14 @@ class Source(_Model):
     snippet: str = ""
 
 
+class ToolCall(_Model):
+    """The model asks for a tool: its name and its arguments, as the JSON text it wrote."""
+
+    id: str
+    name: str
+    arguments: str
+
+
 class Reply(_Model):
     """The outcome of one turn."""
 
@@ -124,6 +132,8 @@ class Reply(_Model):
     # Another turn moved the conversation on meanwhile (two askers at once), so this
     # exchange was stored on a branch of its own; `history` shows the other one.
     branched: bool = False
+    # Calls of tools the caller runs itself (tool_schemas=): finish_reason "tool_calls".
+    tool_calls: list[ToolCall] = []
 
     def __str__(self) -> str:
         return self.text
@@ -209,14 +219,6 @@ class TextDelta(_Model):
 class UsageEvent(_Model):
     type: Literal["usage"] = "usage"
     usage: Usage
-
-
-class ToolCall(_Model):
-    """The model asks for a tool: its name and its arguments, as the JSON text it wrote."""
-
-    id: str
-    name: str
-    arguments: str
 
 
 class ToolCallEvent(_Model):

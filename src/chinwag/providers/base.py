@@ -18,6 +18,7 @@ class ChatRequest:
     messages: list[dict[str, Any]]  # OpenAI chat format, tool calls and results included
     params: GenerationParams = field(default_factory=GenerationParams)
     tools: list[dict[str, Any]] | None = None  # OpenAI function schemas
+    tool_choice: str | dict[str, Any] | None = None  # as OpenAI takes it
     # False when nobody watches the text arrive (ask): a provider may answer in one piece.
     stream: bool = True
 

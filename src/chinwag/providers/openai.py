@@ -231,6 +231,8 @@ class OpenAIProvider:
             body.update(stream=True, stream_options={"include_usage": True})
         if request.tools:
             body["tools"] = request.tools
+            if request.tool_choice is not None:
+                body["tool_choice"] = request.tool_choice
         body.update(request.params.model_dump(exclude_none=True))
         s = self.settings
         deadline = anyio.current_time() + s.deadline

@@ -22,7 +22,7 @@ from chinwag.errors import ChinwagError, InputError, NotFoundError, error_from
 from chinwag.server import errors
 from chinwag.server.auth import Caller, caller
 from chinwag.streams import AsyncStream
-from chinwag.types import Bot, Done, ErrorEvent, Event, Reply, TextDelta
+from chinwag.types import Bot, Done, ErrorEvent, Event, Reply, TextDelta, ToolCall, ToolCallEvent
 
 router = APIRouter(prefix="/v1", tags=["OpenAI API"])
 CONVERSATION_HEADER = "x-chinwag-conversation"
@@ -33,7 +33,7 @@ class ChatMessage(BaseModel):
 
     model_config = ConfigDict(extra="allow")
 
-    role: Literal["system", "developer", "user", "assistant"]
+    role: Literal["system", "developer", "user", "assistant", "tool"]
     content: str | list[dict[str, Any]] | None = None
 
 
@@ -59,6 +59,10 @@ class ChatCompletionRequest(BaseModel):
     max_completion_tokens: int | None = None
     stop: str | list[str] | None = None
     seed: int | None = None
+    tools: list[dict[str, Any]] | None = Field(
+        default=None, max_length=128, description="Run by the caller: calls come back."
+    )
+    tool_choice: str | dict[str, Any] | None = None
     n: int | None = Field(default=None, ge=1, le=1, description="Only 1 is supported.")
     user: str | None = Field(default=None, description="Recorded by OpenAI; not a scope.")
 
@@ -112,6 +116,15 @@ async def chat_completions(
     options = await _options(client, body, who)
     messages = [_message(i, m) for i, m in enumerate(body.messages)]
     headers: dict[str, str] = {}
+    if body.tools or any(m["role"] == "tool" or m.get("tool_calls") for m in messages):
+        if conversation is not None:
+            raise InputError(
+                "Tool calls go through stateless requests (the caller keeps their history): "
+                f"drop the {CONVERSATION_HEADER} header."
+            )
+        options["tool_schemas"] = body.tools or []
+        if body.tool_choice is not None:
+            options["tool_choice"] = body.tool_choice
     if conversation is None:
         options["keep"] = False
     else:
@@ -167,8 +180,9 @@ async def _bot(client: AsyncClient, model: str, who: Caller) -> Bot | str:
     raise NotFoundError(f"No model {model!r}: GET /v1/models lists the bots and models here.")
 
 
-def _message(index: int, message: ChatMessage) -> dict[str, str]:
-    """An OpenAI message as chinwag's: developer is system, text parts are joined."""
+def _message(index: int, message: ChatMessage) -> dict[str, Any]:
+    """An OpenAI message as chinwag's: developer is system, text parts are joined, tool
+    calls and results kept as they are."""
     content = message.content
     if isinstance(content, list):
         texts = []
@@ -181,6 +195,10 @@ def _message(index: int, message: ChatMessage) -> dict[str, str]:
             texts.append(part["text"])
         content = "".join(texts)
     role = "system" if message.role == "developer" else message.role
+    extra = {k: v for k, v in (message.model_extra or {}).items()
+             if k in ("tool_calls", "tool_call_id", "name")}  # fmt: skip
+    if extra:
+        return {"role": role, "content": content, **extra}
     return {"role": role, "content": content or ""}
 
 
@@ -193,12 +211,28 @@ def _completion(reply: Reply, model: str) -> dict[str, Any]:
         "choices": [
             {
                 "index": 0,
-                "message": {"role": "assistant", "content": reply.text},
+                "message": {
+                    "role": "assistant",
+                    "content": reply.text or (None if reply.tool_calls else ""),
+                    **(
+                        {"tool_calls": [_call(c) for c in reply.tool_calls]}
+                        if reply.tool_calls
+                        else {}
+                    ),
+                },
                 "finish_reason": reply.finish_reason or "stop",
             }
         ],
         "usage": _usage(reply),
     }
+
+
+def _call(call: ToolCall, index: int | None = None) -> dict[str, Any]:
+    found: dict[str, Any] = {
+        "id": call.id, "type": "function",
+        "function": {"name": call.name, "arguments": call.arguments},
+    }  # fmt: skip
+    return {"index": index, **found} if index is not None else found
 
 
 def _usage(reply: Reply) -> dict[str, int]:
@@ -241,10 +275,14 @@ async def _sse(
         return b"data: " + json.dumps({**body, **more}, separators=(",", ":")).encode() + b"\n\n"
 
     yield chunk({"role": "assistant", "content": ""})
+    calls = 0
     try:
         async for event in _chain(first, events):
             if type(event) is TextDelta:
                 yield chunk({"content": event.text})
+            elif type(event) is ToolCallEvent:  # each call whole, by its index
+                yield chunk({"tool_calls": [_call(event.call, calls)]})
+                calls += 1
             elif type(event) is Done:
                 reply = event.reply
                 yield chunk({}, reply.finish_reason or "stop")
