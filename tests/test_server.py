@@ -286,3 +286,17 @@ def test_the_openai_sdk_runs_its_own_tools_through_the_server(
     sent = server.requests[-1]["messages"]
     assert [m["role"] for m in sent][-3:] == ["user", "assistant", "tool"]
     assert sent[-1]["tool_call_id"] == "call_1"
+
+
+@pytest.mark.postgres
+def test_two_workers_share_one_postgresql(run: Runner, postgres_url: str) -> None:
+    env = {**run.env, "CHINWAG_STORE__URL": postgres_url}
+    with chinwag_serve(env, "--workers", "2") as (base, _):
+        api = f"{base}/api/v1"
+        cid = httpx.post(f"{api}/conversations", json={}).json()["id"]
+        for i in range(12):  # a new connection each: the workers take turns accepting them
+            reply = httpx.post(f"{api}/conversations/{cid}/messages", json={"prompt": f"q{i}"})
+            assert reply.status_code == 200, reply.text
+        history = httpx.get(f"{api}/conversations/{cid}/messages").json()
+    assert [m["content"] for m in history[::2]] == [f"q{i}" for i in range(12)]
+    assert [m["role"] for m in history] == ["user", "assistant"] * 12
