@@ -164,10 +164,8 @@ async def _options(client: AsyncClient, body: ChatCompletionRequest, who: Caller
 
 
 async def _bot(client: AsyncClient, model: str, who: Caller) -> Bot | str:
-    """The bot a model id names: a bot's slug (or uid or name), or `provider/model`."""
-    found = await client.bots.get(slug=model, user=who.user)
-    if found is not None:
-        return found
+    """The bot a model id names: `provider/model` (no lookup), or a bot's slug, uid or name
+    (shared bots resolve without the store)."""
     provider, slash, name = model.partition("/")
     if slash and name and provider in client.config.settings.providers:
         return Bot(
@@ -177,7 +175,12 @@ async def _bot(client: AsyncClient, model: str, who: Caller) -> Bot | str:
             provider=provider,
             model=name,
         )
-    raise NotFoundError(f"No model {model!r}: GET /v1/models lists the bots and models here.")
+    try:
+        return await client.bots.find(model, user=who.user)
+    except NotFoundError:
+        raise NotFoundError(
+            f"No model {model!r}: GET /v1/models lists the bots and models here."
+        ) from None
 
 
 def _message(index: int, message: ChatMessage) -> dict[str, Any]:
