@@ -19,6 +19,7 @@ PAIRS = [
     (chinwag.stats.Stats, sync.Stats),
     (chinwag.templates.Templates, sync.Templates),
     (chinwag.workflows.Workflows, sync.Workflows),
+    (chinwag.accounts.Accounts, sync.Accounts),
 ]
 # Only in one of the two, on purpose.
 ASYNC_ONLY = {"aclose"}

@@ -23,12 +23,14 @@ if TYPE_CHECKING:  # the public names, each once (`as` marks it exported)
         Config as Config,
     )
     from chinwag.errors import (
+        AccessError as AccessError,
         AuthenticationError as AuthenticationError,
         BadRequestError as BadRequestError,
         ChinwagError as ChinwagError,
         ConfigError as ConfigError,
         ConflictError as ConflictError,
         InputError as InputError,
+        LimitError as LimitError,
         NotFoundError as NotFoundError,
         PermissionDeniedError as PermissionDeniedError,
         ProviderConnectionError as ProviderConnectionError,
@@ -48,6 +50,7 @@ if TYPE_CHECKING:  # the public names, each once (`as` marks it exported)
         Template as Template,
     )
     from chinwag.types import (
+        ApiKey as ApiKey,
         Bot as Bot,
         Conversation as Conversation,
         Done as Done,
@@ -56,6 +59,7 @@ if TYPE_CHECKING:  # the public names, each once (`as` marks it exported)
         GenerationParams as GenerationParams,
         Health as Health,
         Message as Message,
+        NewKey as NewKey,
         Reply as Reply,
         SearchEvent as SearchEvent,
         Source as Source,
@@ -68,6 +72,7 @@ if TYPE_CHECKING:  # the public names, each once (`as` marks it exported)
         ToolResultEvent as ToolResultEvent,
         Usage as Usage,
         UsageEvent as UsageEvent,
+        User as User,
     )
     from chinwag.workflows import (
         StepResult as StepResult,

@@ -8,6 +8,8 @@ ChinwagError
 │   └── ConflictError           a name or id is taken already
 ├── NotFoundError               no such bot, conversation or message, for this user
 ├── StoreError                  the database failed (.where); .partial keeps the answer
+├── AccessError                 a server refused the key: none, unknown, expired, revoked
+├── LimitError                  a key's limit is spent (.retry_after, .should_retry)
 └── ProviderError               a model provider failed (.provider, .status_code, .body)
     ├── AuthenticationError         401, or no key
     ├── PermissionDeniedError       403
@@ -66,6 +68,22 @@ class StoreError(ChinwagError):
         super().__init__(message)
         self.where = where
         self.partial = partial
+
+
+class AccessError(ChinwagError, PermissionError):
+    """A chinwag server refused the request's key: none, unknown, expired or revoked (401)."""
+
+
+class LimitError(ChinwagError):
+    """A key's limit (requests or tokens per minute, tokens per day) is spent (429).
+    `retry_after` says when the window opens again; `should_retry` is False for a day."""
+
+    def __init__(
+        self, message: str, *, retry_after: float | None = None, should_retry: bool = True
+    ) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+        self.should_retry = should_retry
 
 
 class ProviderError(ChinwagError):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
@@ -206,6 +206,40 @@ class Health(_Model):
     providers: list[ComponentHealth]
     broken_bots: list[ComponentHealth] = []  # bot files that cannot be used, and why
     broken_plugins: list[ComponentHealth] = []  # plugins that failed to load, and why
+
+
+class User(_Model):
+    """A user of a store: the owner of conversations, bots, usage and API keys."""
+
+    name: str
+    admin: bool = False
+    created_at: datetime
+
+
+class ApiKey(_Model):
+    """An API key of a chinwag server, as listed: never the key itself, only its prefix."""
+
+    id: str
+    user: str
+    name: str | None = None
+    prefix: str  # the key's first characters, to tell which one it is
+    rpm: int | None = None  # requests per minute; None: no limit
+    tpm: int | None = None  # tokens per minute
+    tokens_per_day: int | None = None
+    expires_at: datetime | None = None
+    revoked_at: datetime | None = None
+    created_at: datetime
+
+    @property
+    def active(self) -> bool:
+        now = datetime.now(UTC)
+        return self.revoked_at is None and (self.expires_at is None or self.expires_at > now)
+
+
+class NewKey(ApiKey):
+    """A key just created: `key` is the secret, shown this once and never stored."""
+
+    key: str = Field(repr=False)
 
 
 # Events of a turn. Text deltas are the hot path: plain frozen models, no nested validation.

@@ -7,6 +7,8 @@ import os
 
 import click
 
+from chinwag.config import Config
+
 
 def is_loopback(host: str) -> bool:
     if host == "localhost":
@@ -34,14 +36,12 @@ def serve(ctx: click.Context, host: str | None, port: int | None, workers: int) 
         raise click.ClickException(
             "The server needs its extra: pip install 'chinwag[server]'."
         ) from None
-    from chinwag.config import Config
-
     profile = (ctx.find_root().obj or {}).get("profile")
     config = Config(profile=profile)
     settings = config.settings.server
     host = host or settings.host
     port = port or settings.port
-    if not is_loopback(host):
+    if not is_loopback(host) and not _has_keys(config):
         raise click.UsageError(
             f"Serving on {host} would open it to the network, and no API key exists: "
             "create one with `chinwag keys create --user NAME` first."
@@ -63,3 +63,10 @@ def serve(ctx: click.Context, host: str | None, port: int | None, workers: int) 
         log_level="warning",
         timeout_graceful_shutdown=settings.drain,
     )
+
+
+def _has_keys(config: Config) -> bool:
+    from chinwag.client import Client
+
+    with Client(config) as client:
+        return any(key.active for key in client.accounts.list_keys())

@@ -11,6 +11,7 @@ from typing import Any, Literal, Unpack, overload
 import anyio
 
 from chinwag import checks
+from chinwag.accounts import Accounts
 from chinwag.bots import Bots
 from chinwag.config import Config
 from chinwag.conversations import Conversations
@@ -55,6 +56,7 @@ class AsyncClient:
         self.stats = Stats(self._engine)
         self.templates = Templates(self._engine)
         self.workflows = Workflows(self._engine, self.templates)
+        self.accounts = Accounts(self._engine)
         self._open: AbstractAsyncContextManager[None] | None = None
 
     async def ask(self, prompt: str, **options: Unpack[TurnOptions]) -> Reply:

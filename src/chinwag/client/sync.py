@@ -12,7 +12,7 @@ import os
 import threading
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import Future
-from datetime import date
+from datetime import date, datetime
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, Unpack, overload
 
@@ -22,14 +22,17 @@ from chinwag.errors import ChinwagError
 from chinwag.plan import TurnOptions
 from chinwag.streams import Stream
 from chinwag.types import (
+    ApiKey,
     Bot,
     Conversation,
     Health,
     Message,
+    NewKey,
     Reply,
     StatisticItem,
     Statistics,
     StatisticTotal,
+    User,
 )
 
 if TYPE_CHECKING:
@@ -313,6 +316,43 @@ class Stats(_Sync):
         return self._client._call(lambda: call)
 
 
+class Accounts(_Sync):
+    """The users of a store and their API keys (sync)."""
+
+    def __init__(self, client: Client) -> None:
+        super().__init__(client)
+        self._async = client._async.accounts
+
+    def add_user(self, name: str, *, admin: bool = False) -> User:
+        """Add a user (a server's key acts as one); `admin=True` also promotes an existing one."""
+        return self._client._call(lambda: self._async.add_user(name, admin=admin))
+
+    def list_users(self) -> builtins.list[User]:
+        return self._client._call(self._async.list_users)
+
+    def create_key(
+        self,
+        user: str,
+        *,
+        name: str | None = None,
+        rpm: int | None = None,
+        tpm: int | None = None,
+        tokens_per_day: int | None = None,
+        expires: date | datetime | str | None = None,
+    ) -> NewKey:
+        """Make an API key for a user; its secret is on the returned `.key`, and only there."""
+        call = self._async.create_key(
+            user, name=name, rpm=rpm, tpm=tpm, tokens_per_day=tokens_per_day, expires=expires
+        )
+        return self._client._call(lambda: call)
+
+    def list_keys(self, *, user: str | None = None) -> builtins.list[ApiKey]:
+        return self._client._call(lambda: self._async.list_keys(user=user))
+
+    def revoke_key(self, key_id: str, *, user: str | None = None) -> ApiKey:
+        return self._client._call(lambda: self._async.revoke_key(key_id, user=user))
+
+
 class Client:
     """Talk to language models; the same API as AsyncClient, blocking.
 
@@ -342,6 +382,7 @@ class Client:
         self.stats = Stats(self)
         self.templates = Templates(self)
         self.workflows = Workflows(self)
+        self.accounts = Accounts(self)
 
     def _call(self, call: Callable[[], Awaitable[T]]) -> T:
         """Run an AsyncClient call on the background loop and wait for it."""

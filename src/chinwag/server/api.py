@@ -8,30 +8,34 @@ one (404). Turns stream chinwag's typed events as SSE, or return the Reply as JS
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
-from datetime import date
+from collections.abc import AsyncIterator, Awaitable
+from datetime import date, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from chinwag.client import AsyncClient
 from chinwag.errors import ChinwagError, InputError
 from chinwag.server.auth import Caller, caller
+from chinwag.server.limits import Ticket, admit
 from chinwag.server.openai_api import prime
 from chinwag.streams import AsyncStream
 from chinwag.types import (
+    ApiKey,
     Bot,
     Conversation,
     Event,
     GenerationParams,
     Health,
     Message,
+    NewKey,
     Reply,
     StatisticItem,
     Statistics,
     StatisticTotal,
+    User,
 )
 from chinwag.version import __version__
 
@@ -68,8 +72,7 @@ async def health(request: Request) -> PublicHealth:
 @router.get("/health/details", response_model=Health, responses=ERRORS)
 async def health_details(request: Request, who: Who) -> Health:
     """The full report: providers, the store, broken bots and plugins (admins only)."""
-    if not who.admin:
-        raise InputError("Only an admin key may read the server's details.")
+    _admin(who, "read the server's details")
     return await _client(request).health()
 
 
@@ -259,22 +262,27 @@ async def ask(cid: str, body: Ask, request: Request, who: Who) -> Any:
     """Ask in a conversation: the Reply, or with stream=true its events as SSE."""
     client = _client(request)
     options = {**body.options(), "conversation": cid, "user": who.user}
+    ticket = await admit(request, who, [{"content": body.prompt}], body.max_tokens)
     if body.stream:
-        return await _streamed(client.stream(body.prompt, **options))
-    return await client.ask(body.prompt, **options)
+        return await _streamed(_started(client.stream(body.prompt, **options)), ticket)
+    return await ticket.run(client.ask(body.prompt, **options))
 
 
 @router.post("/conversations/{cid}/retry", response_model=Reply, responses=ERRORS)
 async def retry(cid: str, body: TurnBody, request: Request, who: Who) -> Reply:
     """Answer the conversation's last question again, on a new branch."""
-    return await _client(request).conversations.retry(cid, user=who.user, **body.options())
+    ticket = await admit(request, who, [], body.max_tokens)
+    client = _client(request)
+    return await ticket.run(client.conversations.retry(cid, user=who.user, **body.options()))
 
 
 @router.post("/messages/{mid}/edit", response_model=Reply, responses=ERRORS)
 async def edit(mid: str, body: Edit, request: Request, who: Who) -> Reply:
     """Ask `text` instead of an earlier question: a new branch from there, answered."""
-    return await _client(request).conversations.edit(
-        mid, body.text, user=who.user, **body.options()
+    ticket = await admit(request, who, [{"content": body.text}], body.max_tokens)
+    client = _client(request)
+    return await ticket.run(
+        client.conversations.edit(mid, body.text, user=who.user, **body.options())
     )
 
 
@@ -287,28 +295,37 @@ async def chat(body: Chat, request: Request, who: Who) -> Any:
         options["search"] = body.use_search
     if (body.prompt is None) == (body.messages is None):
         raise InputError("Send either a prompt or messages.")
+    sent = [{"content": body.prompt}] if body.prompt is not None else body.messages or []
+    ticket = await admit(request, who, sent, body.max_tokens)
     if body.stream:
         if body.prompt is not None:
-            return await _streamed(client.stream(body.prompt, **options))
-        return await _streamed(await client.chat(body.messages or [], stream=True, **options))
+            return await _streamed(_started(client.stream(body.prompt, **options)), ticket)
+        return await _streamed(client.chat(body.messages or [], stream=True, **options), ticket)
     if body.prompt is not None:
-        return await client.ask(body.prompt, **options)
-    return await client.chat(body.messages or [], **options)
+        return await ticket.run(client.ask(body.prompt, **options))
+    return await ticket.run(client.chat(body.messages or [], **options))
 
 
-async def _streamed(stream: AsyncStream) -> StreamingResponse:
+async def _started(stream: AsyncStream) -> AsyncStream:
+    return stream
+
+
+async def _streamed(started: Awaitable[AsyncStream], ticket: Ticket) -> StreamingResponse:
     """A turn's typed events as SSE, each `data: <event JSON>`, then `data: [DONE]`."""
-    events, first = await prime(stream)
+    events, first, stream = await prime(started, ticket)
 
     async def encode() -> AsyncIterator[bytes]:
         try:
+            ticket.learn(first)
             yield _event(first)
             async for event in events:
+                ticket.learn(event)
                 yield _event(event)
         except ChinwagError:
             pass  # raised after its ErrorEvent, which was sent
         finally:
             await stream.aclose()
+            await ticket.settle()
         yield b"data: [DONE]\n\n"
 
     return StreamingResponse(
@@ -323,11 +340,15 @@ def _event(event: Event) -> bytes:
 # -- statistics ---------------------------------------------------------------------------
 
 
+def _admin(who: Caller, to: str) -> None:
+    if not who.admin:
+        raise HTTPException(403, f"Only an admin key may {to}.")
+
+
 def _user_for_stats(who: Caller, user: str | None) -> str:
     if user is None or user == who.user:
         return who.user
-    if not who.admin:
-        raise InputError("Only an admin key may read another user's statistics.")
+    _admin(who, "read another user's statistics")
     return user
 
 
@@ -364,6 +385,68 @@ async def stats_total(
     return await _client(request).stats.total(
         start_date=start_date, end_date=end_date, user=_user_for_stats(who, user)
     )
+
+
+# -- users and keys -----------------------------------------------------------------------
+
+
+class NewUser(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200)
+    admin: bool = False
+
+
+class KeyFields(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    user: str = Field(min_length=1, max_length=200)
+    name: str | None = Field(default=None, max_length=200)
+    rpm: int | None = Field(default=None, ge=1)
+    tpm: int | None = Field(default=None, ge=1)
+    tokens_per_day: int | None = Field(default=None, ge=1)
+    expires: datetime | date | None = None
+
+
+@router.get("/users", response_model=list[User], responses={**ERRORS, 403: {}})
+async def list_users(request: Request, who: Who) -> list[User]:
+    """Every user (admins only)."""
+    _admin(who, "list users")
+    return await _client(request).accounts.list_users()
+
+
+@router.post("/users", response_model=User, status_code=201, responses={**ERRORS, 403: {}})
+async def add_user(body: NewUser, request: Request, who: Who) -> User:
+    """Add a user (admins only)."""
+    _admin(who, "add users")
+    return await _client(request).accounts.add_user(body.name, admin=body.admin)
+
+
+@router.get("/keys", response_model=list[ApiKey], responses={**ERRORS, 403: {}})
+async def list_keys(request: Request, who: Who, user: str | None = None) -> list[ApiKey]:
+    """The caller's keys (never the secrets); an admin may pass user=, or see all."""
+    if not who.admin:
+        if user not in (None, who.user):
+            _admin(who, "list another user's keys")
+        user = who.user
+    return await _client(request).accounts.list_keys(user=user)
+
+
+@router.post("/keys", response_model=NewKey, status_code=201, responses={**ERRORS, 403: {}})
+async def create_key(body: KeyFields, request: Request, who: Who) -> NewKey:
+    """Make a key for a user (admins only); its secret is in this answer and nowhere else."""
+    _admin(who, "create keys")
+    return await _client(request).accounts.create_key(
+        body.user, name=body.name, rpm=body.rpm, tpm=body.tpm,
+        tokens_per_day=body.tokens_per_day, expires=body.expires,
+    )  # fmt: skip
+
+
+@router.delete("/keys/{key_id}", response_model=ApiKey, responses=ERRORS)
+async def revoke_key(key_id: str, request: Request, who: Who) -> ApiKey:
+    """Revoke one of the caller's keys (an admin: any key); it fails from the next request."""
+    user = None if who.admin else who.user
+    return await _client(request).accounts.revoke_key(key_id, user=user)
 
 
 __all__ = ["router"]

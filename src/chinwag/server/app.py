@@ -64,10 +64,12 @@ def _handle_errors(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        kind = {401: "authentication_error", 404: "not_found_error"}.get(
-            exc.status_code, "invalid_request_error"
-        )
-        code = {401: "AuthenticationError", 404: "NotFoundError"}.get(exc.status_code, "Error")
+        kind, code = {
+            401: ("authentication_error", "AccessError"),
+            403: ("permission_error", "PermissionDeniedError"),
+            404: ("not_found_error", "NotFoundError"),
+            405: ("invalid_request_error", "MethodNotAllowed"),
+        }.get(exc.status_code, ("invalid_request_error", "Error"))
         body = errors.envelope(str(exc.detail), kind, code)
         return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
 

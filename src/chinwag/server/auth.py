@@ -1,10 +1,30 @@
-"""Who is calling: one function for every header that may carry a key."""
+"""Who is calling: one function for every header that may carry a key.
+
+`Authorization: Bearer KEY` and `x-api-key: KEY` go through the same check, so no route
+can be reached by a path that skips it. The key's row is read on every request: a revoked
+key fails on the next request, on every worker. A server that never had a key answers
+on loopback only, as its owner (the configured user), whatever key it is sent, as a
+local Ollama does.
+"""
 
 from __future__ import annotations
 
+import hmac
+import ipaddress
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Annotated
 
-from fastapi import Request
+from fastapi import Depends, Request
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+
+from chinwag.accounts import digest
+from chinwag.client import AsyncClient
+from chinwag.errors import AccessError
+from chinwag.store.accounts import AccountStore, KeyHolder
+
+_bearer = HTTPBearer(auto_error=False, description="An API key: `chinwag keys create`.")
+_header = APIKeyHeader(name="x-api-key", auto_error=False, description="The same key.")
 
 
 @dataclass(frozen=True, slots=True)
@@ -13,13 +33,59 @@ class Caller:
 
     user: str
     admin: bool
+    holder: KeyHolder | None = None  # None: the owner, on a server without keys
 
 
-async def caller(request: Request) -> Caller:
-    """The caller of a request. A server on loopback with no keys is its owner's alone:
-    every request acts for the configured user."""
-    config = request.app.state.config
-    return Caller(user=config.settings.user, admin=True)
+async def tables(request: Request) -> AccountStore:
+    client: AsyncClient = request.app.state.client
+    return await client.accounts._tables()
 
 
-__all__ = ["Caller", "caller"]
+async def caller(
+    request: Request,
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    header: Annotated[str | None, Depends(_header)],
+) -> Caller:
+    """The caller of a request, from its key (either header), or a 401."""
+    state = request.app.state
+    # Keys are revoked, never deleted: once one exists, this server needs keys for good.
+    if not getattr(state, "has_keys", False):
+        state.has_keys = await (await tables(request)).any_key()
+        if not state.has_keys:
+            return _owner(request)
+    given = {k for k in (bearer.credentials if bearer else None, header) if k}
+    if len(given) > 1:
+        raise AccessError("The request carries two different keys: send one.")
+    if not given:
+        raise AccessError(
+            "No API key: send it as `Authorization: Bearer KEY` (or `x-api-key: KEY`)."
+        )
+    key = given.pop()
+    found = await (await tables(request)).holder(digest(key))
+    if found is None or not hmac.compare_digest(found.digest, digest(key)):
+        raise AccessError("The API key is not valid: check it, or create one with "
+                          "`chinwag keys create --user NAME`.")  # fmt: skip
+    if found.revoked_at is not None:
+        raise AccessError("The API key was revoked: ask for a new one.")
+    if found.expires_at is not None and found.expires_at <= datetime.now(UTC):
+        raise AccessError(f"The API key expired on {found.expires_at:%Y-%m-%d %H:%M} UTC.")
+    return Caller(user=found.user, admin=found.admin, holder=found)
+
+
+def _owner(request: Request) -> Caller:
+    """A server that never had a key: its owner, whatever key a client sends (SDKs insist
+    on one), but only from this machine."""
+    host = request.client.host if request.client else ""
+    try:
+        local = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        local = False
+    if not local:
+        raise AccessError(
+            "This server has no API keys yet, so it answers only on loopback: create one "
+            "with `chinwag keys create --user NAME`."
+        )
+    return Caller(user=request.app.state.config.settings.user, admin=True)
+
+
+__all__ = ["Caller", "caller", "tables"]

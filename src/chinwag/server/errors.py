@@ -8,12 +8,14 @@ import json
 from typing import Any
 
 from chinwag.errors import (
+    AccessError,
     AuthenticationError,
     BadRequestError,
     ChinwagError,
     ConfigError,
     ConflictError,
     InputError,
+    LimitError,
     NotFoundError,
     PermissionDeniedError,
     ProviderConnectionError,
@@ -28,6 +30,8 @@ _STATUS: list[tuple[type[ChinwagError], int, str]] = [
     (ConflictError, 409, "conflict_error"),
     (InputError, 400, "invalid_request_error"),
     (NotFoundError, 404, "not_found_error"),
+    (AccessError, 401, "authentication_error"),
+    (LimitError, 429, "rate_limit_error"),
     (RateLimitError, 429, "rate_limit_error"),
     (BadRequestError, 400, "invalid_request_error"),  # the provider refused the request
     (ProviderTimeoutError, 504, "timeout_error"),
@@ -56,7 +60,7 @@ def of(error: ChinwagError) -> tuple[int, dict[str, Any], dict[str, str]]:
     body = envelope(str(error), kind, type(error).__name__)
     headers: dict[str, str] = {}
     retry_after = getattr(error, "retry_after", None)
-    if isinstance(error, RateLimitError) and retry_after is not None:
+    if isinstance(error, (RateLimitError, LimitError)) and retry_after is not None:
         headers["retry-after"] = str(max(1, round(retry_after)))
         body["error"]["retry_after"] = retry_after
     if getattr(error, "should_retry", None) is False:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Request
@@ -21,6 +21,7 @@ from chinwag.client import AsyncClient
 from chinwag.errors import ChinwagError, InputError, NotFoundError, error_from
 from chinwag.server import errors
 from chinwag.server.auth import Caller, caller
+from chinwag.server.limits import Ticket, admit
 from chinwag.streams import AsyncStream
 from chinwag.types import Bot, Done, ErrorEvent, Event, Reply, TextDelta, ToolCall, ToolCallEvent
 
@@ -127,26 +128,25 @@ async def chat_completions(
             options["tool_choice"] = body.tool_choice
     if conversation is None:
         options["keep"] = False
-    else:
-        if conversation == "new":  # made first, so that even a stream can name it
-            made = await client.conversations.create(bot=options["bot"], user=who.user)
-            conversation = made.id
-        elif messages[-1]["role"] != "user":
+    elif conversation != "new":
+        if messages[-1]["role"] != "user":
             raise InputError("The last message must be the user's prompt (role 'user').")
-        else:  # the stored conversation holds the history
-            await client.conversations.get(conversation, user=who.user)
-            messages = [messages[-1]]
+        await client.conversations.get(conversation, user=who.user)
+        messages = [messages[-1]]  # the stored conversation holds the history
+    ticket = await admit(request, who, messages, options.get("max_tokens"))
+    if conversation == "new":  # made first, so that even a stream can name it
+        conversation = (await client.conversations.create(bot=options["bot"], user=who.user)).id
+    if conversation is not None:
         options["conversation"] = headers[CONVERSATION_HEADER] = conversation
     if body.stream:
-        stream = await client.chat(messages, stream=True, **options)
-        events, first = await prime(stream)
+        events, first, stream = await prime(client.chat(messages, stream=True, **options), ticket)
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
         return StreamingResponse(
-            _sse(stream, events, first, body.model, include_usage),
+            _sse(stream, events, first, body.model, include_usage, ticket),
             media_type="text/event-stream",
             headers={"cache-control": "no-cache", **headers},
         )
-    reply = await client.chat(messages, **options)
+    reply = await ticket.run(client.chat(messages, **options))
     return JSONResponse(_completion(reply, body.model), headers=headers)
 
 
@@ -247,18 +247,26 @@ def _usage(reply: Reply) -> dict[str, int]:
     }
 
 
-async def prime(stream: AsyncStream) -> tuple[AsyncIterator[Event], Event]:
+async def prime(
+    started: Awaitable[AsyncStream], ticket: Ticket
+) -> tuple[AsyncIterator[Event], Event, AsyncStream]:
     """The stream's first event, before any byte is sent: what fails until then (checks,
-    limits, the provider refusing) fails with a real HTTP status."""
+    the provider refusing) fails with a real HTTP status, and settles the ticket."""
+    try:
+        stream = await started
+    except BaseException as exc:
+        await ticket.settle(getattr(exc, "partial", None))
+        raise
     events = stream.events()
     try:
         first = await events.__anext__()
         if type(first) is ErrorEvent:
             raise error_from(first)
-    except BaseException:
+    except BaseException as exc:
         await stream.aclose()
+        await ticket.settle(getattr(exc, "partial", None))
         raise
-    return events, first
+    return events, first, stream
 
 
 async def _sse(
@@ -267,6 +275,7 @@ async def _sse(
     first: Event,
     model: str,
     include_usage: bool,
+    ticket: Ticket,
 ) -> AsyncIterator[bytes]:
     """The turn as OpenAI's chunks. A failure after the first byte is one error frame in
     the envelope, then `[DONE]`; the partial answer is stored as such."""
@@ -281,6 +290,7 @@ async def _sse(
     calls = 0
     try:
         async for event in _chain(first, events):
+            ticket.learn(event)
             if type(event) is TextDelta:
                 yield chunk({"content": event.text})
             elif type(event) is ToolCallEvent:  # each call whole, by its index
@@ -299,6 +309,7 @@ async def _sse(
         yield errors.sse_error(exc)
     finally:
         await stream.aclose()
+        await ticket.settle()
     yield b"data: [DONE]\n\n"
 
 

@@ -19,13 +19,14 @@ from sqlalchemy import (
     Table,
     Text,
     TypeDecorator,
+    false,
 )
 from sqlalchemy.engine import Dialect
 
 # The schema revision this code expects; a test keeps it equal to Alembic's head.
-SCHEMA_REVISION = "0003"
+SCHEMA_REVISION = "0004"
 # Every revision this code can upgrade from, oldest first; a test keeps it equal to Alembic's.
-SCHEMA_REVISIONS = ("0001", "0002", "0003")
+SCHEMA_REVISIONS = ("0001", "0002", "0003", "0004")
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -52,6 +53,7 @@ users = Table(
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("name", String(200), nullable=False, unique=True),
+    Column("is_admin", Boolean, nullable=False, default=False, server_default=false()),
     Column("created_at", UTCDateTime, nullable=False),
 )
 
@@ -124,4 +126,34 @@ usage_daily = Table(
     Column("completion_tokens", Integer, nullable=False, default=0),
     Column("prompt_words", Integer, nullable=False, default=0),
     Column("completion_words", Integer, nullable=False, default=0),
+)
+
+# A server's API keys: only the SHA-256 of each key is kept (keys are 256 random bits, so
+# a slow hash would add nothing but latency to every request).
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", String(32), primary_key=True),  # public: `keys list` and `keys revoke` use it
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(200), nullable=True),
+    Column("hash", String(64), nullable=False, unique=True),
+    Column("prefix", String(16), nullable=False),  # the key's first characters, to tell it
+    Column("rpm", Integer, nullable=True),
+    Column("tpm", Integer, nullable=True),
+    Column("tokens_per_day", Integer, nullable=True),
+    Column("expires_at", UTCDateTime, nullable=True),
+    Column("revoked_at", UTCDateTime, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+# What each key has spent in its current minute and day: limits are conditional updates
+# of these rows, so they hold across workers and processes.
+key_windows = Table(
+    "key_windows",
+    metadata,
+    Column("key_id", String(32), ForeignKey("api_keys.id", ondelete="CASCADE"), primary_key=True),
+    Column("span", String(8), primary_key=True),  # "minute" or "day"
+    Column("start", Integer, primary_key=True),  # the window's first second (Unix time)
+    Column("requests", Integer, nullable=False, default=0),
+    Column("tokens", Integer, nullable=False, default=0),
 )
