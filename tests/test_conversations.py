@@ -8,6 +8,7 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 
 from chinwag import AsyncClient, Client, Config
@@ -271,3 +272,23 @@ def test_titles_off_and_a_title_provider(server: FakeOpenAI) -> None:
         client.settle()
         assert client.conversations.get(reply.conversation_id).title == "A Greeting"
     assert [r["model"] for r in server.requests] == ["test-model", "other-model"]
+
+
+@pytest.mark.postgres
+async def test_of_two_workers_one_writes_a_title(server: FakeOpenAI, postgres_url: str) -> None:
+    from chinwag.titles import title_in_background
+
+    config = make_config(server, **{"store.url": postgres_url})
+    async with AsyncClient(config) as first, AsyncClient(config) as second:
+        reply = await first.ask("What is the capital of France?")
+        asked = len(server.requests)
+        server.script(Script(text="Capital of France", delay=0.5))
+        engines = [first._engine, second._engine]
+        bot = await engines[0].bot(None, 1)
+        async with anyio.create_task_group() as group:
+            for engine in engines:  # two workers, each told to title the same conversation
+                uid, name = await engine.user_id(None)
+                group.start_soon(title_in_background, engine, uid, name, bot,
+                                 "What is the capital of France?", reply)  # fmt: skip
+        assert len(server.requests) == asked + 1
+        assert (await second.conversations.get(reply.conversation_id)).title == "Capital of France"

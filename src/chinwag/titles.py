@@ -123,13 +123,17 @@ async def write_title(engine: Resources, bot: Bot, question: str, answer: str, u
 async def title_in_background(
     engine: Resources, user_id: int, user: str, bot: Bot, question: str, reply: Reply
 ) -> None:
-    """Give a new conversation its title, unless it got one meanwhile; never raises."""
+    """Give a new conversation its title, unless it got one meanwhile; never raises.
+    Of several server workers, one writes it (the others skip)."""
     try:
-        title = await write_title(engine, bot, question, reply.text, user_id)
         store = await engine.store()
-        await store.rename_conversation(
-            user_id, user, reply.conversation_id, title, only_if_untitled=True
-        )
+        async with store.only_once(f"title:{reply.conversation_id}") as mine:
+            if not mine:
+                return
+            title = await write_title(engine, bot, question, reply.text, user_id)
+            await store.rename_conversation(
+                user_id, user, reply.conversation_id, title, only_if_untitled=True
+            )
     except Exception:  # a background title must never surface as an error
         log.exception("titling conversation %s failed", reply.conversation_id)
 

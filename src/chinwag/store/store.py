@@ -18,10 +18,11 @@ transaction by the backend's runner:
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import random
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from functools import partial
@@ -451,6 +452,31 @@ class Store:
                 where=self.where,
             )
         await self._run(_upgrade)
+
+    @contextlib.asynccontextmanager
+    async def only_once(self, job: str) -> AsyncIterator[bool]:
+        """Whether this process may run a background job now: on PostgreSQL, an advisory
+        lock held for the job, so that of many workers only one runs it (the others get
+        False); SQLite has one writer process, and always True."""
+        if not self.is_postgres:
+            yield True
+            return
+        number = int.from_bytes(hashlib.sha256(job.encode()).digest()[:8], "big", signed=True)
+        engine = cast("AsyncEngine", self.engine)
+        try:
+            async with engine.connect() as conn:
+                took = text("SELECT pg_try_advisory_lock(:n)")
+                mine = bool((await conn.execute(took, {"n": number})).scalar())
+                await conn.commit()
+                try:
+                    yield mine
+                finally:
+                    if mine:
+                        with anyio.CancelScope(shield=True):
+                            await conn.execute(text("SELECT pg_advisory_unlock(:n)"), {"n": number})
+                            await conn.commit()
+        except SQLAlchemyError as exc:
+            raise self._error(exc) from None
 
     # -- users ----------------------------------------------------------------------------
 
