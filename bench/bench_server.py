@@ -21,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 import httpx
@@ -113,9 +114,11 @@ async def latencies(
     return found
 
 
-async def soak(base: str, clients: int, seconds: float) -> tuple[int, int]:
-    """Stored streamed turns from many clients until time is up: (finished, failed)."""
-    finished = failed = 0
+async def soak(base: str, clients: int, seconds: float) -> tuple[int, Counter[str]]:
+    """Stored streamed turns from many clients until time is up: (finished, why others
+    failed)."""
+    finished = 0
+    failed: Counter[str] = Counter()
     deadline = time.monotonic() + seconds
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
     async with httpx.AsyncClient(timeout=120, limits=limits) as http:
@@ -130,15 +133,15 @@ async def soak(base: str, clients: int, seconds: float) -> tuple[int, int]:
                         headers={"x-chinwag-conversation": "new"},
                     ) as answer:  # fmt: skip
                         lines = [line async for line in answer.aiter_lines()]
-                    ok = (
-                        answer.status_code == 200
-                        and "data: [DONE]" in lines
-                        and not any(line.startswith('data: {"error"') for line in lines)
-                    )
-                except httpx.HTTPError:
-                    ok = False
-                finished += ok
-                failed += not ok
+                    errors = [line for line in lines if line.startswith('data: {"error"')]
+                    if answer.status_code != 200:
+                        failed[f"HTTP {answer.status_code}"] += 1
+                    elif errors or "data: [DONE]" not in lines:
+                        failed[(errors or ["no [DONE]"])[0][:120]] += 1
+                    else:
+                        finished += 1
+                except httpx.HTTPError as exc:
+                    failed[f"{type(exc).__name__}: {exc}"[:120]] += 1
 
         await asyncio.gather(*(client() for _ in range(clients)))
     return finished, failed
@@ -227,12 +230,15 @@ def main() -> None:
             if args.soak:
                 print(f"(c) {args.soak_clients} concurrent SSE clients for {args.soak:.0f} s")
                 base = f"http://127.0.0.1:{port}"
+                before = httpx.get(f"{base}/api/v1/stats/day", timeout=60).json()["requests"]
                 finished, failed = asyncio.run(soak(base, args.soak_clients, args.soak))
                 day = httpx.get(f"{base}/api/v1/stats/day", timeout=60).json()
                 print(
-                    f"  {finished} turns finished, {failed} failed; the store counts "
-                    f"{day['requests']} turns ({day['errors']} errors) today"
+                    f"  {finished} turns finished, {sum(failed.values())} failed; the store "
+                    f"counts {day['requests'] - before} turns ({day['errors']} errors)"
                 )
+                for why, count in failed.most_common():
+                    print(f"    {count} x {why}")
         finally:
             for proc in procs:
                 stop(proc)

@@ -124,6 +124,7 @@ class ServerSettings(_Section):
     port: int = Field(default=8000, gt=0, lt=65536)
     max_body: int = Field(default=1_000_000, gt=0)  # bytes; larger requests get 413
     drain: int = Field(default=30, ge=0)  # seconds SIGTERM lets answers finish
+    keep_alive: int = Field(default=75, gt=0)  # seconds an idle client connection stays open
     # Tokens a call without max_tokens reserves for its answer against a key's token limits
     # (settled to what it used once it ends).
     reserve_tokens: int = Field(default=1024, gt=0)

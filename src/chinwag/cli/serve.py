@@ -62,6 +62,9 @@ def serve(ctx: click.Context, host: str | None, port: int | None, workers: int) 
         workers=workers,
         log_level="warning",
         timeout_graceful_shutdown=settings.drain,
+        # Longer than clients keep idle connections (httpx: 5 s, uvicorn's own default):
+        # a server closing one as a client reuses it is a request lost to a ReadError.
+        timeout_keep_alive=settings.keep_alive,
     )
 
 
