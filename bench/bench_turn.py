@@ -9,22 +9,11 @@ store nothing. Overhead = chinwag's latency - the raw call's (median and p99).
 from __future__ import annotations
 
 import argparse
-import time
-from collections.abc import Callable
 from typing import Any
 
-from common import chinwag_home, fake_server, median, percentile, reproduce
+from common import chinwag_home, fake_server, median, percentile, reproduce, timed
 
 MESSAGES: Any = [{"role": "user", "content": "Say hello!"}]  # the SDK's TypedDicts
-
-
-def timed(fn: Callable[[], object], n: int) -> list[float]:
-    samples = []
-    for _ in range(n):
-        started = time.perf_counter()
-        fn()
-        samples.append((time.perf_counter() - started) * 1000)
-    return samples
 
 
 def main() -> None:

@@ -7,7 +7,8 @@ import statistics
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -46,6 +47,16 @@ def chinwag_home() -> Iterator[Path]:
                 del os.environ["CHINWAG_HOME"]
             else:
                 os.environ["CHINWAG_HOME"] = old
+
+
+def timed(fn: Callable[[], object], n: int) -> list[float]:
+    """Milliseconds for each of `n` calls of `fn`, one after another."""
+    samples = []
+    for _ in range(n):
+        started = time.perf_counter()
+        fn()
+        samples.append((time.perf_counter() - started) * 1000)
+    return samples
 
 
 def percentile(values: Sequence[float], q: float) -> float:

@@ -19,6 +19,7 @@ BENCH = Path(__file__).resolve().parent.parent / "bench"
         ["bench_local.py", "--tokens", "8", "--rounds", "1"],
         ["bench_quality.py", "--runs", "1"],
         ["bench_server.py", "--no-litellm", "--clients", "4", "--each", "3"],
+        ["bench_remote.py", "-n", "5", "--rounds", "1"],
         ["bench_stats.py", "--turns", "300", "--queries", "2", "--backend", "sqlite"],
         [
             "bench_stream.py",

@@ -64,3 +64,36 @@ def test_return_types_match_modulo_awaiting(async_cls: type, sync_cls: type) -> 
     async_api, sync_api = _public(async_cls), _public(sync_cls)
     for name in set(async_api) & set(sync_api):
         assert _returns(async_api[name]) == _returns(sync_api[name]), name
+
+
+# The in-process sub-APIs and chinwag.remote's, which stand in for them over HTTP.
+PLACES = [
+    (chinwag.conversations.Conversations, "Conversations"),
+    (chinwag.bots.Bots, "Bots"),
+    (chinwag.stats.Stats, "Stats"),
+    (chinwag.accounts.Accounts, "Accounts"),
+]
+
+
+@pytest.mark.parametrize(("local", "name"), PLACES, ids=lambda c: getattr(c, "__qualname__", c))
+def test_the_remote_sub_apis_have_the_in_process_api(local: type, name: str) -> None:
+    from chinwag.remote import apis
+
+    remote = getattr(apis, name)
+    local_api, remote_api = _public(local), _public(remote)
+    assert set(local_api) == set(remote_api)
+    for method in local_api:
+        assert _shape(local_api[method]) == _shape(remote_api[method]), method
+        assert inspect.iscoroutinefunction(remote_api[method]) == inspect.iscoroutinefunction(
+            local_api[method]
+        ), method
+        assert _returns(local_api[method]) == _returns(remote_api[method]), method
+
+
+def test_the_remote_backend_turns_like_the_engine() -> None:
+    from chinwag.engine import Engine
+    from chinwag.remote import Remote
+
+    for method in ("turn", "health", "models", "settle", "aclose"):
+        local, remote = getattr(Engine, method), getattr(Remote, method)
+        assert _shape(local) == _shape(remote), method

@@ -39,6 +39,7 @@ if TYPE_CHECKING:  # the public names, each once (`as` marks it exported)
         ProviderUnavailableError as ProviderUnavailableError,
         RateLimitError as RateLimitError,
         ResponseError as ResponseError,
+        ServerConnectionError as ServerConnectionError,
         StoreError as StoreError,
     )
     from chinwag.streams import (

@@ -162,6 +162,20 @@ def resolve(bots: Iterable[Bot], key: str) -> Bot | None:
     return find(bots, uid=key) or find(bots, slug=key) or find(bots, name=key)
 
 
+def bot_yaml(bot: Bot) -> str:
+    """A bot as YAML, as a file in the config dir's bots/ folder holds it."""
+    import yaml
+
+    data = bot.model_dump(mode="json", exclude_defaults=True)
+    data = {"uid": bot.uid, "slug": bot.slug, "name": bot.name, **data}
+    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+
+
+def bot_key(bot: str | Bot) -> str:
+    """How a bot is named to a server: a Bot by its uid, else the uid, slug or name given."""
+    return bot.uid if isinstance(bot, Bot) else bot
+
+
 def not_found(key: str, bots: Iterable[Bot]) -> NotFoundError:
     slugs = ", ".join(sorted(b.slug for b in bots))
     return NotFoundError(f"No bot {key!r}. Known bots: {slugs}.")
@@ -253,13 +267,8 @@ class Bots:
 
     async def export(self, key: str, *, user: str | int | None = None) -> str:
         """The bot as YAML, ready for a file in the config dir's bots/ folder."""
-        import yaml
-
         _, uid, _ = await self._engine.scope(user)
-        bot = await self._engine.bot(key, uid)
-        data = bot.model_dump(mode="json", exclude_defaults=True)
-        data = {"uid": bot.uid, "slug": bot.slug, "name": bot.name, **data}
-        return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+        return bot_yaml(await self._engine.bot(key, uid))
 
     async def _saved(self, key: str, user_id: int) -> Bot:
         bot = await self._engine.bot(key, user_id)

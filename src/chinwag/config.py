@@ -128,6 +128,13 @@ class ServerSettings(_Section):
     # Tokens a call without max_tokens reserves for its answer against a key's token limits
     # (settled to what it used once it ends).
     reserve_tokens: int = Field(default=1024, gt=0)
+    # A remote client: the server Client and AsyncClient talk to instead of the engine
+    # in-process (CHINWAG_URL), the key it sends (CHINWAG_API_KEY), and its patience.
+    url: str | None = None
+    api_key: SecretStr | None = None
+    connect_timeout: float = Field(default=5.0, gt=0)
+    timeout: float = Field(default=600.0, gt=0)  # for an answer to start, and any one read
+    max_retries: int = Field(default=2, ge=0, le=10)
 
 
 def _default_providers() -> dict[str, ProviderSettings]:
@@ -293,6 +300,9 @@ def _env_layer(env: Mapping[str, str]) -> tuple[dict[str, Any], dict[tuple[str, 
     for var in ("OPENAI_BASE_URL", "OPENAI_API_KEY"):
         if env.get(var):
             put(["providers", "openai", var[7:].lower()], env[var], var)
+    for var, key in (("CHINWAG_URL", "url"), ("CHINWAG_API_KEY", "api_key")):
+        if env.get(var):
+            put(["server", key], env[var], var)
     for var, raw in env.items():
         if not var.startswith(ENV_PREFIX) or var in _META_ENV:
             continue

@@ -119,6 +119,10 @@ class Engine:
             self._default = choose_default(self.config)
         return self._default
 
+    async def models(self, provider: str | None = None) -> list[str]:
+        """The models a provider serves (the default provider if None)."""
+        return await self.provider(provider).models()
+
     def provider(self, name: str | None = None) -> Provider:
         self._follow_config()
         name = name or self.default_provider()[0]

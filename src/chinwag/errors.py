@@ -18,6 +18,7 @@ ChinwagError
     ├── ProviderUnavailableError    the provider failed on its side (5xx)
     ├── ProviderTimeoutError        no answer in time (idle_timeout, timeout, deadline)
     ├── ProviderConnectionError     unreachable, or the connection dropped
+    │   └── ServerConnectionError       a remote client cannot reach its chinwag server
     └── ResponseError               the answer broke the protocol
 
 Which of them are retried is the retry policy's business (providers/retry.py).
@@ -137,6 +138,10 @@ class ProviderConnectionError(ProviderError):
     """The provider could not be reached, or dropped the connection."""
 
 
+class ServerConnectionError(ProviderConnectionError):
+    """A remote client could not reach its chinwag server (the message names the URL)."""
+
+
 class ResponseError(ProviderError):
     """The provider's answer broke the protocol (malformed JSON or SSE)."""
 
@@ -161,6 +166,7 @@ def rebuild(
     *,
     status_code: int | None = None,
     retry_after: float | None = None,
+    should_retry: bool | None = None,
     partial: Reply | None = None,
 ) -> ChinwagError:
     """The error an ErrorEvent (or a server's error envelope) describes, by class name;
@@ -168,10 +174,18 @@ def rebuild(
     cls = _BY_NAME.get(kind, ChinwagError)
     error: ChinwagError
     if issubclass(cls, ProviderError):
-        error = cls(message, status_code=status_code, retry_after=retry_after, partial=partial)
+        error = cls(
+            message,
+            status_code=status_code,
+            retry_after=retry_after,
+            should_retry=should_retry,
+            partial=partial,
+        )
+    elif issubclass(cls, LimitError):
+        error = cls(message, retry_after=retry_after, should_retry=should_retry is not False)
     else:
         error = cls(message)
-        error.partial = partial
+    error.partial = partial
     return error
 
 

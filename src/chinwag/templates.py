@@ -31,8 +31,8 @@ from chinwag.errors import InputError, NotFoundError
 from chinwag.types import GenerationParams, Reply
 
 if TYPE_CHECKING:
+    from chinwag.backend import Backend, Renamer
     from chinwag.config import Config, TemplateSettings
-    from chinwag.engine import Engine
     from chinwag.plan import TurnOptions
 
 BUILTIN: dict[str, str] = {
@@ -272,9 +272,11 @@ class Templates:
     """Prompt templates: built-in, and Markdown files in `<config dir>/templates/`
     (`client.templates`)."""
 
-    def __init__(self, engine: Engine) -> None:
-        self._engine = engine
-        self.library = TemplateLibrary(engine.config.paths.config_dir / "templates", engine.config)
+    def __init__(self, backend: Backend, conversations: Renamer) -> None:
+        self._backend = backend
+        self._conversations = conversations
+        config = backend.config
+        self.library = TemplateLibrary(config.paths.config_dir / "templates", config)
 
     async def list(self) -> builtins.list[Template]:
         return self.library.all()
@@ -307,10 +309,10 @@ class Templates:
         from chinwag.streams import complete
 
         rendered = await self.render(name, variables, **more)
-        given = dict(options or {})
-        turn = self._engine.turn(rendered.prompt, stream=False, **turn_options(rendered, given))
+        given: dict[str, Any] = dict(options or {})
+        turn = self._backend.turn(rendered.prompt, stream=False, **turn_options(rendered, given))
         reply = await complete(turn)
         if rendered.title and given.get("conversation") is None:
-            store, uid, user = await self._engine.scope(given.get("user"), create=True)
-            await store.rename_conversation(uid, user, reply.conversation_id, rendered.title)
+            user = given.get("user")
+            await self._conversations.rename(reply.conversation_id, rendered.title, user=user)
         return reply

@@ -206,6 +206,7 @@ class Health(_Model):
     providers: list[ComponentHealth]
     broken_bots: list[ComponentHealth] = []  # bot files that cannot be used, and why
     broken_plugins: list[ComponentHealth] = []  # plugins that failed to load, and why
+    server: str | None = None  # the chinwag server a remote client talks to; None: in-process
 
 
 class User(_Model):

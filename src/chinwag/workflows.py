@@ -37,8 +37,8 @@ from chinwag.errors import InputError, NotFoundError
 from chinwag.templates import MAX_YAML, check_name, read_file, turn_options, variables_of_call
 
 if TYPE_CHECKING:
+    from chinwag.backend import Backend, Renamer
     from chinwag.config import Settings
-    from chinwag.engine import Engine
     from chinwag.templates import Rendered, Templates
     from chinwag.types import Reply
 
@@ -251,10 +251,11 @@ class Workflows:
     """Workflows: YAML lists of steps in `<config dir>/workflows/`, run by chinwag
     (`client.workflows`)."""
 
-    def __init__(self, engine: Engine, templates: Templates) -> None:
-        self._engine = engine
-        self.library = WorkflowLibrary(engine.config.paths.config_dir / "workflows")
+    def __init__(self, backend: Backend, templates: Templates, conversations: Renamer) -> None:
+        self._backend = backend
+        self.library = WorkflowLibrary(backend.config.paths.config_dir / "workflows")
         self._templates = templates
+        self._conversations = conversations
 
     async def list(self) -> builtins.list[str]:
         return self.library.names()
@@ -278,13 +279,13 @@ class Workflows:
         from chinwag.streams import complete
 
         workflow = self.library.get(name)
-        store, uid, who = await self._engine.scope(user, create=True)
+        checks.user(user)
 
         async def ask(step: str, prompt: str, options: dict[str, Any]) -> Reply:
-            turn = self._engine.turn(prompt, stream=False, user=user, **options)
+            turn = self._backend.turn(prompt, stream=False, user=user, **options)
             reply = await complete(turn)
             title = f"{workflow.name} / {step}"
-            await store.rename_conversation(uid, who, reply.conversation_id, title)
+            await self._conversations.rename(reply.conversation_id, title, user=user)
             return reply
 
         return await run(
@@ -293,5 +294,5 @@ class Workflows:
             ask,
             self._templates.library.render,
             on_step,
-            self._engine.config.settings,
+            self._backend.config.settings,
         )

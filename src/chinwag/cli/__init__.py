@@ -98,14 +98,19 @@ class ChinwagGroup(click.Group):
 )
 @click.option("--debug", is_flag=True, help="Show tracebacks.")
 @click.option("--profile", metavar="NAME", help=_PROFILE_HELP)
+@click.option(
+    "--server",
+    metavar="URL",
+    help="Talk to this chinwag server (else CHINWAG_URL); its key from CHINWAG_API_KEY.",
+)
 @click.version_option(package_name="chinwag", message="chinwag %(version)s")
 @click.pass_context
-def cli(ctx: click.Context, debug: bool, profile: str | None) -> None:
+def cli(ctx: click.Context, debug: bool, profile: str | None, server: str | None) -> None:
     """Talk to language models: `chinwag "a prompt"`, or `chinwag chat` for a shell.
 
     With no API key it answers with the small embedded model, offline.
     """
-    ctx.obj = {"debug": debug, "profile": profile}
+    ctx.obj = {"debug": debug, "profile": profile, "server": server}
     if ctx.invoked_subcommand is not None:
         return
     if sys.stdin.isatty():
@@ -169,10 +174,31 @@ def client_from(ctx: click.Context) -> Any:
     root = ctx.find_root()
     obj = root.obj or {}
     if "client" not in obj:
-        obj["client"] = Client(profile=obj.get("profile"))
+        from chinwag.config import Config
+
+        config = Config(profile=obj.get("profile"))
+        url = obj.get("server") or config.settings.server.url
+        key = None
+        if url and config.settings.server.api_key is None:
+            key = _keyring_key(url)
+        obj["client"] = Client(config, base_url=url, api_key=key)
         root.call_on_close(obj["client"].close)
         root.obj = obj
     return obj["client"]
+
+
+def _keyring_key(url: str) -> str | None:
+    """A server's key from the system keyring (service "chinwag", the URL as the name),
+    where the keyring package is installed and has one."""
+    try:
+        import keyring
+    except ImportError:
+        return None
+    try:
+        found: str | None = keyring.get_password("chinwag", url)
+    except Exception:  # no usable keyring backend: the key must come from elsewhere
+        return None
+    return found
 
 
 def open_in_editor(path: Any) -> None:

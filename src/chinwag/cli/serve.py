@@ -38,6 +38,7 @@ def serve(ctx: click.Context, host: str | None, port: int | None, workers: int) 
         ) from None
     profile = (ctx.find_root().obj or {}).get("profile")
     config = Config(profile=profile)
+    config.set("server.url", None)  # a server runs the engine itself; the URL is for clients
     settings = config.settings.server
     host = host or settings.host
     port = port or settings.port

@@ -14,6 +14,9 @@ from chinwag.cli import client_from
 def models(ctx: click.Context) -> None:
     """The models of each configured provider."""
     client = client_from(ctx)
+    if client.server is not None:  # the server's models, bots' slugs and provider/model
+        click.echo("\n".join(client.models()))
+        return
     for name in client.config.settings.providers:
         try:
             found = client.models(name)
@@ -27,6 +30,7 @@ def models(ctx: click.Context) -> None:
 def health(ctx: click.Context) -> None:
     """Which provider is the default and why, and what is reachable. Exit 1 if it is not."""
     report = client_from(ctx).health()
+    click.echo(f"talking to: {report.server or 'the engine in this process'}")
     click.echo(f"default provider: {report.default_provider} ({report.reason})")
     for part in (report.store, *report.providers):
         mark = "ok  " if part.ok else "DOWN"

@@ -356,17 +356,23 @@ class Accounts(_Sync):
 class Client:
     """Talk to language models; the same API as AsyncClient, blocking.
 
+    In-process, or over HTTP with a chinwag server given `base_url` (or CHINWAG_URL).
     Safe to share between threads. Calls that take `wait=False` return a Future.
     """
 
     def __init__(
-        self, config: Config | Mapping[str, Any] | None = None, *, profile: str | None = None
+        self,
+        config: Config | Mapping[str, Any] | None = None,
+        *,
+        profile: str | None = None,
+        base_url: str | None = None,
+        api_key: str | None = None,
     ) -> None:
         import weakref
 
         from chinwag.loop import LoopThread
 
-        self._async = AsyncClient(config, profile=profile)
+        self._async = AsyncClient(config, profile=profile, base_url=base_url, api_key=api_key)
         self.config = self._async.config
         # The loop must not hold this Client (only what it runs), or a dropped Client would
         # never be collected and never closed.
@@ -383,6 +389,12 @@ class Client:
         self.templates = Templates(self)
         self.workflows = Workflows(self)
         self.accounts = Accounts(self)
+
+    @property
+    def server(self) -> str | None:
+        """The chinwag server this client talks to (any key in its URL masked); None when
+        it runs the engine in-process."""
+        return self._async.server
 
     def _call(self, call: Callable[[], Awaitable[T]]) -> T:
         """Run an AsyncClient call on the background loop and wait for it."""

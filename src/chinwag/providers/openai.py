@@ -105,7 +105,7 @@ class OpenAIProvider:
 
     def _status_error(self, response: httpx.Response) -> ProviderError:
         status = response.status_code
-        detail = _detail(response)
+        detail = error_detail(response)
         header = response.headers.get("x-should-retry")
         kwargs: dict[str, Any] = {
             "provider": self.name,
@@ -211,7 +211,7 @@ class OpenAIProvider:
         """The error for a 200 that is not a stream of server-sent events (not retried)."""
         try:
             await response.aread()
-            detail = f" ({_detail(response)})"
+            detail = f" ({error_detail(response)})"
         except httpx.TransportError:
             detail = ""
         finally:
@@ -510,7 +510,7 @@ class _Watched(httpx.AsyncByteStream):
         await self._inner.aclose()
 
 
-def _detail(response: httpx.Response) -> str:
+def error_detail(response: httpx.Response) -> str:
     """What an error body says, on one line: its JSON message, or an HTML page's title."""
     text = response.text[:20_000]
     try:

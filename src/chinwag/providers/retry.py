@@ -98,18 +98,22 @@ class _StopBefore(stop_base):
 
 
 async def with_retries(
-    max_retries: int, attempt: Callable[[], Awaitable[T]], deadline: float | None = None
+    max_retries: int,
+    attempt: Callable[[], Awaitable[T]],
+    deadline: float | None = None,
+    retryable: Callable[[BaseException], bool] = should_retry,
 ) -> T:
     """Run `attempt`, retrying retryable provider errors by openai-python's policy.
 
-    `deadline` (anyio's clock): no retry starts whose wait would reach it.
+    `deadline` (anyio's clock): no retry starts whose wait would reach it. `retryable`
+    narrows which errors are tried again (a request that may have been acted on is not).
     """
     stop: stop_base = stop_after_attempt(max_retries + 1)
     if deadline is not None:
         stop = stop | _StopBefore(deadline)
     retrying = AsyncRetrying(
         stop=stop,
-        retry=retry_if_exception(should_retry),
+        retry=retry_if_exception(retryable),
         wait=backoff,
         reraise=True,
     )

@@ -10,10 +10,10 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator, Awaitable
 from datetime import date, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
-from fastapi.responses import StreamingResponse
+from fastapi.responses import PlainTextResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from chinwag.client import AsyncClient
@@ -67,6 +67,18 @@ async def health(request: Request) -> PublicHealth:
     """Whether the server can answer: its store and default provider. Nothing private."""
     report = await _client(request).health()
     return PublicHealth(ok=report.ok, version=__version__)
+
+
+class Me(BaseModel):
+    user: str
+    admin: bool
+    default_bot: str
+
+
+@router.get("/me", response_model=Me, responses=ERRORS)
+async def me(request: Request, who: Who) -> Me:
+    """Who the key acts as, and the bot a turn gets when it names none."""
+    return Me(user=who.user, admin=who.admin, default_bot=request.app.state.config.settings.bot)
 
 
 @router.get("/health/details", response_model=Health, responses=ERRORS)
@@ -203,6 +215,46 @@ async def change_conversation(
     return changed
 
 
+@router.get(
+    "/conversations/{cid}/export",
+    response_class=PlainTextResponse,
+    responses={**ERRORS, 200: {"content": {"application/json": {}, "text/markdown": {}}}},
+)
+async def export_conversation(
+    cid: str,
+    request: Request,
+    who: Who,
+    format: Annotated[Literal["json", "markdown", "md"], Query()] = "json",
+) -> PlainTextResponse:
+    """The conversation as JSON (every branch; POST it to /conversations/import to restore
+    it exactly) or as Markdown (the current branch, for people)."""
+    text = await _client(request).conversations.export(cid, format=format, user=who.user)
+    media = "application/json" if format == "json" else "text/markdown"
+    return PlainTextResponse(text, media_type=media)
+
+
+@router.post(
+    "/conversations/import",
+    response_model=Conversation,
+    status_code=201,
+    responses={**ERRORS, 409: {}},
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": {"type": "object"}}},
+        }
+    },
+)
+async def import_conversation(request: Request, who: Who) -> Conversation:
+    """Store a conversation exported as JSON, exactly as it was (its ids too)."""
+    raw = await request.body()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InputError("The export is not UTF-8 text.") from None
+    return await _client(request).conversations.import_json(text, user=who.user)
+
+
 @router.delete("/conversations/{cid}", status_code=204, responses=ERRORS)
 async def delete_conversation(cid: str, request: Request, who: Who) -> Response:
     await _client(request).conversations.delete(cid, user=who.user)
@@ -255,6 +307,7 @@ class Chat(TurnBody):
     prompt: str | None = None
     messages: list[dict[str, Any]] | None = Field(default=None, max_length=10_000)
     use_search: bool | None = Field(default=None, description="aBLT's name for search")
+    conversation: str | None = Field(default=None, description="Go on with this one")
 
 
 @router.post("/conversations/{cid}/messages", response_model=Reply, responses=ERRORS)

@@ -22,6 +22,7 @@ from chinwag.version import __version__
 def create_app(config: Config | None = None) -> FastAPI:
     """The chinwag server as an ASGI app (run it with `chinwag serve`, or any ASGI server)."""
     config = config or Config()
+    config.set("server.url", None)  # the server runs the engine itself; the URL is clients'
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

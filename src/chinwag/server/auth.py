@@ -38,7 +38,7 @@ class Caller:
 
 async def tables(request: Request) -> AccountStore:
     client: AsyncClient = request.app.state.client
-    return await client.accounts._tables()
+    return AccountStore(await client._engine.store())
 
 
 async def caller(

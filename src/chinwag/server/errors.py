@@ -65,6 +65,8 @@ def of(error: ChinwagError) -> tuple[int, dict[str, Any], dict[str, str]]:
         body["error"]["retry_after"] = retry_after
     if getattr(error, "should_retry", None) is False:
         headers["x-should-retry"] = "false"
+    if error.partial is not None:  # the answer as stored, so a remote client keeps it too
+        body["error"]["partial"] = error.partial.model_dump(mode="json")
     return status, body, headers
 
 

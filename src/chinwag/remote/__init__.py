@@ -1,0 +1,165 @@
+"""The client's second place: a chinwag server, over its /api/v1.
+
+`Remote` stands where the engine stands in-process (turns, health, models), and
+`chinwag.remote.apis` holds the sub-APIs over HTTP, so AsyncClient and Client have the
+same methods, arguments, return types and errors in both places. Checks that need no
+store run here exactly as in-process (chinwag.plan.request); the rest is the server's.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import Any
+
+from pydantic import BaseModel
+
+from chinwag import checks, plan as planning
+from chinwag.bots import bot_key
+from chinwag.config import Config
+from chinwag.errors import ChinwagError, InputError, PermissionDeniedError
+from chinwag.remote.transport import Transport, segment
+from chinwag.types import ComponentHealth, Done, Event, Health, Reply, TextDelta
+
+
+class Me(BaseModel):
+    """Who the key acts as, as the server says (asked once)."""
+
+    user: str
+    admin: bool = False
+    default_bot: str = "default"
+
+
+class PublicHealth(BaseModel):
+    ok: bool
+    version: str = "?"
+
+
+class _Model(BaseModel):
+    id: str
+
+
+class ModelList(BaseModel):
+    data: list[_Model]
+
+
+class Remote:
+    """Turns, health and models from a chinwag server, for one key."""
+
+    def __init__(self, config: Config, url: str, api_key: str | None) -> None:
+        self.config = config
+        self.http = Transport(url, api_key, config.settings.server)
+        self._me: Me | None = None
+
+    async def me(self) -> Me:
+        if self._me is None:
+            self._me = await self.http.request("GET", "/me", Me)
+        return self._me
+
+    async def as_user(self, user: Any) -> None:
+        """A server key acts as its own user: `user=` may name only that one."""
+        name = checks.user(user)
+        if name is None:
+            return
+        me = await self.me()
+        if name != me.user:
+            raise PermissionDeniedError(
+                f"This client acts as its server key's user {me.user!r}; user={name!r} is "
+                "another user. Make a key for that user (chinwag keys create --user ...)."
+            )
+
+    async def turn(
+        self,
+        prompt: str | None = None,
+        *,
+        messages: Sequence[Mapping[str, Any]] | None = None,
+        stream: bool = True,
+        retry: bool = False,
+        edit: str | None = None,
+        **options: Any,
+    ) -> AsyncIterator[Event]:
+        """One turn on the server: its events as they come, or its Reply as one Done."""
+        keep = checks.flag(options.pop("keep", None), "keep")
+        request = planning.request(
+            prompt, messages, stream=stream, retry=retry, edit=edit, options=options
+        )
+        if keep is False:
+            raise InputError("keep=False is for the server's own /v1 API, not a remote client.")
+        body = dict(request.options)
+        await self.as_user(body.pop("user", None))
+        for local in ("tools", "tool_schemas", "tool_choice"):
+            if body.pop(local, None) is not None:
+                raise InputError(
+                    f"{local}= runs functions in this process; against a chinwag server, "
+                    "use a bot with the server's tools (a bot's tools: list)."
+                )
+        if body.get("bot") is not None:
+            body["bot"] = bot_key(body["bot"])
+        conversation = body.pop("conversation", None)
+        if retry:
+            path = f"/conversations/{segment(conversation, 'conversation')}/retry"
+        elif edit is not None:
+            path, body["text"] = f"/messages/{segment(edit, 'message_id')}/edit", request.prompt
+        elif messages is not None:
+            path, body["messages"] = "/chat", [dict(m) for m in messages]
+            body["conversation"] = conversation
+        elif conversation is not None:
+            cid = segment(conversation, "conversation")
+            path, body["prompt"] = f"/conversations/{cid}/messages", request.prompt
+        else:
+            path, body["prompt"] = "/chat", request.prompt
+        if stream and not (retry or edit is not None):
+            async for event in self.http.events(path, {**body, "stream": True}):
+                yield event
+            return
+        reply = await self.http.request("POST", path, Reply, json_body=body)
+        if stream:  # retry and edit answer in one piece
+            yield TextDelta(text=reply.text)
+        yield Done(reply=reply)
+
+    async def health(self) -> Health:
+        """The server's full report for an admin key; for others, whether it answers."""
+        started = time.perf_counter()
+        try:
+            report = await self.http.request("GET", "/health/details", Health)
+        except PermissionDeniedError:
+            public = await self.http.request("GET", "/health", PublicHealth)
+            latency = (time.perf_counter() - started) * 1000
+            server = ComponentHealth(
+                name="server", ok=public.ok, latency_ms=round(latency, 2),
+                detail=f"chinwag {public.version} at {self.http.shown_url}",
+            )  # fmt: skip
+            return Health(
+                ok=server.ok, default_provider="(the server's)",
+                reason="the server chooses; only an admin key sees its providers",
+                store=server, providers=[], server=self.http.shown_url,
+            )  # fmt: skip
+        except ChinwagError as exc:
+            latency = (time.perf_counter() - started) * 1000
+            down = ComponentHealth(
+                name="server", ok=False, latency_ms=round(latency, 2), detail=str(exc)
+            )
+            return Health(
+                ok=False, default_provider="(unknown)", reason="the server did not answer",
+                store=down, providers=[], server=self.http.shown_url,
+            )  # fmt: skip
+        return report.model_copy(update={"server": self.http.shown_url})
+
+    async def models(self, provider: str | None = None) -> list[str]:
+        """The model ids the server offers (its bots' slugs, and provider/model); with
+        `provider`, that provider's models."""
+        listed = await self.http.request("GET", self.http.url + "/v1/models", ModelList)
+        ids = [m.id for m in listed.data]
+        if provider is None:
+            return ids
+        prefix = checks.key(provider, "provider") + "/"
+        return [i.removeprefix(prefix) for i in ids if i.startswith(prefix)]
+
+    async def settle(self, within: float = 30.0) -> None:
+        """Background work (titles) runs on the server: nothing to wait for here."""
+
+    async def aclose(self, grace: float = 30.0) -> None:
+        await self.http.aclose()
+
+
+__all__ = ["Remote"]
