@@ -72,6 +72,16 @@ def config(server: FakeOpenAI) -> Config:
     return make_config(server)
 
 
+@pytest.fixture
+def library_env(server: FakeOpenAI, monkeypatch: pytest.MonkeyPatch) -> FakeOpenAI:
+    """What a program that builds its clients with no arguments (the seeds' examples) finds:
+    chinwag's defaults, with the fake server as the OpenAI-compatible provider."""
+    monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+    monkeypatch.setenv("CHINWAG_MODEL", "test-model")
+    monkeypatch.setenv("CHINWAG_PROVIDERS__OPENAI__MAX_RETRIES", "0")
+    return server
+
+
 # -- PostgreSQL: a throwaway cluster from the distribution's binaries ------------------------
 
 
