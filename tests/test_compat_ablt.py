@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ast
 import logging
+import socket
 import ssl
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -309,6 +310,24 @@ def test_health_check_says_false_and_logs_why_when_the_provider_is_down(
     with ABLTApi() as api, caplog.at_level(logging.ERROR, "chinwag.compat.ablt"):
         assert api.health_check() is False
     assert "Health check failed" in caplog.text
+
+
+@pytest.mark.anyio
+async def test_the_constructors_make_no_connection(monkeypatch: pytest.MonkeyPatch) -> None:
+    """aBLT's constructor looped on a health check (up to 50 s); these touch nothing."""
+    with socket.socket() as provider:
+        provider.bind(("127.0.0.1", 0))
+        provider.listen()
+        provider.setblocking(False)
+        monkeypatch.setenv("OPENAI_BASE_URL", f"http://127.0.0.1:{provider.getsockname()[1]}/v1")
+        with ABLTApi(bearer_token="unused"):
+            pass
+        async with ABLTApi_async():
+            pass
+        with pytest.raises(BlockingIOError):
+            provider.accept()  # nobody connected
+        socket.create_connection(provider.getsockname(), timeout=5).close()
+        provider.accept()[0].close()  # and this is how a connection would have shown
 
 
 def test_the_constructor_checks_its_arguments(library_env: FakeOpenAI) -> None:
