@@ -49,6 +49,7 @@ def server(_fake_server: FakeOpenAI) -> FakeOpenAI:
     _fake_server.scripts.clear()
     _fake_server.requests.clear()
     _fake_server.request_headers.clear()
+    _fake_server.disconnects = 0
     _fake_server.searches.clear()
     _fake_server.search_results = []
     _fake_server.search_status = 200
@@ -69,6 +70,16 @@ def make_config(server: FakeOpenAI, **values: Any) -> Config:
 @pytest.fixture
 def config(server: FakeOpenAI) -> Config:
     return make_config(server)
+
+
+@pytest.fixture
+def library_env(server: FakeOpenAI, monkeypatch: pytest.MonkeyPatch) -> FakeOpenAI:
+    """What a program that builds its clients with no arguments (the seeds' examples) finds:
+    chinwag's defaults, with the fake server as the OpenAI-compatible provider."""
+    monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+    monkeypatch.setenv("CHINWAG_MODEL", "test-model")
+    monkeypatch.setenv("CHINWAG_PROVIDERS__OPENAI__MAX_RETRIES", "0")
+    return server
 
 
 # -- PostgreSQL: a throwaway cluster from the distribution's binaries ------------------------

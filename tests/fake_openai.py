@@ -65,6 +65,7 @@ class FakeOpenAI:
         self.search_results: list[dict[str, Any]] = []
         self.search_status = 200
         self.request_headers: list[dict[str, str]] = []
+        self.disconnects = 0  # streams (with chunk_delay) the client left before their end
         # proto=IPPROTO_TCP lets asyncio set TCP_NODELAY on accepted connections; with
         # proto 0 every small write waits ~40 ms for a delayed ACK.
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
@@ -240,8 +241,9 @@ class FakeOpenAI:
             if script.malformed_after is not None and i == script.malformed_after:
                 await send({**body, "body": b'data: {"choices": [{"delta": \n\n'})
             await send({**body, "body": _chunk({"content": piece})})
-            if script.chunk_delay:
-                await asyncio.sleep(script.chunk_delay)
+            if script.chunk_delay and await _disconnected(receive, script.chunk_delay):
+                self.disconnects += 1
+                return
         if script.pings:
             until = time.monotonic() + 60
             while time.monotonic() < until:

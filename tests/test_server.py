@@ -186,6 +186,9 @@ def test_chinwags_own_api_does_the_library_s_work(served: str, server: FakeOpenA
     assert one_shot["bot"] == bot["uid"]
     stats = httpx.get(f"{api}/stats/usage").json()
     assert stats["total"]["requests"] == 4
+    span = {"start_date": "2000-01-01", "empty_days": "false"}  # past 366 days: used ones only
+    used = httpx.get(f"{api}/stats/usage", params=span).json()
+    assert [item["requests"] for item in used["items"]] == [4]
     assert httpx.delete(f"{api}/conversations/{cid}").status_code == 204
     missing = httpx.get(f"{api}/conversations/{cid}")
     assert missing.status_code == 404

@@ -201,8 +201,16 @@ async def test_statistics_over_any_span_stay_fast(config: Config) -> None:
             await client.stats.usage(start_date="0001-01-01", end_date="9999-12-31")
         assert str(caught.value) == (
             "stats.usage lists at most 366 days, one item each, and 0001-01-01 to 9999-12-31 "
-            "is 3652059: use stats.total for a longer span."
+            "is 3652059: use stats.total, or empty_days=False, for a longer span."
         )
+        used = await client.stats.usage(
+            start_date="0001-01-01", end_date="9999-12-31", empty_days=False
+        )  # only the days with use are listed (aBLT's statistics): any span
+        assert [item.date for item in used.items] == [TODAY]
+        assert used.items[0].requests == used.total.requests == 1
+        assert (await client.stats.usage(empty_days=False, user="idle")).items == []
+        with pytest.raises(InputError, match="empty_days must be True or False"):
+            await client.stats.usage(empty_days="no")  # type: ignore[arg-type]
         total = await client.stats.total(start_date="0001-01-01", end_date="9999-12-31")
         assert (total.start_date.isoformat(), total.end_date.isoformat()) == (
             "0001-01-01",

@@ -3,7 +3,7 @@ TypeError, UnicodeEncodeError or database error from deep inside."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from chinwag.errors import ChinwagError, InputError
@@ -198,6 +198,30 @@ _OPTION_CHECKS: dict[str, Callable[[Any, str], Any]] = {
 }
 
 
+def known_keys(given: Mapping[str, Any], known: Iterable[str], what: str, hint: str = "") -> None:
+    """Refuse keys a call does not know (a typo must not be ignored), naming the known ones."""
+    known = sorted(known)
+    unknown = sorted(set(given) - set(known))
+    if unknown:
+        raise InputError(
+            f"{what}: chinwag does not know {unknown}; it takes {', '.join(known)}{hint}."
+        )
+
+
+def sampling(values: Mapping[str, Any], what: str = "") -> dict[str, Any]:
+    """Sampling settings (temperature, max_tokens...) checked as a turn checks them, for
+    callers that take them before the turn (the seeds' adapters)."""
+    from pydantic import ValidationError
+
+    from chinwag.types import GenerationParams
+
+    try:
+        GenerationParams.model_validate(values)
+    except ValidationError as exc:
+        raise InputError(f"Invalid {problem(exc, value=True, prefix=what)}") from None
+    return dict(values)
+
+
 def turn_options(options: Mapping[str, Any]) -> dict[str, Any]:
     """The options of ask, stream and chat, checked; `user` normalised."""
     checked = dict(options)
@@ -221,9 +245,11 @@ __all__ = [
     "flag",
     "identifier",
     "key",
+    "known_keys",
     "messages",
     "optional_text",
     "problem",
+    "sampling",
     "storable",
     "text",
     "turn_options",

@@ -27,9 +27,13 @@ class Stats:
         end_date: date | str | None = None,
         user: str | int | None = None,
         bot: str | Bot | None = None,
+        empty_days: bool = True,
     ) -> Statistics:
-        """One item per day from start_date to end_date (default: today), and the total."""
-        return await self._report(start_date, end_date, user, bot, items=True)
+        """One item per day from start_date to end_date (default: today), and the total;
+        `empty_days=False` lists only the days with use, over any span (as aBLT's)."""
+        if not isinstance(empty_days, bool):
+            raise InputError(f"empty_days must be True or False, not {empty_days!r:.60}.")
+        return await self._report(start_date, end_date, user, bot, items=True, empty=empty_days)
 
     async def day(
         self, date: date | str | None = None, *, user: str | int | None = None
@@ -56,16 +60,18 @@ class Stats:
         bot: str | Bot | None,
         *,
         items: bool,
+        empty: bool = True,
     ) -> Statistics:
         start = day_of(start_date)
         end = day_of(end_date) if end_date is not None else max(start, day_of(None))
         if end < start:
             raise InputError(f"end_date {end} is before start_date {start}.")
         days = (end - start).days + 1
-        if items and days > self.MAX_DAYS:
+        if items and empty and days > self.MAX_DAYS:
             raise InputError(
                 f"stats.usage lists at most {self.MAX_DAYS} days, one item each, and "
-                f"{start} to {end} is {days}: use stats.total for a longer span."
+                f"{start} to {end} is {days}: use stats.total, or empty_days=False, for a "
+                "longer span."
             )
         store, uid, _ = await self._engine.scope(user)
         bot_uid = (await self._engine.bot(bot, uid)).uid if bot is not None else None
@@ -76,9 +82,11 @@ class Stats:
         sums = {f: sum(int(row[i]) for row in rows.values()) for i, f in enumerate(USAGE_COUNTERS)}
         total = StatisticTotal(start_date=start, end_date=end, **sums)
         listed = []
-        for day in (start + timedelta(days=n) for n in range(days if items else 0)):
-            counts = dict(zip(USAGE_COUNTERS, rows.get(day, (0,) * 6), strict=True))
-            listed.append(StatisticItem(date=day, **counts))
+        if items:
+            span = (start + timedelta(days=n) for n in range(days))
+            for day in span if empty else sorted(rows):
+                counts = dict(zip(USAGE_COUNTERS, rows.get(day, (0,) * 6), strict=True))
+                listed.append(StatisticItem(date=day, **counts))
         return Statistics(total=total, items=listed)
 
 

@@ -295,9 +295,13 @@ class Stats(_Sync):
         end_date: date | str | None = None,
         user: str | int | None = None,
         bot: str | Bot | None = None,
+        empty_days: bool = True,
     ) -> Statistics:
-        """One item per day from start_date to end_date (default: today), and the total."""
-        call = self._async.usage(start_date=start_date, end_date=end_date, user=user, bot=bot)
+        """One item per day from start_date to end_date (default: today), and the total;
+        `empty_days=False` lists only the days with use, over any span (as aBLT's)."""
+        call = self._async.usage(
+            start_date=start_date, end_date=end_date, user=user, bot=bot, empty_days=empty_days
+        )
         return self._client._call(lambda: call)
 
     def day(

@@ -195,10 +195,12 @@ class Stats:
         end_date: date | str | None = None,
         user: str | int | None = None,
         bot: str | Bot | None = None,
+        empty_days: bool = True,
     ) -> Statistics:
         params = {
             "start_date": start_date, "end_date": end_date, "user": checks.user(user),
             "bot": bot_key(checks.bot(bot)) if bot is not None else None,
+            "empty_days": checks.flag(empty_days, "empty_days"),
         }  # fmt: skip
         return await self._http.request("GET", "/stats/usage", Statistics, params=params)
 

@@ -413,10 +413,16 @@ async def stats_usage(
     end_date: date | None = None,
     bot: str | None = None,
     user: str | None = None,
+    empty_days: bool = True,
 ) -> Statistics:
-    """One item per day, and the total, in tokens and words (an admin may pass user=)."""
+    """One item per day, and the total, in tokens and words (an admin may pass user=);
+    `empty_days=false` lists only the days with use, over any span."""
     return await _client(request).stats.usage(
-        start_date=start_date, end_date=end_date, bot=bot, user=_user_for_stats(who, user)
+        start_date=start_date,
+        end_date=end_date,
+        bot=bot,
+        user=_user_for_stats(who, user),
+        empty_days=empty_days,
     )
 
 
