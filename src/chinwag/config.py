@@ -128,6 +128,7 @@ class ServerSettings(_Section):
     # Tokens a call without max_tokens reserves for its answer against a key's token limits
     # (settled to what it used once it ends).
     reserve_tokens: int = Field(default=1024, gt=0)
+    session_hours: int = Field(default=168, gt=0)  # how long the web page stays signed in
 
 
 def _default_providers() -> dict[str, ProviderSettings]:
