@@ -79,7 +79,7 @@ def sign_in(page: Page, base: str, key: str) -> None:
     page.get_by_label("API key").fill(key)
     page.get_by_role("button", name="Sign in").click()
     page.wait_for_url(f"{base}/")
-    page.get_by_role("button", name="New chat").wait_for()
+    page.get_by_label("Message", exact=True).wait_for()
 
 
 def send(page: Page, text: str) -> None:

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, expect
+from playwright.sync_api import Browser, BrowserContext, Page, Response, expect
 
-from tests.browser import Site, chromium, context, send, sign_in, site, wait_idle
+from tests.browser import AXE, Site, chromium, context, send, sign_in, site, wait_idle
 from tests.fake_openai import FakeOpenAI, Script
 
 
@@ -141,7 +141,7 @@ def test_a_server_without_keys_opens_the_page_for_its_owner_and_titles_arrive(
 
 
 def test_the_answer_streams_in_as_markdown_with_highlighted_code_and_a_copy_button(
-    page: Page, server: FakeOpenAI, shots: Path
+    page: Page, server: FakeOpenAI, web: Site, shots: Path
 ) -> None:
     answer = (
         "Here is **bold** and a list:\n\n- one\n- two\n\n"
@@ -170,7 +170,13 @@ def test_the_answer_streams_in_as_markdown_with_highlighted_code_and_a_copy_butt
     page.get_by_role("button", name="Copy the code").click()
     copied = page.evaluate("navigator.clipboard.readText()")
     assert copied == "def greet(name):\n    return f'hi {name}'\n"
-    page.screenshot(path=shots / "chat.png")
+    with api(web) as client:  # a title, as a model would write it, for the picture
+        client.patch(
+            f"/conversations/{conversation_id(page)}", json={"title": "Greeting in Python"}
+        )
+    page.reload()
+    expect(page.locator("#chat-title")).to_have_text("Greeting in Python")
+    page.screenshot(path=shots / "chat.png")  # docs/web.png is a copy
 
 
 def test_stop_keeps_the_partial_answer_and_the_server_stores_it_as_partial(
@@ -355,3 +361,228 @@ def test_a_2000_line_answer_streams_completes_and_only_its_tail_is_rendered_agai
     assert frozen["parent"] == "frozen"
     assert frozen["removed"] == 0  # a finished block, once rendered, is never rendered again
     assert frozen["added"] > 100  # blocks were frozen as they finished, not all at the end
+
+
+def test_errors_appear_in_the_conversation_never_as_a_silent_stop(
+    page: Page, server: FakeOpenAI, ctx: BrowserContext
+) -> None:
+    server.script(Script(status=429, headers={"retry-after": "7"}, error="Slow down"))
+    send(page, "Are you there?")
+    alert = page.get_by_role("alert")
+    expect(alert).to_contain_text("Rate limited")
+    expect(alert).to_contain_text("7 s")
+    expect(page.locator(".message.user .bubble")).to_have_text("Are you there?")  # kept
+    # The provider breaking off mid-answer: the part that came is kept, and said so.
+    server.script(Script(chunks=["Half ", "an ", "answer ", "and"], cut_after=3))
+    send(page, "Go on")
+    expect(page.get_by_role("alert")).to_contain_text("provider")
+    expect(page.locator(".message.assistant .bubble").last).to_contain_text("Half an answer")
+    expect(page.locator(".message.assistant .status").last).to_be_visible()
+    ctx.set_offline(True)
+    try:
+        send(page, "Hello?")
+        expect(page.get_by_role("alert").last).to_contain_text("Lost the connection")
+    finally:
+        ctx.set_offline(False)
+    expect(page.get_by_role("button", name="Send")).to_be_visible()
+
+
+def test_the_bot_picker_welcome_message_and_system_prompt(
+    page: Page, server: FakeOpenAI, web: Site
+) -> None:
+    with api(web) as client:
+        made = client.post("/bots", json={"name": "Poet", "system_prompt": "Rhyme.",
+                                          "welcome_message": "Hello, I **rhyme**."})  # fmt: skip
+        assert made.status_code == 201, made.text
+    page.reload()
+    page.get_by_text("Bot and system prompt").click()
+    page.get_by_label("Bot", exact=True).select_option(label="Poet")
+    welcome = page.locator(".message.welcome")
+    expect(welcome).to_contain_text("Hello, I rhyme.")
+    expect(welcome.locator("strong")).to_have_text("rhyme")
+    page.get_by_label("System prompt of this conversation").fill("Answer in one line.")
+    server.script(Script(text="Roses are red."))
+    send(page, "A poem please")
+    expect(page.locator(".message.assistant .bubble")).to_have_text("Roses are red.")
+    sent = server.requests[-1]["messages"]
+    assert sent[0] == {"role": "system", "content": "Answer in one line."}
+    page.reload()
+    page.get_by_text("Bot and system prompt").click()
+    expect(page.get_by_label("System prompt of this conversation")).to_have_value(
+        "Answer in one line."
+    )
+    expect(page.get_by_label("Bot", exact=True)).to_be_disabled()
+    page.get_by_label("System prompt of this conversation").fill("Two lines.")
+    page.get_by_role("button", name="Save system prompt").click()
+    expect(page.locator("#toast")).to_have_text("System prompt saved")
+    with api(web) as client:
+        stored = client.get(f"/conversations/{conversation_id(page)}").json()
+    assert stored["system_prompt"] == "Two lines."
+    assert stored["bot"] == made.json()["uid"]
+
+
+def test_the_usage_page_draws_tokens_and_words_per_day_and_totals_per_bot(
+    page: Page, server: FakeOpenAI, web: Site, shots: Path
+) -> None:
+    server.script(Script(text="one two three"))
+    send(page, "count to three")
+    wait_idle(page)
+    with api(web) as client:
+        stats = client.get("/stats/usage").json()["total"]
+        default = client.get("/stats/usage?bot=default").json()["total"]
+    page.get_by_role("link", name="Usage").click()
+    page.wait_for_url(f"{web.base}/usage")
+    tokens = page.locator("#tokens-chart svg")
+    expect(tokens.locator("g.day")).to_have_count(30)
+    expect(page.locator("#words-chart svg g.day")).to_have_count(30)
+    expect(page.locator("#usage-total")).to_contain_text(
+        f"{stats['prompt_tokens'] + stats['completion_tokens']:,} tokens"
+    )
+    today = tokens.locator("g.day").last
+    assert today.locator("rect.out").get_attribute("height") != "0"
+    row = page.locator("#per-bot tbody tr", has_text="Default")
+    expect(row.locator("td").nth(2)).to_have_text(f"{default['completion_tokens']:,}")
+    expect(row.locator("td").nth(0)).to_have_text(f"{default['requests']:,}")
+    page.get_by_label("Period").select_option("7")
+    expect(tokens.locator("g.day")).to_have_count(7)
+    page.screenshot(path=shots / "usage.png", full_page=True)
+
+
+def test_a_phone_width_works_with_the_list_sliding_over(
+    browser: Browser, web: Site, server: FakeOpenAI, shots: Path
+) -> None:
+    phone = context(browser, viewport={"width": 375, "height": 740}, is_mobile=True,
+                    has_touch=True, color_scheme="dark")  # fmt: skip
+    try:
+        page = phone.new_page()
+        sign_in(page, web.base, web.keys["alice"])
+        expect(page.get_by_role("navigation", name="Conversation list")).to_be_hidden()
+        server.script(Script(text="A short answer for a small screen."))
+        send(page, "Hi from a phone")
+        expect(page.locator(".message.assistant .bubble")).to_contain_text("small screen")
+        width = page.evaluate("document.documentElement.scrollWidth")
+        assert width <= 375
+        page.screenshot(path=shots / "phone.png")
+        page.get_by_role("button", name="Show conversations").click()
+        listed = page.get_by_role("navigation", name="Conversation list")
+        expect(listed).to_be_visible()
+        expect(page.get_by_label("Search conversations")).to_be_focused()
+        page.screenshot(path=shots / "phone-list.png")
+        listed.get_by_role("link").first.click()
+        expect(listed).to_be_hidden()
+    finally:
+        phone.close()
+
+
+def test_pages_load_nothing_from_outside_and_weigh_under_300_kb(
+    page: Page, web: Site, capsys: pytest.CaptureFixture[str]
+) -> None:
+    loaded: list[Response] = []
+    page.on("response", lambda response: loaded.append(response))
+    weights = {}
+    for path in ("/", "/usage"):
+        loaded.clear()
+        page.goto(f"{web.base}{path}")
+        page.wait_for_load_state("networkidle")
+        urls = [r.url for r in loaded]
+        assert all(u.startswith(web.base) for u in urls), urls
+        html = page.content()
+        refs = re.findall(r'(?:src|href)="([^"]+)"', html)
+        assert refs
+        assert all(r.startswith(("/", "#", "data:")) for r in refs), (path, refs)
+        weights[path] = sum(
+            len(r.body())
+            for r in loaded
+            if r.request.resource_type in ("document", "script", "stylesheet")
+        )
+    for weight in weights.values():
+        assert 50_000 < weight < 300_000, weights
+    with capsys.disabled():
+        print(f"\npage weight (HTML+JS+CSS, uncompressed): {weights}")
+
+
+def serious_violations(page: Page) -> list[str]:
+    """What axe-core (vendored, run in the page) finds serious or critical."""
+    page.add_script_tag(path=AXE)
+    found = page.evaluate("axe.run(document).then(r => r.violations)")
+    return [
+        f"{v['id']} ({v['impact']}): {[n['target'] for n in v['nodes']][:3]}"
+        for v in found
+        if v["impact"] in ("serious", "critical")
+    ]
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_axe_finds_nothing_serious_on_any_page(
+    browser: Browser, web: Site, server: FakeOpenAI, scheme: str, shots: Path
+) -> None:
+    # bypass_csp: the page's own policy would (rightly) refuse the injected axe script.
+    made = context(browser, bypass_csp=True, color_scheme=scheme)
+    try:
+        page = made.new_page()
+        page.goto(f"{web.base}/signin")
+        assert serious_violations(page) == []
+        sign_in(page, web.base, web.keys["alice"])
+        server.script(
+            Script(text="Some `code` and a [link](https://example.org).\n\n```js\nlet x = 1;\n```")
+        )
+        send(page, "Show me")
+        wait_idle(page)
+        page.get_by_text("Bot and system prompt").click()
+        assert serious_violations(page) == []
+        page.screenshot(path=shots / f"chat-{scheme}.png")
+        page.goto(f"{web.base}/usage")
+        expect(page.locator("#tokens-chart svg")).to_be_visible()
+        assert serious_violations(page) == []
+    finally:
+        made.close()
+
+
+def test_keyboard_alone_reaches_everything_with_a_visible_focus(
+    page: Page, server: FakeOpenAI
+) -> None:
+    page.keyboard.press("Tab")
+    skip = page.get_by_role("link", name="Skip to the message box")
+    expect(skip).to_be_focused()
+    outline = skip.evaluate("e => getComputedStyle(e).outlineStyle")
+    assert outline not in ("none", "")
+    page.keyboard.press("Enter")
+    box = page.get_by_label("Message", exact=True)
+    expect(box).to_be_focused()
+    server.script(Script(text="Typed, sent, answered."))
+    page.keyboard.type("Only the keyboard")
+    page.keyboard.press("Enter")
+    expect(page.locator(".message.assistant .bubble")).to_have_text("Typed, sent, answered.")
+    wait_idle(page)
+    expect(page.locator("#conversations a[aria-current=page]")).to_be_visible()
+    expect(page.get_by_role("button", name="Retry")).to_be_enabled()
+    # Every control on the way is reached by Tab, in order, and shows its focus.
+    reached: list[str] = []
+    page.locator("#new-chat").focus()
+    for _ in range(40):
+        page.keyboard.press("Tab")
+        where = page.evaluate(
+            "(() => { const e = document.activeElement; if (e === document.body) return null;"
+            " const s = getComputedStyle(e); return (e.getAttribute('aria-label') ||"
+            " e.labels?.[0]?.textContent || e.textContent || e.id).trim() + '|' +"
+            " s.outlineStyle })()"
+        )
+        if where is None:  # past the last control
+            break
+        reached.append(where)
+    names = [r.split("|")[0] for r in reached]
+    for expected in (
+        "Search conversations",
+        "Usage",
+        "Rename",
+        "Export Markdown",
+        "Delete",
+        "Bot and system prompt",
+        "Edit",
+        "Retry",
+        "Message",
+        "Send",
+    ):
+        assert expected in names, (expected, names)  # fmt: skip
+    assert names.index("Search conversations") < names.index("Rename") < names.index("Message")
+    assert all(r.split("|")[1] not in ("none", "") for r in reached), "\n".join(reached)
