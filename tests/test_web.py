@@ -497,6 +497,10 @@ def test_pages_load_nothing_from_outside_and_weigh_under_300_kb(
         )
     for weight in weights.values():
         assert 50_000 < weight < 300_000, weights
+    signin = httpx.get(f"{web.base}/signin").text  # the page for those not signed in
+    refs = re.findall(r'(?:src|href)="([^"]+)"', signin)
+    assert refs
+    assert all(r.startswith(("/", "#", "data:")) for r in refs), refs
     with capsys.disabled():
         print(f"\npage weight (HTML+JS+CSS, uncompressed): {weights}")
 
