@@ -145,8 +145,9 @@ class Runner:
         )  # fmt: skip
 
 
-@pytest.fixture
-def run(server: FakeOpenAI, home: Path) -> Runner:
+def chinwag_env(home: Path, server: FakeOpenAI, **more: str) -> dict[str, str]:
+    """An environment for chinwag processes: this home, the fake provider, no retries,
+    no titles (unless `more` says otherwise), none of the caller's chinwag or OpenAI env."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "CHINWAG_"))}
     env.update(
         CHINWAG_HOME=str(home),
@@ -155,7 +156,12 @@ def run(server: FakeOpenAI, home: Path) -> Runner:
         CHINWAG_TITLES="false",
         CHINWAG_PROVIDERS__OPENAI__MAX_RETRIES="0",
     )
-    return Runner(env)
+    return {**env, **more}
+
+
+@pytest.fixture
+def run(server: FakeOpenAI, home: Path) -> Runner:
+    return Runner(chinwag_env(home, server))
 
 
 def default_sigint() -> None:

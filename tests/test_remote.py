@@ -179,11 +179,18 @@ def test_conversations_list_rename_retry_edit_export_and_delete(
     assert edited.text == "You said: A haiku about coffee"
     assert next(m.content for m in client.conversations.history(made.id)) == "A haiku about coffee"
 
+    back = client.conversations.switch_branch(made.id, first.message_id)
+    assert [m.content for m in back] == ["A haiku about tea", "You said: A haiku about tea"]
+    assert back[-1].id == first.message_id
+    streamed = client.conversations.retry(made.id, stream=True)
+    assert "".join(streamed) == "You said: A haiku about tea"
+    assert client.conversations.history(made.id)[-1].id == streamed.reply.message_id
+
     exported = client.conversations.export(made.id)
-    assert len(json.loads(exported)["messages"]) == 5  # two questions, three answers
+    assert len(json.loads(exported)["messages"]) == 6  # two questions, four answers
     markdown = client.conversations.export(made.id, format="markdown")
     assert markdown.startswith("# Tea time")
-    assert "A haiku about coffee" in markdown
+    assert "A haiku about tea" in markdown  # the branch switched back to
     client.conversations.delete(made.id)
     with pytest.raises(chinwag.NotFoundError):
         client.conversations.get(made.id)

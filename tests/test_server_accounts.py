@@ -168,9 +168,14 @@ def test_another_users_ids_read_as_missing_and_stay_unchanged(
             ("PATCH", f"/conversations/{c}", {"title": "stolen"}),
             ("POST", f"/conversations/{c}/messages", {"prompt": "mine now"}),
             ("POST", f"/conversations/{c}/retry", {}),
+            ("POST", f"/conversations/{c}/retry", {"stream": True}),
+            ("POST", f"/conversations/{c}/current", {"message_id": m}),
+            ("GET", f"/conversations/{c}/export", None),
+            ("GET", f"/conversations/{c}/export?format=markdown", None),
             ("POST", f"/conversations/{c}/title", None),
             ("DELETE", f"/conversations/{c}", None),
             ("POST", f"/messages/{m}/edit", {"text": "changed"}),
+            ("POST", f"/messages/{m}/edit", {"text": "changed", "stream": True}),
             ("GET", f"/bots/{b}", None),
             ("PATCH", f"/bots/{b}", {"system_prompt": "leak"}),
             ("DELETE", f"/bots/{b}", None),
@@ -204,6 +209,12 @@ def test_another_users_ids_read_as_missing_and_stay_unchanged(
     for path in ("/stats/usage?user=alice", "/stats/day?user=alice", "/users", "/keys?user=alice"):
         assert httpx.get(f"{api}{path}", headers=auth(bob)).status_code == 403, path
     assert httpx.post(f"{api}/keys", json={"user": "bob"}, headers=auth(bob)).status_code == 403
+    # Bob's own conversation does not open a door to alice's messages either.
+    own = httpx.post(f"{api}/conversations", json={}, headers=auth(bob)).json()["id"]
+    crossed = httpx.post(
+        f"{api}/conversations/{own}/current", json={"message_id": mid}, headers=auth(bob)
+    )
+    assert crossed.status_code == 404
     # Alice's things are as they were, and her key still works.
     after = httpx.get(f"{api}/conversations/{cid}/messages", headers=auth(alice)).json()
     assert after == before

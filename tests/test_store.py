@@ -480,3 +480,64 @@ def test_a_database_file_deleted_under_an_open_client_is_an_error(
             path.unlink()
         with pytest.raises(StoreError, match="deleted or replaced"):
             client.ask("second")
+
+
+async def test_show_branch_goes_down_to_the_newest_answer_for_its_owner_only(
+    store_url: str,
+) -> None:
+    store = await Store.open(store_url)
+    try:
+        alice = await store.user_id("alice")
+        bob = await store.user_id("bob")
+        cid = await _turn(store, alice, "question", "first answer")
+        thread = await store.thread(alice, "alice", cid)
+        question, first = thread.messages
+        # A second answer to the same question (what a retry stores), now the current one.
+        await store.finish_turn(
+            user_id=alice, conversation_id=cid, parent_id=question.id, expected=first.id,
+            answer_id=None, bot_uid="bot-1", model="m", content="second answer",
+            status="complete", error=None, usage=Usage(),
+        )  # fmt: skip
+        assert (await store.thread(alice, "alice", cid)).messages[-1].content == "second answer"
+        shown = await store.show_branch(alice, "alice", cid, first.id)
+        assert [m.content for m in shown.messages] == ["question", "first answer"]
+        assert (await store.thread(alice, "alice", cid)).leaf_id == first.id
+        # From the question, the newest answer below it.
+        back = await store.show_branch(alice, "alice", cid, question.id)
+        assert back.messages[-1].content == "second answer"
+        with pytest.raises(NotFoundError):
+            await store.show_branch(bob, "bob", cid, first.id)
+        other = await _turn(store, bob, "bob's", "own")
+        with pytest.raises(NotFoundError):  # his conversation, her message
+            await store.show_branch(bob, "bob", other, first.id)
+        assert (await store.thread(alice, "alice", cid)).messages[-1].content == "second answer"
+    finally:
+        await store.close()
+
+
+async def test_web_sessions_are_stored_hashed_and_end(store_url: str) -> None:
+    from chinwag.accounts import digest
+    from chinwag.store.accounts import AccountStore
+
+    store = await Store.open(store_url)
+    try:
+        tables = AccountStore(store)
+        stamp = datetime.now(UTC)
+        await tables.add_user("alice", admin=False, stamp=stamp)
+        values = {"id": "key_0123456789abcdef", "name": None, "hash": digest("cw-k"),
+                  "prefix": "cw-k", "created_at": stamp}  # fmt: skip
+        await tables.create_key(values, "alice")
+        holder = await tables.holder(digest("cw-k"))
+        assert holder is not None
+        hour = timedelta(hours=1)
+        await tables.open_session(digest("s1"), holder, stamp=stamp, expires=stamp + hour)
+        await tables.open_session(digest("old"), holder, stamp=stamp - hour, expires=stamp)
+        found = await tables.session(digest("s1"), datetime.now(UTC))
+        assert found is not None
+        assert (found.user, found.key_id) == ("alice", holder.key_id)
+        assert await tables.session(digest("old"), datetime.now(UTC)) is None  # expired
+        assert await tables.session(digest("s2"), datetime.now(UTC)) is None
+        await tables.end_session(digest("s1"))
+        assert await tables.session(digest("s1"), datetime.now(UTC)) is None
+    finally:
+        await store.close()

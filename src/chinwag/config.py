@@ -135,6 +135,7 @@ class ServerSettings(_Section):
     connect_timeout: float = Field(default=5.0, gt=0)
     timeout: float = Field(default=600.0, gt=0)  # for an answer to start, and any one read
     max_retries: int = Field(default=2, ge=0, le=10)
+    session_hours: int = Field(default=168, gt=0)  # how long the web page stays signed in
 
 
 def _default_providers() -> dict[str, ProviderSettings]:

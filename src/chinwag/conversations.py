@@ -4,26 +4,105 @@ from __future__ import annotations
 
 import builtins
 import json
-from typing import TYPE_CHECKING, Any, Unpack
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Literal, Unpack, overload
 
 from pydantic import ValidationError
 
 from chinwag import checks
 from chinwag.errors import InputError
-from chinwag.streams import complete
+from chinwag.streams import AsyncStream, complete
 from chinwag.types import Bot, Conversation, Message, Reply
 
 if TYPE_CHECKING:
+    from chinwag.backend import Backend
     from chinwag.engine import Engine
     from chinwag.plan import TurnOptions
     from chinwag.store import Thread
 
 
-class Conversations:
+class Turns:
+    """What both places' conversations APIs do alike: turns on a conversation (retry,
+    edit) run on the client's backend, and `latest` over `list`."""
+
+    _backend: Backend
+
+    if TYPE_CHECKING:  # each place lists in its own way
+
+        async def list(
+            self,
+            *,
+            limit: int = 50,
+            offset: int = 0,
+            query: str | None = None,
+            user: str | int | None = None,
+        ) -> builtins.list[Conversation]: ...
+
+    async def latest(self, *, user: str | int | None = None) -> Conversation | None:
+        """The conversation with the newest activity, if there is one."""
+        found = await self.list(limit=1, user=user)
+        return found[0] if found else None
+
+    @overload
+    async def retry(
+        self,
+        conversation_id: str,
+        *,
+        stream: Literal[False] = False,
+        **options: Unpack[TurnOptions],
+    ) -> Reply: ...
+
+    @overload
+    async def retry(
+        self, conversation_id: str, *, stream: Literal[True], **options: Unpack[TurnOptions]
+    ) -> AsyncStream: ...
+
+    async def retry(
+        self, conversation_id: str, *, stream: bool = False, **options: Unpack[TurnOptions]
+    ) -> Reply | AsyncStream:
+        """Answer the conversation's last question again; the old answer stays on its branch.
+        With stream=True, the answer as it comes (an AsyncStream)."""
+        if stream:
+            return self._retry_stream(conversation_id, options)
+        turn = self._backend.turn(retry=True, stream=False, conversation=conversation_id, **options)
+        return await complete(turn)
+
+    def _retry_stream(self, conversation_id: str, options: Mapping[str, Any]) -> AsyncStream:
+        return AsyncStream(self._backend.turn(retry=True, conversation=conversation_id, **options))
+
+    @overload
+    async def edit(
+        self,
+        message_id: str,
+        text: str,
+        *,
+        stream: Literal[False] = False,
+        **options: Unpack[TurnOptions],
+    ) -> Reply: ...
+
+    @overload
+    async def edit(
+        self, message_id: str, text: str, *, stream: Literal[True], **options: Unpack[TurnOptions]
+    ) -> AsyncStream: ...
+
+    async def edit(
+        self, message_id: str, text: str, *, stream: bool = False, **options: Unpack[TurnOptions]
+    ) -> Reply | AsyncStream:
+        """Ask `text` instead of an earlier question: a new branch from there, answered.
+        With stream=True, the answer as it comes (an AsyncStream)."""
+        if stream:
+            return self._edit_stream(message_id, text, options)
+        return await complete(self._backend.turn(text, edit=message_id, stream=False, **options))
+
+    def _edit_stream(self, message_id: str, text: str, options: Mapping[str, Any]) -> AsyncStream:
+        return AsyncStream(self._backend.turn(text, edit=message_id, **options))
+
+
+class Conversations(Turns):
     """The user's stored conversations (`client.conversations`)."""
 
     def __init__(self, engine: Engine) -> None:
-        self._engine = engine
+        self._engine = self._backend = engine
 
     async def create(
         self,
@@ -56,11 +135,6 @@ class Conversations:
         checks.optional_text(query, "query")
         store, uid, name = await self._engine.scope(user)
         return await store.list_conversations(uid, name, limit=limit, offset=offset, query=query)
-
-    async def latest(self, *, user: str | int | None = None) -> Conversation | None:
-        """The conversation with the newest activity, if there is one."""
-        found = await self.list(limit=1, user=user)
-        return found[0] if found else None
 
     async def get(self, conversation_id: str, *, user: str | int | None = None) -> Conversation:
         checks.identifier(conversation_id, "conversation_id")
@@ -96,14 +170,15 @@ class Conversations:
         store, uid, name = await self._engine.scope(user)
         return await store.set_system_prompt(uid, name, conversation_id, system)
 
-    async def retry(self, conversation_id: str, **options: Unpack[TurnOptions]) -> Reply:
-        """Answer the conversation's last question again; the old answer stays on its branch."""
-        turn = self._engine.turn(retry=True, stream=False, conversation=conversation_id, **options)
-        return await complete(turn)
-
-    async def edit(self, message_id: str, text: str, **options: Unpack[TurnOptions]) -> Reply:
-        """Ask `text` instead of an earlier question: a new branch from there, answered."""
-        return await complete(self._engine.turn(text, edit=message_id, stream=False, **options))
+    async def switch_branch(
+        self, conversation_id: str, message_id: str, *, user: str | int | None = None
+    ) -> builtins.list[Message]:
+        """Make the branch through `message_id` (an answer or question on another branch)
+        current, down to its newest answer; the messages of that branch, oldest first."""
+        checks.identifier(conversation_id, "conversation_id")
+        checks.identifier(message_id, "message_id")
+        store, uid, name = await self._engine.scope(user)
+        return (await store.show_branch(uid, name, conversation_id, message_id)).messages
 
     async def export(
         self, conversation_id: str, *, format: str = "json", user: str | int | None = None
@@ -176,4 +251,4 @@ def parse_export(text: str) -> dict[str, Any]:
     return data
 
 
-__all__ = ["Conversations", "markdown", "parse_export"]
+__all__ = ["Conversations", "Turns", "markdown", "parse_export"]

@@ -20,7 +20,7 @@ from chinwag.client.aio import AsyncClient
 from chinwag.config import Config
 from chinwag.errors import ChinwagError
 from chinwag.plan import TurnOptions
-from chinwag.streams import Stream
+from chinwag.streams import AsyncStream, Stream
 from chinwag.types import (
     ApiKey,
     Bot,
@@ -136,13 +136,61 @@ class Conversations(_Sync):
     ) -> Conversation:
         return self._client._call(lambda: self._async.rename(conversation_id, title, user=user))
 
-    def retry(self, conversation_id: str, **options: Unpack[TurnOptions]) -> Reply:
-        """Answer the conversation's last question again; the old answer stays on its branch."""
+    @overload
+    def retry(
+        self,
+        conversation_id: str,
+        *,
+        stream: Literal[False] = False,
+        **options: Unpack[TurnOptions],
+    ) -> Reply: ...
+
+    @overload
+    def retry(
+        self, conversation_id: str, *, stream: Literal[True], **options: Unpack[TurnOptions]
+    ) -> Stream: ...
+
+    def retry(
+        self, conversation_id: str, *, stream: bool = False, **options: Unpack[TurnOptions]
+    ) -> Reply | Stream:
+        """Answer the conversation's last question again; the old answer stays on its branch.
+        With stream=True, the answer as it comes (a Stream)."""
+        if stream:
+            return self._client._streamed(self._async._retry_stream(conversation_id, options))
         return self._client._call(lambda: self._async.retry(conversation_id, **options))
 
-    def edit(self, message_id: str, text: str, **options: Unpack[TurnOptions]) -> Reply:
-        """Ask `text` instead of an earlier question: a new branch from there, answered."""
+    @overload
+    def edit(
+        self,
+        message_id: str,
+        text: str,
+        *,
+        stream: Literal[False] = False,
+        **options: Unpack[TurnOptions],
+    ) -> Reply: ...
+
+    @overload
+    def edit(
+        self, message_id: str, text: str, *, stream: Literal[True], **options: Unpack[TurnOptions]
+    ) -> Stream: ...
+
+    def edit(
+        self, message_id: str, text: str, *, stream: bool = False, **options: Unpack[TurnOptions]
+    ) -> Reply | Stream:
+        """Ask `text` instead of an earlier question: a new branch from there, answered.
+        With stream=True, the answer as it comes (a Stream)."""
+        if stream:
+            return self._client._streamed(self._async._edit_stream(message_id, text, options))
         return self._client._call(lambda: self._async.edit(message_id, text, **options))
+
+    def switch_branch(
+        self, conversation_id: str, message_id: str, *, user: str | int | None = None
+    ) -> builtins.list[Message]:
+        """Make the branch through `message_id` current, down to its newest answer; the
+        messages of that branch, oldest first."""
+        return self._client._call(
+            lambda: self._async.switch_branch(conversation_id, message_id, user=user)
+        )
 
     @overload
     def generate_title(
@@ -440,8 +488,12 @@ class Client:
 
     def stream(self, prompt: str, **options: Unpack[TurnOptions]) -> Stream:
         """Send one prompt; iterate the returned stream for text as it arrives."""
+        return self._streamed(self._async.stream(prompt, **options))
+
+    def _streamed(self, events: AsyncStream) -> Stream:
+        """A sync Stream over the events of an AsyncStream, read on the client's loop."""
         self._check_open()
-        return Stream(self._portal, self._async.stream(prompt, **options), self._check_open)
+        return Stream(self._portal, events, self._check_open)
 
     @overload
     def chat(
@@ -481,10 +533,7 @@ class Client:
     ) -> Reply | Stream | Future[Reply]:
         """Answer a message list (system prompts, earlier turns, then the user's prompt)."""
         if stream:
-            self._check_open()
-            return Stream(
-                self._portal, self._async._chat_stream(messages, options), self._check_open
-            )
+            return self._streamed(self._async._chat_stream(messages, options))
         if not wait:
             return self._submit(lambda: self._async.chat(messages, **options))
         return self._call(lambda: self._async.chat(messages, **options))

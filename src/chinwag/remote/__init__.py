@@ -19,7 +19,7 @@ from chinwag.bots import bot_key
 from chinwag.config import Config
 from chinwag.errors import ChinwagError, InputError, PermissionDeniedError
 from chinwag.remote.transport import Transport, segment
-from chinwag.types import ComponentHealth, Done, Event, Health, Reply, TextDelta
+from chinwag.types import ComponentHealth, Done, Event, Health, Reply
 
 
 class Me(BaseModel):
@@ -108,14 +108,11 @@ class Remote:
             path, body["prompt"] = f"/conversations/{cid}/messages", request.prompt
         else:
             path, body["prompt"] = "/chat", request.prompt
-        if stream and not (retry or edit is not None):
+        if stream:
             async for event in self.http.events(path, {**body, "stream": True}):
                 yield event
             return
-        reply = await self.http.request("POST", path, Reply, json_body=body)
-        if stream:  # retry and edit answer in one piece
-            yield TextDelta(text=reply.text)
-        yield Done(reply=reply)
+        yield Done(reply=await self.http.request("POST", path, Reply, json_body=body))
 
     async def health(self) -> Health:
         """The server's full report for an admin key; for others, whether it answers."""

@@ -10,20 +10,19 @@ from __future__ import annotations
 
 import builtins
 from datetime import date, datetime
-from typing import TYPE_CHECKING, Any, Unpack
+from typing import TYPE_CHECKING, Any
 
 from chinwag import checks
 from chinwag.bots import bot_key, bot_yaml, find
+from chinwag.conversations import Turns
 from chinwag.errors import InputError
 from chinwag.remote.transport import segment as _id
-from chinwag.streams import complete
 from chinwag.types import (
     ApiKey,
     Bot,
     Conversation,
     Message,
     NewKey,
-    Reply,
     StatisticItem,
     Statistics,
     StatisticTotal,
@@ -31,15 +30,14 @@ from chinwag.types import (
 )
 
 if TYPE_CHECKING:
-    from chinwag.plan import TurnOptions
     from chinwag.remote import Remote
 
 
-class Conversations:
+class Conversations(Turns):
     """The key's user's conversations on the server (`client.conversations`)."""
 
     def __init__(self, remote: Remote) -> None:
-        self._remote = remote
+        self._remote = self._backend = remote
         self._http = remote.http
 
     async def create(
@@ -66,10 +64,6 @@ class Conversations:
         await self._remote.as_user(user)
         params = {"limit": limit, "offset": offset, "q": checks.optional_text(query, "query")}
         return await self._http.request("GET", "/conversations", list[Conversation], params=params)
-
-    async def latest(self, *, user: str | int | None = None) -> Conversation | None:
-        found = await self.list(limit=1, user=user)
-        return found[0] if found else None
 
     async def get(self, conversation_id: str, *, user: str | int | None = None) -> Conversation:
         await self._remote.as_user(user)
@@ -105,12 +99,13 @@ class Conversations:
         path = f"/conversations/{_id(conversation_id, 'conversation_id')}"
         return await self._http.request("PATCH", path, Conversation, json_body=fields)
 
-    async def retry(self, conversation_id: str, **options: Unpack[TurnOptions]) -> Reply:
-        turn = self._remote.turn(retry=True, stream=False, conversation=conversation_id, **options)
-        return await complete(turn)
-
-    async def edit(self, message_id: str, text: str, **options: Unpack[TurnOptions]) -> Reply:
-        return await complete(self._remote.turn(text, edit=message_id, stream=False, **options))
+    async def switch_branch(
+        self, conversation_id: str, message_id: str, *, user: str | int | None = None
+    ) -> builtins.list[Message]:
+        await self._remote.as_user(user)
+        path = f"/conversations/{_id(conversation_id, 'conversation_id')}/current"
+        body = {"message_id": checks.identifier(message_id, "message_id")}
+        return await self._http.request("POST", path, list[Message], json_body=body)
 
     async def export(
         self, conversation_id: str, *, format: str = "json", user: str | int | None = None

@@ -9,16 +9,18 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Awaitable
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
-from fastapi.responses import PlainTextResponse, StreamingResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from chinwag.accounts import digest
 from chinwag.client import AsyncClient
 from chinwag.errors import ChinwagError, InputError
-from chinwag.server.auth import Caller, caller
+from chinwag.server import sessions
+from chinwag.server.auth import Caller, caller, tables
 from chinwag.server.limits import Ticket, admit
 from chinwag.server.openai_api import prime
 from chinwag.streams import AsyncStream
@@ -215,24 +217,6 @@ async def change_conversation(
     return changed
 
 
-@router.get(
-    "/conversations/{cid}/export",
-    response_class=PlainTextResponse,
-    responses={**ERRORS, 200: {"content": {"application/json": {}, "text/markdown": {}}}},
-)
-async def export_conversation(
-    cid: str,
-    request: Request,
-    who: Who,
-    format: Annotated[Literal["json", "markdown", "md"], Query()] = "json",
-) -> PlainTextResponse:
-    """The conversation as JSON (every branch; POST it to /conversations/import to restore
-    it exactly) or as Markdown (the current branch, for people)."""
-    text = await _client(request).conversations.export(cid, format=format, user=who.user)
-    media = "application/json" if format == "json" else "text/markdown"
-    return PlainTextResponse(text, media_type=media)
-
-
 @router.post(
     "/conversations/import",
     response_model=Conversation,
@@ -265,6 +249,46 @@ async def delete_conversation(cid: str, request: Request, who: Who) -> Response:
 async def generate_title(cid: str, request: Request, who: Who) -> Conversation:
     """Write the conversation's title now."""
     return await _client(request).conversations.generate_title(cid, user=who.user)
+
+
+class Current(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    message_id: str = Field(min_length=1, max_length=64)
+
+
+@router.post(
+    "/conversations/{cid}/current", response_model=list[Message], responses={**ERRORS, 409: {}}
+)
+async def switch_branch(cid: str, body: Current, request: Request, who: Who) -> list[Message]:
+    """Show another branch: the one through `message_id`, down to its newest answer. The
+    messages of that branch, oldest first."""
+    return await _client(request).conversations.switch_branch(cid, body.message_id, user=who.user)
+
+
+_EXPORTS = {"json": ("application/json", "json"), "markdown": ("text/markdown", "md")}
+
+
+@router.get(
+    "/conversations/{cid}/export",
+    responses={**ERRORS, 200: {"content": {t: {} for t, _ in _EXPORTS.values()}}},
+)
+async def export_conversation(
+    cid: str,
+    request: Request,
+    who: Who,
+    format: Annotated[Literal["json", "markdown"], Query(description="or markdown")] = "json",
+) -> Response:
+    """The conversation as a file: JSON (every branch; POST it to /conversations/import, or
+    `chinwag conversations import` it, to restore it exactly) or Markdown (the current
+    branch, for people)."""
+    text = await _client(request).conversations.export(cid, format=format, user=who.user)
+    media, suffix = _EXPORTS[format]
+    return Response(
+        text,
+        media_type=f"{media}; charset=utf-8",
+        headers={"content-disposition": f'attachment; filename="chinwag-{cid}.{suffix}"'},
+    )
 
 
 # -- turns --------------------------------------------------------------------------------
@@ -322,21 +346,26 @@ async def ask(cid: str, body: Ask, request: Request, who: Who) -> Any:
 
 
 @router.post("/conversations/{cid}/retry", response_model=Reply, responses=ERRORS)
-async def retry(cid: str, body: TurnBody, request: Request, who: Who) -> Reply:
-    """Answer the conversation's last question again, on a new branch."""
+async def retry(cid: str, body: TurnBody, request: Request, who: Who) -> Any:
+    """Answer the conversation's last question again, on a new branch (stream=true: SSE)."""
     ticket = await admit(request, who, [], body.max_tokens)
-    client = _client(request)
-    return await ticket.run(client.conversations.retry(cid, user=who.user, **body.options()))
+    conversations = _client(request).conversations
+    options = {**body.options(), "user": who.user}
+    if body.stream:
+        return await _streamed(conversations.retry(cid, stream=True, **options), ticket)
+    return await ticket.run(conversations.retry(cid, **options))
 
 
 @router.post("/messages/{mid}/edit", response_model=Reply, responses=ERRORS)
-async def edit(mid: str, body: Edit, request: Request, who: Who) -> Reply:
-    """Ask `text` instead of an earlier question: a new branch from there, answered."""
+async def edit(mid: str, body: Edit, request: Request, who: Who) -> Any:
+    """Ask `text` instead of an earlier question: a new branch from there, answered
+    (stream=true: SSE)."""
     ticket = await admit(request, who, [{"content": body.text}], body.max_tokens)
-    client = _client(request)
-    return await ticket.run(
-        client.conversations.edit(mid, body.text, user=who.user, **body.options())
-    )
+    conversations = _client(request).conversations
+    options = {**body.options(), "user": who.user}
+    if body.stream:
+        return await _streamed(conversations.edit(mid, body.text, stream=True, **options), ticket)
+    return await ticket.run(conversations.edit(mid, body.text, **options))
 
 
 @router.post("/chat", response_model=Reply, responses=ERRORS)
@@ -444,6 +473,55 @@ async def stats_total(
     return await _client(request).stats.total(
         start_date=start_date, end_date=end_date, user=_user_for_stats(who, user)
     )
+
+
+# -- web sessions -------------------------------------------------------------------------
+
+
+class SessionInfo(BaseModel):
+    """Who the caller is, and how they are signed in."""
+
+    user: str
+    admin: bool
+    signed_in: bool = Field(description="Whether a session cookie authenticated the request")
+    expires_at: datetime | None = None
+
+
+@router.post("/session", response_model=SessionInfo, status_code=201, responses=ERRORS)
+async def sign_in(request: Request, who: Who) -> JSONResponse:
+    """Sign the web page in: the API key (as for any request) buys a session cookie, which
+    then acts as that key (its user, its limits) until it expires or the key is revoked."""
+    if who.holder is None:
+        raise InputError("This server has no API keys: its page opens without signing in.")
+    if who.session is not None:
+        raise InputError("Sign in with an API key (Authorization: Bearer KEY), not a session.")
+    token = sessions.new_token()
+    stamp = datetime.now(UTC)
+    hours = request.app.state.config.settings.server.session_hours
+    expires = stamp + timedelta(hours=hours)
+    await (await tables(request)).open_session(
+        digest(token), who.holder, stamp=stamp, expires=expires
+    )
+    info = SessionInfo(user=who.user, admin=who.admin, signed_in=True, expires_at=expires)
+    response = JSONResponse(info.model_dump(mode="json"), status_code=201)
+    sessions.set_cookies(response, request, token, hours * 3600)
+    return response
+
+
+@router.get("/session", response_model=SessionInfo, responses=ERRORS)
+async def session_info(who: Who) -> SessionInfo:
+    return SessionInfo(user=who.user, admin=who.admin, signed_in=who.session is not None)
+
+
+@router.delete("/session", status_code=204, responses=ERRORS)
+async def sign_out(request: Request, who: Who) -> Response:
+    """End the page's session, on every worker; its cookies are cleared."""
+    if who.session is None:
+        raise InputError("Not signed in with a session: there is nothing to sign out of.")
+    await (await tables(request)).end_session(digest(who.session))
+    response = Response(status_code=204)
+    sessions.clear_cookies(response, request)
+    return response
 
 
 # -- users and keys -----------------------------------------------------------------------

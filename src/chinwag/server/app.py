@@ -41,9 +41,11 @@ def create_app(config: Config | None = None) -> FastAPI:
     _handle_errors(app)
     from chinwag.server.api import router as chinwag_api
     from chinwag.server.openai_api import router as openai_api
+    from chinwag.server.web import mount
 
     app.include_router(openai_api)
     app.include_router(chinwag_api)
+    mount(app)  # the web page at /
     return app
 
 

@@ -1,8 +1,10 @@
 """Who is calling: one function for every header that may carry a key.
 
-`Authorization: Bearer KEY` and `x-api-key: KEY` go through the same check, so no route
-can be reached by a path that skips it. The key's row is read on every request: a revoked
-key fails on the next request, on every worker. A server that never had a key answers
+`Authorization: Bearer KEY`, `x-api-key: KEY` and the web page's session cookie go through
+the same check, so no route can be reached by a path that skips it; a session acts as the
+key it was signed in with, and a cookie-authenticated change must pass the CSRF checks.
+The key's row is read on every request: a revoked key (and every session signed in with
+it) fails on the next request, on every worker. A server that never had a key answers
 on loopback only, as its owner (the configured user), whatever key it is sent, as a
 local Ollama does.
 """
@@ -15,16 +17,20 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import Depends, Request
-from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from fastapi import Depends, HTTPException, Request
+from fastapi.security import APIKeyCookie, APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from chinwag.accounts import digest
 from chinwag.client import AsyncClient
 from chinwag.errors import AccessError
+from chinwag.server import sessions
 from chinwag.store.accounts import AccountStore, KeyHolder
 
 _bearer = HTTPBearer(auto_error=False, description="An API key: `chinwag keys create`.")
 _header = APIKeyHeader(name="x-api-key", auto_error=False, description="The same key.")
+_cookie = APIKeyCookie(
+    name=sessions.SESSION_COOKIE, auto_error=False, description="A session of the web page."
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +40,7 @@ class Caller:
     user: str
     admin: bool
     holder: KeyHolder | None = None  # None: the owner, on a server without keys
+    session: str | None = None  # the session token, when the cookie authenticated it
 
 
 async def tables(request: Request) -> AccountStore:
@@ -45,8 +52,9 @@ async def caller(
     request: Request,
     bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     header: Annotated[str | None, Depends(_header)],
+    cookie: Annotated[str | None, Depends(_cookie)],
 ) -> Caller:
-    """The caller of a request, from its key (either header), or a 401."""
+    """The caller of a request, from its key (either header) or session cookie, or a 401."""
     state = request.app.state
     # Keys are revoked, never deleted: once one exists, this server needs keys for good.
     if not getattr(state, "has_keys", False):
@@ -56,20 +64,29 @@ async def caller(
     given = {k for k in (bearer.credentials if bearer else None, header) if k}
     if len(given) > 1:
         raise AccessError("The request carries two different keys: send one.")
-    if not given:
-        raise AccessError(
-            "No API key: send it as `Authorization: Bearer KEY` (or `x-api-key: KEY`)."
-        )
-    key = given.pop()
-    found = await (await tables(request)).holder(digest(key))
-    if found is None or not hmac.compare_digest(found.digest, digest(key)):
-        raise AccessError("The API key is not valid: check it, or create one with "
-                          "`chinwag keys create --user NAME`.")  # fmt: skip
+    if given:
+        key = given.pop()
+        found = await (await tables(request)).holder(digest(key))
+        if found is None or not hmac.compare_digest(found.digest, digest(key)):
+            raise AccessError("The API key is not valid: check it, or create one with "
+                              "`chinwag keys create --user NAME`.")  # fmt: skip
+        return Caller(user=found.user, admin=found.admin, holder=_usable(found))
+    if cookie:
+        found = await (await tables(request)).session(digest(cookie), datetime.now(UTC))
+        if found is None or not hmac.compare_digest(found.digest, digest(cookie)):
+            raise AccessError("The session has ended (signed out, or expired): sign in again.")
+        sessions.check_csrf(request, cookie)
+        return Caller(user=found.user, admin=found.admin, holder=_usable(found), session=cookie)
+    raise AccessError("No API key: send it as `Authorization: Bearer KEY` (or `x-api-key: KEY`).")
+
+
+def _usable(found: KeyHolder) -> KeyHolder:
+    """The key, unless it was revoked or has expired (its sessions end with it)."""
     if found.revoked_at is not None:
         raise AccessError("The API key was revoked: ask for a new one.")
     if found.expires_at is not None and found.expires_at <= datetime.now(UTC):
         raise AccessError(f"The API key expired on {found.expires_at:%Y-%m-%d %H:%M} UTC.")
-    return Caller(user=found.user, admin=found.admin, holder=found)
+    return found
 
 
 def _owner(request: Request) -> Caller:
@@ -84,6 +101,11 @@ def _owner(request: Request) -> Caller:
         raise AccessError(
             "This server has no API keys yet, so it answers only on loopback: create one "
             "with `chinwag keys create --user NAME`."
+        )
+    if sessions.foreign(request):
+        # No key to steal, but another site's page could still act as the owner.
+        raise HTTPException(
+            403, "This server answers changes only from its own page, not another site's."
         )
     return Caller(user=request.app.state.config.settings.user, admin=True)
 

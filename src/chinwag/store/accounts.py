@@ -1,6 +1,6 @@
-"""The SQL of a server's accounts: admin users, API keys, and the windows keys' limits
-count in. Limits are conditional UPDATEs (never read-then-write), so they hold across
-worker processes sharing one database."""
+"""The SQL of a server's accounts: admin users, API keys, the web page's sessions, and the
+windows keys' limits count in. Limits are conditional UPDATEs (never read-then-write), so
+they hold across worker processes sharing one database."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, Select, select
 from sqlalchemy.engine import Row
 
 from chinwag.errors import ConflictError, NotFoundError
-from chinwag.store.schema import api_keys, key_windows, users
+from chinwag.store.schema import api_keys, key_windows, users, web_sessions
 from chinwag.types import ApiKey, User
 
 if TYPE_CHECKING:
@@ -36,7 +36,7 @@ class KeyHolder:
     tokens_per_day: int | None
     expires_at: datetime | None
     revoked_at: datetime | None
-    digest: str
+    digest: str  # the hash it was found by: the key's, or its session's
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +69,15 @@ def _key(row: Row[Any]) -> ApiKey:
         id=id_, user=user, name=name, prefix=prefix, rpm=rpm, tpm=tpm, tokens_per_day=per_day,
         expires_at=expires, revoked_at=revoked, created_at=created,
     )  # fmt: skip
+
+
+def _holders(found_by: Any) -> Select[Any]:
+    """The columns of a KeyHolder, `found_by` last (the hash it was found by)."""
+    return select(
+        api_keys.c.id, users.c.name, users.c.id, users.c.is_admin, api_keys.c.rpm,
+        api_keys.c.tpm, api_keys.c.tokens_per_day, api_keys.c.expires_at,
+        api_keys.c.revoked_at, found_by,
+    ).join(users, users.c.id == api_keys.c.user_id)  # fmt: skip
 
 
 def _user(row: Row[Any]) -> User:
@@ -159,17 +168,44 @@ class AccountStore:
 
     async def holder(self, digest: str) -> KeyHolder | None:
         """The key with this hash and its user, read now: revocation counts at once."""
-        stmt = (
-            select(
-                api_keys.c.id, users.c.name, users.c.id, users.c.is_admin, api_keys.c.rpm,
-                api_keys.c.tpm, api_keys.c.tokens_per_day, api_keys.c.expires_at,
-                api_keys.c.revoked_at, api_keys.c.hash,
-            )
-            .join(users, users.c.id == api_keys.c.user_id)
-            .where(api_keys.c.hash == digest)
-        )  # fmt: skip
+        stmt = _holders(api_keys.c.hash).where(api_keys.c.hash == digest)
         row = await self._store._run(lambda conn: conn.execute(stmt).first())
         return None if row is None else KeyHolder(*tuple(row))
+
+    # -- web sessions ---------------------------------------------------------------------
+
+    async def open_session(
+        self, digest: str, holder: KeyHolder, *, stamp: datetime, expires: datetime
+    ) -> None:
+        """Store a session (its hash) for the key it was signed in with; ended sessions
+        are swept out on the way, so the table holds only live ones."""
+        row = {"hash": digest, "key_id": holder.key_id, "user_id": holder.user_id,
+               "created_at": stamp, "expires_at": expires}  # fmt: skip
+
+        def write(conn: Connection) -> None:
+            conn.execute(web_sessions.delete().where(web_sessions.c.expires_at <= stamp))
+            conn.execute(web_sessions.insert().values(**row))
+
+        await self._store._run(write)
+
+    async def session(self, digest: str, now: datetime) -> KeyHolder | None:
+        """The key a live session acts as (read now, as a key is), or None once it ended."""
+        stmt = (
+            _holders(web_sessions.c.hash)
+            .join(web_sessions, web_sessions.c.key_id == api_keys.c.id)
+            .where(
+                web_sessions.c.hash == digest,
+                web_sessions.c.user_id == api_keys.c.user_id,
+                web_sessions.c.expires_at > now,
+            )
+        )
+        row = await self._store._run(lambda conn: conn.execute(stmt).first())
+        return None if row is None else KeyHolder(*tuple(row))
+
+    async def end_session(self, digest: str) -> None:
+        """Sign out: the session is gone for every worker from the next request on."""
+        stmt = web_sessions.delete().where(web_sessions.c.hash == digest)
+        await self._store._run(lambda conn: conn.execute(stmt))
 
     # -- limits ---------------------------------------------------------------------------
 

@@ -24,9 +24,9 @@ from sqlalchemy import (
 from sqlalchemy.engine import Dialect
 
 # The schema revision this code expects; a test keeps it equal to Alembic's head.
-SCHEMA_REVISION = "0004"
+SCHEMA_REVISION = "0005"
 # Every revision this code can upgrade from, oldest first; a test keeps it equal to Alembic's.
-SCHEMA_REVISIONS = ("0001", "0002", "0003", "0004")
+SCHEMA_REVISIONS = ("0001", "0002", "0003", "0004", "0005")
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -156,4 +156,17 @@ key_windows = Table(
     Column("start", Integer, primary_key=True),  # the window's first second (Unix time)
     Column("requests", Integer, nullable=False, default=0),
     Column("tokens", Integer, nullable=False, default=0),
+)
+
+# The web page's sessions: a session acts as the key it was signed in with (its limits,
+# its revocation), until it ends. Only the SHA-256 of each token is kept.
+web_sessions = Table(
+    "web_sessions",
+    metadata,
+    Column("hash", String(64), primary_key=True),
+    Column("key_id", String(32), ForeignKey("api_keys.id", ondelete="CASCADE"), nullable=False),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Index("ix_web_sessions_expires", "expires_at"),
 )

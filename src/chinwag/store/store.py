@@ -175,6 +175,22 @@ def _branch(rows: Sequence[Row[Any]], leaf_id: str | None) -> list[Message]:
     return out
 
 
+def _newest_leaf(rows: Sequence[Row[Any]], start: str) -> str:
+    """The leaf reached from `start` by taking the newest child at each step."""
+    newest: dict[str, Row[Any]] = {}
+    for row in rows:
+        if row.parent_id is None:
+            continue
+        known = newest.get(row.parent_id)
+        if known is None or (row.created_at, row.id) > (known.created_at, known.id):
+            newest[row.parent_id] = row
+    node, seen = start, {start}
+    while node in newest and newest[node].id not in seen:  # a stored cycle ends the walk
+        node = newest[node].id
+        seen.add(node)
+    return node
+
+
 def _refuse_cycles(parents: dict[str, str | None]) -> None:
     """Refuse a message tree whose parent ids loop (a message that is its own ancestor)."""
     rooted: set[str] = set()  # ids known to lead to a root
@@ -619,6 +635,29 @@ class Store:
                 .values(system_prompt=system_prompt)
             )
             return _conversation(_conversation_row(conn, user_id, cid), user)
+
+        return await self._run(write)
+
+    async def show_branch(self, user_id: int, user: str, cid: str, message_id: str) -> Thread:
+        """Make the branch through `message_id` the conversation's current one, down to its
+        newest leaf; refused while a turn is answering in the conversation."""
+
+        def write(conn: Connection) -> Thread:
+            row = _conversation_row(conn, user_id, cid)  # NotFoundError for anyone else's
+            rows = conn.execute(select(messages).where(messages.c.conversation_id == cid)).all()
+            if not any(r.id == message_id for r in rows):
+                raise NotFoundError(
+                    f"No message {message_id!r} in conversation {cid!r} for this user: "
+                    "its messages (?all=true) show the ids."
+                )
+            leaf = _newest_leaf(rows, message_id)
+            stmt = conversations.update().where(conversations.c.id == cid, _FREE)
+            if not conn.execute(stmt.values(current_message_id=leaf), {"stamp": now()}).rowcount:
+                raise ConflictError(
+                    "A turn is answering in this conversation now: switch branches once it "
+                    "has finished."
+                )
+            return Thread(_conversation(row, user), _branch(rows, leaf), leaf, rows)
 
         return await self._run(write)
 
