@@ -40,6 +40,16 @@ def ask(base: str, key: str, prompt: str = "hi", **more: Any) -> httpx.Response:
     return httpx.post(f"{base}/v1/chat/completions", json=body, headers=auth(key), timeout=30)
 
 
+def windows(home: Path) -> dict[str, tuple[int, int]]:
+    """The key windows in the store: span -> (requests, tokens)."""
+    db = sqlite3.connect(home / "chinwag.db")
+    try:
+        rows = db.execute("SELECT span, requests, tokens FROM key_windows").fetchall()
+    finally:
+        db.close()
+    return {span: (requests, tokens) for span, requests, tokens in rows}
+
+
 @pytest.fixture
 def keyed(run: Runner) -> Iterator[tuple[str, str]]:
     """A server that has a key: its URL and alice's key."""
@@ -291,6 +301,18 @@ def test_a_spent_day_is_final_and_tokens_are_settled_to_what_was_used(
                 )
             assert time.monotonic() - started < 5  # the SDK did not sit out Retry-After
         assert len(server.requests) == calls
+
+
+def test_both_windows_settle_to_what_was_used(run: Runner, home: Path) -> None:
+    key = new_key(run, "alice", "--tpm", "100000", "--max-tokens-per-day", "1000000")
+    with chinwag_serve(run.env) as (base, _):
+        while time.time() % 60 > 50:  # all three inside one minute's window
+            time.sleep(0.5)
+        answers = [ask(base, key, f"question {i}") for i in range(3)]
+    used = sum(a.json()["usage"]["total_tokens"] for a in answers)
+    # Each call reserved its prompt plus server.reserve_tokens (1024) in both windows; the
+    # minute must come back to the usage as the day does, or --tpm refuses too early.
+    assert windows(home) == {"minute": (3, used), "day": (3, used)}
 
 
 @pytest.mark.postgres

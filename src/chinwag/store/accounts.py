@@ -214,7 +214,7 @@ class AccountStore:
                     ).scalar()
                     spent = max_requests is not None and (row or 0) >= max_requests
                     raise Refused("requests" if spent else "tokens", span, start, length)
-            return [Window(span, start) for span, *_ in spans]
+            return [Window(span, start) for span, start, *_ in spans]
 
         return await self._store._write(write)
 
