@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -16,7 +17,7 @@ import openai
 import pytest
 
 from tests.conftest import Runner
-from tests.fake_openai import FakeOpenAI
+from tests.fake_openai import FakeOpenAI, Script
 from tests.server import chinwag_serve
 
 
@@ -313,6 +314,58 @@ def test_both_windows_settle_to_what_was_used(run: Runner, home: Path) -> None:
     # Each call reserved its prompt plus server.reserve_tokens (1024) in both windows; the
     # minute must come back to the usage as the day does, or --tpm refuses too early.
     assert windows(home) == {"minute": (3, used), "day": (3, used)}
+
+
+def test_refused_requests_spend_no_limit(run: Runner, server: FakeOpenAI, home: Path) -> None:
+    key = new_key(run, "alice", "--rpm", "2", "--max-tokens-per-day", "100000")
+    api_headers = auth(key)
+    with chinwag_serve(run.env) as (base, _):
+        while time.time() % 60 > 45:  # every request inside one minute's window
+            time.sleep(0.5)
+        api = f"{base}/api/v1"
+        for stream in (False, True):
+            assert ask(base, key, temperature=9, stream=stream).status_code == 400
+            missing = httpx.post(
+                f"{api}/conversations/{'0' * 32}/messages",
+                json={"prompt": "x", "stream": stream},
+                headers=api_headers,
+            )
+            assert missing.status_code == 404
+            bad = httpx.post(
+                f"{api}/chat", json={"prompt": "x", "max_words": -1}, headers=api_headers
+            )
+            assert bad.status_code == 400
+        assert server.requests == []
+        assert windows(home) == {"minute": (0, 0), "day": (0, 0)}
+        # The two requests of this minute are still there for real calls.
+        assert [ask(base, key).status_code for _ in range(3)] == [200, 200, 429]
+
+
+def test_a_client_that_hangs_up_mid_stream_pays_for_what_it_was_sent(
+    run: Runner, server: FakeOpenAI, home: Path
+) -> None:
+    key = new_key(run, "alice", "--max-tokens-per-day", "100000")
+    server.script(Script(text=" ".join(f"word{i}" for i in range(200)), chunk_delay=0.02))
+    body = {"model": "default", "stream": True, "messages": [{"role": "user", "content": "go"}]}
+    seen = ""
+    with chinwag_serve(run.env) as (base, _):
+        with httpx.stream(
+            "POST", f"{base}/v1/chat/completions", json=body, headers=auth(key), timeout=30
+        ) as answer:
+            for line in answer.iter_lines():
+                if line.startswith("data: {"):
+                    seen += json.loads(line[6:])["choices"][0]["delta"].get("content") or ""
+                if len(seen) > 100:
+                    break
+        spent = 0
+        for _ in range(100):  # the server settles once it notices the client has gone
+            spent = windows(home)["day"][1]
+            if spent < 1024:  # no longer the reservation (the prompt and 1024)
+                break
+            time.sleep(0.1)
+    # The reservation was replaced by the prompt and the text sent, not by nothing.
+    assert spent >= len(seen) // 4 + 1
+    assert spent < 1024
 
 
 @pytest.mark.postgres

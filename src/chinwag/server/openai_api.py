@@ -255,7 +255,7 @@ async def prime(
     try:
         stream = await started
     except BaseException as exc:
-        await ticket.settle(getattr(exc, "partial", None))
+        await ticket.fail(exc)
         raise
     events = stream.events()
     try:
@@ -264,7 +264,7 @@ async def prime(
             raise error_from(first)
     except BaseException as exc:
         await stream.aclose()
-        await ticket.settle(getattr(exc, "partial", None))
+        await ticket.fail(exc)
         raise
     return events, first, stream
 

@@ -218,9 +218,12 @@ class AccountStore:
 
         return await self._store._write(write)
 
-    async def settle(self, key_id: str, windows: list[Window], delta: int) -> None:
-        """Replace a reservation by what was used: add `delta` (used - reserved) tokens."""
-        if not windows or not delta:
+    async def settle(
+        self, key_id: str, windows: list[Window], delta: int, *, requests: int = 0
+    ) -> None:
+        """Replace a reservation by what was used: add `delta` (used - reserved) tokens, and
+        `requests` (-1 gives back a request that was refused before the model was asked)."""
+        if not windows or not (delta or requests):
             return
 
         def write(conn: Connection) -> None:
@@ -232,7 +235,10 @@ class AccountStore:
                         key_windows.c.span == window.span,
                         key_windows.c.start == window.start,
                     )
-                    .values(tokens=key_windows.c.tokens + delta)
+                    .values(
+                        tokens=key_windows.c.tokens + delta,
+                        requests=key_windows.c.requests + requests,
+                    )
                 )
 
         await self._store._write(write)
