@@ -94,6 +94,28 @@ def test_a_conversation_header_makes_a_stored_turn(served: str, server: FakeOpen
     ]  # fmt: skip
 
 
+def test_a_new_conversation_is_kept_only_when_its_question_is(
+    served: str, server: FakeOpenAI
+) -> None:
+    url = f"{served}/v1/chat/completions"
+    new = {"x-chinwag-conversation": "new"}
+    asked = {"model": "default", "messages": [{"role": "user", "content": "hi"}]}
+    for stream in (False, True):
+        bad = httpx.post(url, json={**asked, "temperature": 9, "stream": stream}, headers=new)
+        assert bad.status_code == 400
+        assert "x-chinwag-conversation" not in bad.headers
+    assert httpx.get(f"{served}/api/v1/conversations").json() == []  # bad input left nothing
+    server.script(Script(status=500))  # the provider fails after the question is stored
+    failed = httpx.post(url, json=asked, headers=new)
+    assert failed.status_code == 502
+    cid = failed.headers["x-chinwag-conversation"]
+    history = httpx.get(f"{served}/api/v1/conversations/{cid}/messages").json()
+    assert [(m["role"], m["status"]) for m in history] == [
+        ("user", "complete"),
+        ("assistant", "error"),
+    ]
+
+
 @pytest.mark.parametrize(
     ("body", "status"),
     [
