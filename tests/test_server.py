@@ -142,6 +142,39 @@ def test_bad_requests_get_4xx_in_the_envelope_and_store_nothing(
     assert httpx.get(f"{served}/api/v1/stats/day").json()["requests"] == 0
 
 
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'"model": "openai/' + b"x" * 300 + b'"',  # longer than a model name can be
+        b'"model": "openai/a\\u0000"',
+        b'"model": "default", "tools": [{"type": "function", "function": {"name": "f", '
+        b'"parameters": {"x": NaN}}}]',
+        b'"model": "default", "tools": [{"type": "function", "function": {"name": "\\ud800"}}]',
+        b'"model": "default", "tools": [{"type": "function", "function": {"name": "f"}}], '
+        b'"tool_choice": {"type": "function", "function": {"name": "\\udc00"}}',
+        b'"model": "default", "tools": [{"type": "function", "function": {"name": "f"}}], '
+        b'"tool_choice": {"x": Infinity}',
+    ],
+)
+def test_what_json_cannot_carry_is_a_4xx(served: str, raw: bytes, server: FakeOpenAI) -> None:
+    for stream in (b"false", b"true"):
+        body = b'{"messages": [{"role": "user", "content": "hi"}], "stream": ' + stream
+        answer = httpx.post(
+            f"{served}/v1/chat/completions",
+            content=body + b", " + raw + b"}",
+            headers={"content-type": "application/json"},
+        )
+        assert answer.status_code == 400, answer.text
+        assert answer.json()["error"]["code"] == "InputError"
+    assert server.requests == []
+
+
+def test_a_bot_names_a_model_the_store_can_hold(served: str) -> None:
+    made = httpx.post(f"{served}/api/v1/bots", json={"name": "Long", "model": "m" * 201})
+    assert made.status_code == 400
+    assert "model" in made.json()["error"]["message"]
+
+
 def test_malformed_and_oversized_bodies(served: str) -> None:
     url = f"{served}/v1/chat/completions"
     bad = httpx.post(url, content=b"{not json", headers={"content-type": "application/json"})

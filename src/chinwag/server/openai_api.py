@@ -28,6 +28,7 @@ from chinwag.types import Bot, Done, ErrorEvent, Event, Reply, TextDelta, ToolCa
 
 router = APIRouter(prefix="/v1", tags=["OpenAI API"])
 CONVERSATION_HEADER = "x-chinwag-conversation"
+MAX_MODEL = 200
 
 
 class ChatMessage(BaseModel):
@@ -191,6 +192,11 @@ async def _options(client: AsyncClient, body: ChatCompletionRequest, who: Caller
 async def _bot(client: AsyncClient, model: str, who: Caller) -> Bot | str:
     """The bot a model id names: `provider/model` (no lookup), or a bot's slug, uid or name
     (shared bots resolve without the store)."""
+    if len(model) > MAX_MODEL or not model.isprintable():  # as a bot's name and the store hold
+        raise InputError(
+            f"model must be at most {MAX_MODEL} printable characters, not {model!r:.60}: "
+            "GET /v1/models lists the bots and models here."
+        )
     provider, slash, name = model.partition("/")
     if slash and name and provider in client.config.settings.providers:
         return Bot(
