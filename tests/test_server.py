@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import signal
+import sqlite3
 from collections.abc import Iterator
 from typing import Any
 
@@ -173,6 +174,24 @@ def test_a_bot_names_a_model_the_store_can_hold(served: str) -> None:
     made = httpx.post(f"{served}/api/v1/bots", json={"name": "Long", "model": "m" * 201})
     assert made.status_code == 400
     assert "model" in made.json()["error"]["message"]
+
+
+def test_the_servers_own_failures_do_not_show_its_files(run: Runner) -> None:
+    env = {**run.env, "CHINWAG_STORE__LOCK_TIMEOUT": "0.2"}
+    with chinwag_serve(env) as (base, _):
+        path = f"{run.env['CHINWAG_HOME']}/chinwag.db"
+        other = sqlite3.connect(path, isolation_level=None)
+        try:
+            other.execute("BEGIN EXCLUSIVE")  # another program holds the database
+            locked = httpx.post(f"{base}/api/v1/conversations", json={}, timeout=30)
+        finally:
+            other.close()
+        assert locked.status_code == 503
+        error = locked.json()["error"]
+        assert error["code"] == "StoreError"
+        assert run.env["CHINWAG_HOME"] not in error["message"]
+        assert "server's log" in error["message"]
+        assert httpx.post(f"{base}/api/v1/conversations", json={}).status_code == 201
 
 
 def test_malformed_and_oversized_bodies(served: str) -> None:
