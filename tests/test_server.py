@@ -199,13 +199,28 @@ def test_malformed_and_oversized_bodies(served: str) -> None:
     bad = httpx.post(url, content=b"{not json", headers={"content-type": "application/json"})
     assert bad.status_code == 400
     assert bad.json()["error"]["type"] == "invalid_request_error"
-    utf8 = httpx.post(
-        url, content=b'{"model": "\xff"}', headers={"content-type": "application/json"}
-    )
-    assert utf8.status_code == 400
+    for unreadable in (b'{"model": "\xff"}', b"[" * 100_000 + b"]" * 100_000):
+        refused = httpx.post(url, content=unreadable, headers={"content-type": "application/json"})
+        assert refused.status_code == 400
+        assert refused.json()["error"]["code"] == "InputError"
+        assert "UTF-8 JSON" in refused.json()["error"]["message"]
     big = httpx.post(url, content=b"x" * 1_100_000, headers={"content-type": "application/json"})
     assert big.status_code == 413
     assert "server.max_body" in big.json()["error"]["message"]
+
+    def pieces(total: int) -> Iterator[bytes]:  # no length: sent chunked
+        yield b'{"model": "default", "messages": [{"role": "user", "content": "'
+        for _ in range(total // 65_536):
+            yield b"x" * 65_536
+        yield b'"}]}'
+
+    headers = {"content-type": "application/json"}
+    chunked = httpx.post(url, content=pieces(5_000_000), headers=headers)
+    assert chunked.status_code == 413
+    assert "server.max_body" in chunked.json()["error"]["message"]
+    small = httpx.post(url, content=pieces(500_000), headers=headers)
+    assert small.status_code == 200
+    assert small.json()["choices"][0]["message"]["content"].startswith("You said: xxx")
 
 
 def test_a_failure_after_the_first_byte_is_one_error_frame(served: str, server: FakeOpenAI) -> None:
