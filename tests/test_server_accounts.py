@@ -152,6 +152,17 @@ def test_with_a_key_serve_may_listen_beyond_loopback(run: Runner) -> None:
         assert httpx.get(f"{base}/api/v1/health").json()["ok"] is True
 
 
+def test_the_open_health_check_does_not_call_providers_at_a_strangers_pace(
+    run: Runner, server: FakeOpenAI
+) -> None:
+    new_key(run, "alice")
+    with chinwag_serve(run.env) as (base, _):
+        server.model_lists = 0  # what starting (and waiting for it) asked
+        answers = [httpx.get(f"{base}/api/v1/health") for _ in range(20)]
+    assert all(a.status_code == 200 and a.json()["ok"] is True for a in answers)
+    assert server.model_lists < 5  # one check serves a few seconds, not one request
+
+
 def test_another_users_ids_read_as_missing_and_stay_unchanged(
     keyed: tuple[str, str], run: Runner, server: FakeOpenAI
 ) -> None:
