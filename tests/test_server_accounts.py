@@ -108,13 +108,16 @@ def test_one_check_for_both_headers_and_revocation_on_the_next_request(
     models = f"{base}/v1/models"
     assert httpx.get(models, headers=auth(key)).status_code == 200
     assert httpx.get(models, headers={"x-api-key": key}).status_code == 200
-    for headers in [
-        {},
-        auth("cw-" + "x" * 43),
-        {"x-api-key": key[:-1]},
-        {"authorization": key},  # not a Bearer credential
-        {**auth(key), "x-api-key": key + "x"},  # two keys: one of them wrong
-    ]:
+    refusals: list[list[tuple[str, str]]] = [
+        [],
+        list(auth("cw-" + "x" * 43).items()),
+        [("x-api-key", key[:-1])],
+        [("authorization", key)],  # not a Bearer credential
+        [*auth(key).items(), ("x-api-key", key + "x")],  # two keys: one of them wrong
+        [("x-api-key", key), ("x-api-key", key + "x")],  # a header twice, two keys
+        [("authorization", f"Bearer {key}"), ("authorization", "Bearer cw-other")],
+    ]
+    for headers in refusals:
         refused = httpx.get(models, headers=headers)
         assert refused.status_code == 401, headers
         assert refused.json()["error"]["type"] == "authentication_error"
