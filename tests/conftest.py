@@ -50,6 +50,7 @@ def server(_fake_server: FakeOpenAI) -> FakeOpenAI:
     _fake_server.requests.clear()
     _fake_server.request_headers.clear()
     _fake_server.disconnects = 0
+    _fake_server.model_lists = 0
     _fake_server.searches.clear()
     _fake_server.search_results = []
     _fake_server.search_status = 200

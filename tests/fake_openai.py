@@ -66,6 +66,7 @@ class FakeOpenAI:
         self.search_status = 200
         self.request_headers: list[dict[str, str]] = []
         self.disconnects = 0  # streams (with chunk_delay) the client left before their end
+        self.model_lists = 0  # requests for /models
         # proto=IPPROTO_TCP lets asyncio set TCP_NODELAY on accepted connections; with
         # proto 0 every small write waits ~40 ms for a delayed ACK.
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
@@ -120,6 +121,7 @@ class FakeOpenAI:
             await self._json(send, self.search_status, body)
             return
         if path.endswith("/models"):
+            self.model_lists += 1
             body = {"object": "list", "data": [{"id": m, "object": "model"} for m in self.models]}
             await self._json(send, 200, body)
             return

@@ -179,6 +179,7 @@ def test_conversations_list_rename_retry_edit_export_and_delete(
     assert edited.text == "You said: A haiku about coffee"
     assert next(m.content for m in client.conversations.history(made.id)) == "A haiku about coffee"
 
+    assert first.message_id is not None
     back = client.conversations.switch_branch(made.id, first.message_id)
     assert [m.content for m in back] == ["A haiku about tea", "You said: A haiku about tea"]
     assert back[-1].id == first.message_id

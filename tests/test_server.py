@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import signal
+import sqlite3
 from collections.abc import Iterator
 from typing import Any
 
@@ -94,6 +95,28 @@ def test_a_conversation_header_makes_a_stored_turn(served: str, server: FakeOpen
     ]  # fmt: skip
 
 
+def test_a_new_conversation_is_kept_only_when_its_question_is(
+    served: str, server: FakeOpenAI
+) -> None:
+    url = f"{served}/v1/chat/completions"
+    new = {"x-chinwag-conversation": "new"}
+    asked = {"model": "default", "messages": [{"role": "user", "content": "hi"}]}
+    for stream in (False, True):
+        bad = httpx.post(url, json={**asked, "temperature": 9, "stream": stream}, headers=new)
+        assert bad.status_code == 400
+        assert "x-chinwag-conversation" not in bad.headers
+    assert httpx.get(f"{served}/api/v1/conversations").json() == []  # bad input left nothing
+    server.script(Script(status=500))  # the provider fails after the question is stored
+    failed = httpx.post(url, json=asked, headers=new)
+    assert failed.status_code == 502
+    cid = failed.headers["x-chinwag-conversation"]
+    history = httpx.get(f"{served}/api/v1/conversations/{cid}/messages").json()
+    assert [(m["role"], m["status"]) for m in history] == [
+        ("user", "complete"),
+        ("assistant", "error"),
+    ]
+
+
 @pytest.mark.parametrize(
     ("body", "status"),
     [
@@ -120,18 +143,84 @@ def test_bad_requests_get_4xx_in_the_envelope_and_store_nothing(
     assert httpx.get(f"{served}/api/v1/stats/day").json()["requests"] == 0
 
 
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'"model": "openai/' + b"x" * 300 + b'"',  # longer than a model name can be
+        b'"model": "openai/a\\u0000"',
+        b'"model": "default", "tools": [{"type": "function", "function": {"name": "f", '
+        b'"parameters": {"x": NaN}}}]',
+        b'"model": "default", "tools": [{"type": "function", "function": {"name": "\\ud800"}}]',
+        b'"model": "default", "tools": [{"type": "function", "function": {"name": "f"}}], '
+        b'"tool_choice": {"type": "function", "function": {"name": "\\udc00"}}',
+        b'"model": "default", "tools": [{"type": "function", "function": {"name": "f"}}], '
+        b'"tool_choice": {"x": Infinity}',
+    ],
+)
+def test_what_json_cannot_carry_is_a_4xx(served: str, raw: bytes, server: FakeOpenAI) -> None:
+    for stream in (b"false", b"true"):
+        body = b'{"messages": [{"role": "user", "content": "hi"}], "stream": ' + stream
+        answer = httpx.post(
+            f"{served}/v1/chat/completions",
+            content=body + b", " + raw + b"}",
+            headers={"content-type": "application/json"},
+        )
+        assert answer.status_code == 400, answer.text
+        assert answer.json()["error"]["code"] == "InputError"
+    assert server.requests == []
+
+
+def test_a_bot_names_a_model_the_store_can_hold(served: str) -> None:
+    made = httpx.post(f"{served}/api/v1/bots", json={"name": "Long", "model": "m" * 201})
+    assert made.status_code == 400
+    assert "model" in made.json()["error"]["message"]
+
+
+def test_the_servers_own_failures_do_not_show_its_files(run: Runner) -> None:
+    env = {**run.env, "CHINWAG_STORE__LOCK_TIMEOUT": "0.2"}
+    with chinwag_serve(env) as (base, _):
+        path = f"{run.env['CHINWAG_HOME']}/chinwag.db"
+        other = sqlite3.connect(path, isolation_level=None)
+        try:
+            other.execute("BEGIN EXCLUSIVE")  # another program holds the database
+            locked = httpx.post(f"{base}/api/v1/conversations", json={}, timeout=30)
+        finally:
+            other.close()
+        assert locked.status_code == 503
+        error = locked.json()["error"]
+        assert error["code"] == "StoreError"
+        assert run.env["CHINWAG_HOME"] not in error["message"]
+        assert "server's log" in error["message"]
+        assert httpx.post(f"{base}/api/v1/conversations", json={}).status_code == 201
+
+
 def test_malformed_and_oversized_bodies(served: str) -> None:
     url = f"{served}/v1/chat/completions"
     bad = httpx.post(url, content=b"{not json", headers={"content-type": "application/json"})
     assert bad.status_code == 400
     assert bad.json()["error"]["type"] == "invalid_request_error"
-    utf8 = httpx.post(
-        url, content=b'{"model": "\xff"}', headers={"content-type": "application/json"}
-    )
-    assert utf8.status_code == 400
+    for unreadable in (b'{"model": "\xff"}', b"[" * 100_000 + b"]" * 100_000):
+        refused = httpx.post(url, content=unreadable, headers={"content-type": "application/json"})
+        assert refused.status_code == 400
+        assert refused.json()["error"]["code"] == "InputError"
+        assert "UTF-8 JSON" in refused.json()["error"]["message"]
     big = httpx.post(url, content=b"x" * 1_100_000, headers={"content-type": "application/json"})
     assert big.status_code == 413
     assert "server.max_body" in big.json()["error"]["message"]
+
+    def pieces(total: int) -> Iterator[bytes]:  # no length: sent chunked
+        yield b'{"model": "default", "messages": [{"role": "user", "content": "'
+        for _ in range(total // 65_536):
+            yield b"x" * 65_536
+        yield b'"}]}'
+
+    headers = {"content-type": "application/json"}
+    chunked = httpx.post(url, content=pieces(5_000_000), headers=headers)
+    assert chunked.status_code == 413
+    assert "server.max_body" in chunked.json()["error"]["message"]
+    small = httpx.post(url, content=pieces(500_000), headers=headers)
+    assert small.status_code == 200
+    assert small.json()["choices"][0]["message"]["content"].startswith("You said: xxx")
 
 
 def test_a_failure_after_the_first_byte_is_one_error_frame(served: str, server: FakeOpenAI) -> None:

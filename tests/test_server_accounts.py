@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -16,7 +17,7 @@ import openai
 import pytest
 
 from tests.conftest import Runner
-from tests.fake_openai import FakeOpenAI
+from tests.fake_openai import FakeOpenAI, Script
 from tests.server import chinwag_serve
 
 
@@ -38,6 +39,16 @@ def auth(key: str) -> dict[str, str]:
 def ask(base: str, key: str, prompt: str = "hi", **more: Any) -> httpx.Response:
     body = {"model": "default", "messages": [{"role": "user", "content": prompt}], **more}
     return httpx.post(f"{base}/v1/chat/completions", json=body, headers=auth(key), timeout=30)
+
+
+def windows(home: Path) -> dict[str, tuple[int, int]]:
+    """The key windows in the store: span -> (requests, tokens)."""
+    db = sqlite3.connect(home / "chinwag.db")
+    try:
+        rows = db.execute("SELECT span, requests, tokens FROM key_windows").fetchall()
+    finally:
+        db.close()
+    return {span: (requests, tokens) for span, requests, tokens in rows}
 
 
 @pytest.fixture
@@ -97,13 +108,16 @@ def test_one_check_for_both_headers_and_revocation_on_the_next_request(
     models = f"{base}/v1/models"
     assert httpx.get(models, headers=auth(key)).status_code == 200
     assert httpx.get(models, headers={"x-api-key": key}).status_code == 200
-    for headers in [
-        {},
-        auth("cw-" + "x" * 43),
-        {"x-api-key": key[:-1]},
-        {"authorization": key},  # not a Bearer credential
-        {**auth(key), "x-api-key": key + "x"},  # two keys: one of them wrong
-    ]:
+    refusals: list[list[tuple[str, str]]] = [
+        [],
+        list(auth("cw-" + "x" * 43).items()),
+        [("x-api-key", key[:-1])],
+        [("authorization", key)],  # not a Bearer credential
+        [*auth(key).items(), ("x-api-key", key + "x")],  # two keys: one of them wrong
+        [("x-api-key", key), ("x-api-key", key + "x")],  # a header twice, two keys
+        [("authorization", f"Bearer {key}"), ("authorization", "Bearer cw-other")],
+    ]
+    for headers in refusals:
         refused = httpx.get(models, headers=headers)
         assert refused.status_code == 401, headers
         assert refused.json()["error"]["type"] == "authentication_error"
@@ -139,6 +153,17 @@ def test_with_a_key_serve_may_listen_beyond_loopback(run: Runner) -> None:
     with chinwag_serve(run.env, "--host", "0.0.0.0") as (base, _):
         assert httpx.get(f"{base}/v1/models").status_code == 401
         assert httpx.get(f"{base}/api/v1/health").json()["ok"] is True
+
+
+def test_the_open_health_check_does_not_call_providers_at_a_strangers_pace(
+    run: Runner, server: FakeOpenAI
+) -> None:
+    new_key(run, "alice")
+    with chinwag_serve(run.env) as (base, _):
+        server.model_lists = 0  # what starting (and waiting for it) asked
+        answers = [httpx.get(f"{base}/api/v1/health") for _ in range(20)]
+    assert all(a.status_code == 200 and a.json()["ok"] is True for a in answers)
+    assert server.model_lists < 5  # one check serves a few seconds, not one request
 
 
 def test_another_users_ids_read_as_missing_and_stay_unchanged(
@@ -302,6 +327,70 @@ def test_a_spent_day_is_final_and_tokens_are_settled_to_what_was_used(
                 )
             assert time.monotonic() - started < 5  # the SDK did not sit out Retry-After
         assert len(server.requests) == calls
+
+
+def test_both_windows_settle_to_what_was_used(run: Runner, home: Path) -> None:
+    key = new_key(run, "alice", "--tpm", "100000", "--max-tokens-per-day", "1000000")
+    with chinwag_serve(run.env) as (base, _):
+        while time.time() % 60 > 50:  # all three inside one minute's window
+            time.sleep(0.5)
+        answers = [ask(base, key, f"question {i}") for i in range(3)]
+    used = sum(a.json()["usage"]["total_tokens"] for a in answers)
+    # Each call reserved its prompt plus server.reserve_tokens (1024) in both windows; the
+    # minute must come back to the usage as the day does, or --tpm refuses too early.
+    assert windows(home) == {"minute": (3, used), "day": (3, used)}
+
+
+def test_refused_requests_spend_no_limit(run: Runner, server: FakeOpenAI, home: Path) -> None:
+    key = new_key(run, "alice", "--rpm", "2", "--max-tokens-per-day", "100000")
+    api_headers = auth(key)
+    with chinwag_serve(run.env) as (base, _):
+        while time.time() % 60 > 45:  # every request inside one minute's window
+            time.sleep(0.5)
+        api = f"{base}/api/v1"
+        for stream in (False, True):
+            assert ask(base, key, temperature=9, stream=stream).status_code == 400
+            missing = httpx.post(
+                f"{api}/conversations/{'0' * 32}/messages",
+                json={"prompt": "x", "stream": stream},
+                headers=api_headers,
+            )
+            assert missing.status_code == 404
+            bad = httpx.post(
+                f"{api}/chat", json={"prompt": "x", "max_words": -1}, headers=api_headers
+            )
+            assert bad.status_code == 400
+        assert server.requests == []
+        assert windows(home) == {"minute": (0, 0), "day": (0, 0)}
+        # The two requests of this minute are still there for real calls.
+        assert [ask(base, key).status_code for _ in range(3)] == [200, 200, 429]
+
+
+def test_a_client_that_hangs_up_mid_stream_pays_for_what_it_was_sent(
+    run: Runner, server: FakeOpenAI, home: Path
+) -> None:
+    key = new_key(run, "alice", "--max-tokens-per-day", "100000")
+    server.script(Script(text=" ".join(f"word{i}" for i in range(200)), chunk_delay=0.02))
+    body = {"model": "default", "stream": True, "messages": [{"role": "user", "content": "go"}]}
+    seen = ""
+    with chinwag_serve(run.env) as (base, _):
+        with httpx.stream(
+            "POST", f"{base}/v1/chat/completions", json=body, headers=auth(key), timeout=30
+        ) as answer:
+            for line in answer.iter_lines():
+                if line.startswith("data: {"):
+                    seen += json.loads(line[6:])["choices"][0]["delta"].get("content") or ""
+                if len(seen) > 100:
+                    break
+        spent = 0
+        for _ in range(100):  # the server settles once it notices the client has gone
+            spent = windows(home)["day"][1]
+            if spent < 1024:  # no longer the reservation (the prompt and 1024)
+                break
+            time.sleep(0.1)
+    # The reservation was replaced by the prompt and the text sent, not by nothing.
+    assert spent >= len(seen) // 4 + 1
+    assert spent < 1024
 
 
 @pytest.mark.postgres

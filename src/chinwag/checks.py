@@ -3,6 +3,7 @@ TypeError, UnicodeEncodeError or database error from deep inside."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -99,19 +100,25 @@ def user(value: Any) -> str | None:
 MAX_INT = 2**63 - 1  # what the databases' integer columns hold
 
 
-def storable(data: Any) -> None:
-    """Check that JSON-like data can be stored: every text storable (`text`), every number
-    within the database's range. Iterative, so nesting depth costs no recursion."""
+def storable(data: Any, what: str = "it") -> None:
+    """Check that JSON-like data can be stored and sent: every text storable (`text`), every
+    number finite and within the database's range. Iterative, so nesting depth costs no
+    recursion."""
     pending = [data]
     while pending:
         item = pending.pop()
         if isinstance(item, str):
-            text(item, "A text in it")
+            text(item, f"A text in {what}")
         elif isinstance(item, bool) or item is None:
             continue
         elif isinstance(item, int):
             if abs(item) > MAX_INT:
                 raise InputError(f"A number of {len(str(abs(item)))} digits is too large to store.")
+        elif isinstance(item, float):
+            if not math.isfinite(item):
+                raise InputError(
+                    f"A number in {what} is {item}, which JSON cannot carry: give a finite one."
+                )
         elif isinstance(item, dict):
             pending.extend(item.keys())
             pending.extend(item.values())
@@ -176,12 +183,15 @@ def _schemas(value: Any, what: str) -> Any:
         raise InputError(
             f"{what} must be a list of OpenAI tool schemas (dicts), not {value!r:.60}."
         )
+    if value is not None:
+        storable([dict(t) for t in value], what)  # they are sent as JSON
     return value
 
 
 def _choice(value: Any, what: str) -> Any:
     if value is not None and not isinstance(value, str | Mapping):
         raise InputError(f"{what} must be 'auto', 'none', 'required' or a dict, not {value!r:.60}.")
+    storable(dict(value) if isinstance(value, Mapping) else value, what)
     return value
 
 

@@ -16,7 +16,12 @@ def count_words(text: str) -> int:
 
 
 def estimate_tokens(text: str) -> int:
-    return -(-len(text) // _CHARS_PER_TOKEN)
+    return estimate_chars(len(text))
+
+
+def estimate_chars(length: int) -> int:
+    """The tokens in `length` characters of text."""
+    return -(-length // _CHARS_PER_TOKEN)
 
 
 def estimate_message_tokens(content: str) -> int:

@@ -126,7 +126,7 @@ def raw_messages(
             )
         if content is not None:
             checks.text(content, f"messages[{i}]['content']")
-        checks.storable(dict(m))
+        checks.storable(dict(m), f"messages[{i}]")
         raw.append(dict(m))
     if not raw:
         raise InputError("messages is empty: pass at least one {'role': 'user', ...} message.")

@@ -55,7 +55,8 @@ class Bot(_Model):
     name: str = Field(min_length=1, max_length=200)
     description: str = ""
     provider: str | None = None  # None: the configured default provider
-    model: str | None = None  # None: the provider's configured default model
+    # None: the provider's configured default model; at most what the store's column holds.
+    model: str | None = Field(default=None, max_length=200)
     system_prompt: str | None = None
     params: GenerationParams = GenerationParams()
     tools: list[str] = []

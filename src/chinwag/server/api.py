@@ -8,10 +8,13 @@ one (404). Turns stream chinwag's typed events as SSE, or return the Reply as JS
 from __future__ import annotations
 
 import json
+import math
+import time
 from collections.abc import AsyncIterator, Awaitable
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any, Literal
 
+import anyio
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
@@ -64,11 +67,31 @@ class PublicHealth(BaseModel):
     version: str
 
 
+# Seconds an answer of the open health check is reused: a check asks every provider, and
+# callers without a key must not make the server call its providers at their pace.
+HEALTH_TTL = 5.0
+
+
+class _LastHealth:
+    def __init__(self) -> None:
+        self.lock = anyio.Lock()
+        self.checked = -math.inf
+        self.ok = False
+
+
 @router.get("/health", response_model=PublicHealth, summary="Up or not (no key needed)")
 async def health(request: Request) -> PublicHealth:
-    """Whether the server can answer: its store and default provider. Nothing private."""
-    report = await _client(request).health()
-    return PublicHealth(ok=report.ok, version=__version__)
+    """Whether the server can answer: its store and default provider, checked at most
+    every few seconds. Nothing private."""
+    state = request.app.state
+    last: _LastHealth | None = getattr(state, "last_health", None)
+    if last is None:
+        last = state.last_health = _LastHealth()
+    async with last.lock:  # one check at a time; the others take its answer
+        if time.monotonic() - last.checked > HEALTH_TTL:
+            last.ok = (await _client(request).health()).ok
+            last.checked = time.monotonic()
+    return PublicHealth(ok=last.ok, version=__version__)
 
 
 class Me(BaseModel):

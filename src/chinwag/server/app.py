@@ -68,12 +68,16 @@ def _handle_errors(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         kind, code = {
+            400: ("invalid_request_error", "InputError"),
             401: ("authentication_error", "AccessError"),
             403: ("permission_error", "PermissionDeniedError"),
             404: ("not_found_error", "NotFoundError"),
             405: ("invalid_request_error", "MethodNotAllowed"),
         }.get(exc.status_code, ("invalid_request_error", "Error"))
-        body = errors.envelope(str(exc.detail), kind, code)
+        message = str(exc.detail)
+        if exc.status_code == 400:  # FastAPI's only one: a body json.loads could not read
+            message = "The body is not readable JSON: send UTF-8 JSON, nested less deeply."
+        body = errors.envelope(message, kind, code)
         return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(Exception)
@@ -85,8 +89,8 @@ def _handle_errors(app: FastAPI) -> None:
 
 
 class BodyLimit:
-    """Refuse bodies over `limit` bytes with 413 before they are parsed (by Content-Length,
-    and by counting when there is none)."""
+    """Refuse bodies over `limit` bytes with 413 before they are parsed: by Content-Length,
+    or, for a chunked body (no length), by reading it up to the limit first."""
 
     def __init__(self, app: ASGIApp, limit: int) -> None:
         self.app = app
@@ -97,23 +101,34 @@ class BodyLimit:
             await self.app(scope, receive, send)
             return
         length = dict(scope["headers"]).get(b"content-length")
-        if length is not None and length.isdigit() and int(length) > self.limit:
-            await self._refuse(send)
+        if length is not None:  # the HTTP server holds the body to it
+            if length.isdigit() and int(length) > self.limit:
+                await self._refuse(send)
+                return
+            await self.app(scope, receive, send)
             return
-        seen = 0
-
-        async def counted() -> Message:
-            nonlocal seen
+        # Read here, where going over can still be answered: raised from inside the app's
+        # receive, FastAPI would turn it into a 400 about parsing.
+        body, more = b"", True
+        while more:
             message = await receive()
-            seen += len(message.get("body", b""))
-            if seen > self.limit:
-                raise _TooLarge
-            return message
+            if message["type"] != "http.request":
+                return  # the client left before its body was whole
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+            if len(body) > self.limit:
+                await self._refuse(send)
+                return
+        replayed = False
 
-        try:
-            await self.app(scope, counted, send)
-        except _TooLarge:
-            await self._refuse(send)
+        async def replay() -> Message:
+            nonlocal replayed
+            if replayed:
+                return await receive()  # the disconnect, when it comes
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        await self.app(scope, replay, send)
 
     async def _refuse(self, send: Send) -> None:
         body = errors.envelope(
@@ -123,10 +138,6 @@ class BodyLimit:
         )
         response = JSONResponse(body, status_code=413)
         await response({"type": "http"}, _nothing, send)
-
-
-class _TooLarge(Exception):
-    pass
 
 
 async def _nothing() -> Any:

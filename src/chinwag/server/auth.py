@@ -50,6 +50,7 @@ async def tables(request: Request) -> AccountStore:
 
 async def caller(
     request: Request,
+    # Declared for the OpenAPI document; the keys are read from every header, repeated too.
     bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     header: Annotated[str | None, Depends(_header)],
     cookie: Annotated[str | None, Depends(_cookie)],
@@ -61,7 +62,7 @@ async def caller(
         state.has_keys = await (await tables(request)).any_key()
         if not state.has_keys:
             return _owner(request)
-    given = {k for k in (bearer.credentials if bearer else None, header) if k}
+    given = _presented(request)
     if len(given) > 1:
         raise AccessError("The request carries two different keys: send one.")
     if given:
@@ -86,6 +87,17 @@ def _usable(found: KeyHolder) -> KeyHolder:
         raise AccessError("The API key was revoked: ask for a new one.")
     if found.expires_at is not None and found.expires_at <= datetime.now(UTC):
         raise AccessError(f"The API key expired on {found.expires_at:%Y-%m-%d %H:%M} UTC.")
+    return found
+
+
+def _presented(request: Request) -> set[str]:
+    """Every key the request carries: a second header (or a repeated one) with another
+    key makes the request ambiguous, so it is refused rather than read by its first."""
+    found = {v.strip() for v in request.headers.getlist("x-api-key") if v.strip()}
+    for value in request.headers.getlist("authorization"):
+        scheme, _, credentials = value.strip().partition(" ")
+        if scheme.lower() == "bearer" and credentials.strip():
+            found.add(credentials.strip())
     return found
 
 

@@ -5,6 +5,7 @@ the same exception the engine raised; `type` is OpenAI's word for it."""
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 from chinwag.errors import (
@@ -24,6 +25,8 @@ from chinwag.errors import (
     RateLimitError,
     StoreError,
 )
+
+log = logging.getLogger("chinwag.server")
 
 # Most specific first: the first class an error is an instance of decides.
 _STATUS: list[tuple[type[ChinwagError], int, str]] = [
@@ -57,7 +60,16 @@ def envelope(message: str, kind: str, code: str, param: str | None = None) -> di
 def of(error: ChinwagError) -> tuple[int, dict[str, Any], dict[str, str]]:
     """Status, body and headers for a chinwag error."""
     status, kind = status_of(error)
-    body = envelope(str(error), kind, type(error).__name__)
+    message = str(error)
+    if status >= 500 and not isinstance(error, ProviderError):
+        # The server's own failures name its database, files and settings: the operator
+        # reads them in the log, the client learns only what failed.
+        log.warning("a request failed: %s", message)
+        message = (
+            f"The server could not do this ({type(error).__name__}): try again later; "
+            "the server's log says why."
+        )
+    body = envelope(message, kind, type(error).__name__)
     headers: dict[str, str] = {}
     retry_after = getattr(error, "retry_after", None)
     if isinstance(error, (RateLimitError, LimitError)) and retry_after is not None:

@@ -16,11 +16,11 @@ from typing import Any
 import anyio
 from fastapi import Request
 
-from chinwag.counting import estimate_prompt_tokens
+from chinwag.counting import estimate_chars, estimate_prompt_tokens
 from chinwag.errors import ChinwagError, InputError, LimitError
 from chinwag.server.auth import Caller, tables
 from chinwag.store.accounts import AccountStore, Refused, Window
-from chinwag.types import Done, ErrorEvent, Event, Reply
+from chinwag.types import Done, ErrorEvent, Event, Reply, TextDelta
 
 _NAMES = {
     ("requests", "minute"): "requests per minute",
@@ -37,35 +37,51 @@ class Ticket:
     key_id: str = ""
     windows: list[Window] = field(default_factory=list)
     reserved: int = 0
+    prompt: int = 0  # the prompt's estimate, part of `reserved`
     reply: Reply | None = None
+    sent: int = 0  # characters of answer streamed to the client so far
 
     def learn(self, event: Event) -> None:
-        if type(event) is Done or type(event) is ErrorEvent:
+        if type(event) is TextDelta:
+            self.sent += len(event.text)
+        elif type(event) is Done or type(event) is ErrorEvent:
             self.reply = event.reply
 
     async def run(self, call: Awaitable[Reply]) -> Reply:
-        """Await a call that returns a Reply, and settle by it (or by a failure's partial)."""
+        """Await a call that returns a Reply, and settle by it (or by its failure)."""
         try:
             reply = await call
-        except ChinwagError as exc:
-            await self.settle(exc.partial)
-            raise
-        except BaseException:
-            await self.settle()
+        except BaseException as exc:
+            await self.fail(exc)
             raise
         await self.settle(reply)
         return reply
 
-    async def settle(self, reply: Reply | None = None) -> None:
-        """Count what the answer used (nothing if there was none); runs even when the
-        request was cancelled, or the reservation would stay spent."""
+    async def fail(self, exc: BaseException) -> None:
+        """Settle for a call that raised. A chinwag error without a stored answer was refused
+        before the model was asked (bad input, a missing conversation): the request is
+        given back with its tokens, so that refusals spend no limit."""
+        partial = getattr(exc, "partial", None)
+        await self.settle(partial, refund=isinstance(exc, ChinwagError) and partial is None)
+
+    async def settle(self, reply: Reply | None = None, *, refund: bool = False) -> None:
+        """Count what the answer used; runs even when the request was cancelled, or the
+        reservation would stay spent. An answer that ended with no reply (the client went
+        away) counts its prompt and the text it was sent, so hanging up costs the same."""
         reply = reply or self.reply
         if self.tables is None or not self.windows:
             return
-        used = reply.usage.total_tokens if reply is not None else 0
+        if refund:
+            used = 0
+        elif reply is not None:
+            used = reply.usage.total_tokens
+        else:
+            used = self.prompt + estimate_chars(self.sent)
         windows, self.windows = self.windows, []  # once
         with anyio.CancelScope(shield=True):
-            await self.tables.settle(self.key_id, windows, used - self.reserved)
+            await self.tables.settle(
+                self.key_id, windows, used - self.reserved, requests=-1 if refund else 0
+            )
 
 
 async def admit(
@@ -107,7 +123,7 @@ async def admit(
         raise LimitError(
             f"The key's {name} are spent; try again in {wait:.0f} s.", retry_after=wait
         ) from None
-    return Ticket(store, holder.key_id, windows, reserve)
+    return Ticket(store, holder.key_id, windows, reserve, prompt)
 
 
 __all__ = ["Ticket", "admit"]

@@ -13,6 +13,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable
 from typing import Annotated, Any, Literal
 
+import anyio
 from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
@@ -27,6 +28,7 @@ from chinwag.types import Bot, Done, ErrorEvent, Event, Reply, TextDelta, ToolCa
 
 router = APIRouter(prefix="/v1", tags=["OpenAI API"])
 CONVERSATION_HEADER = "x-chinwag-conversation"
+MAX_MODEL = 200
 
 
 class ChatMessage(BaseModel):
@@ -134,20 +136,44 @@ async def chat_completions(
         await client.conversations.get(conversation, user=who.user)
         messages = [messages[-1]]  # the stored conversation holds the history
     ticket = await admit(request, who, messages, options.get("max_tokens"))
-    if conversation == "new":  # made first, so that even a stream can name it
+    made = conversation == "new"
+    if made:  # made first, so that even a stream can name it
         conversation = (await client.conversations.create(bot=options["bot"], user=who.user)).id
     if conversation is not None:
         options["conversation"] = headers[CONVERSATION_HEADER] = conversation
-    if body.stream:
-        events, first, stream = await prime(client.chat(messages, stream=True, **options), ticket)
-        include_usage = bool(body.stream_options and body.stream_options.include_usage)
-        return StreamingResponse(
-            _sse(stream, events, first, body.model, include_usage, ticket),
-            media_type="text/event-stream",
-            headers={"cache-control": "no-cache", **headers},
-        )
-    reply = await ticket.run(client.chat(messages, **options))
+    try:
+        if body.stream:
+            started = client.chat(messages, stream=True, **options)
+            events, first, stream = await prime(started, ticket)
+            include_usage = bool(body.stream_options and body.stream_options.include_usage)
+            return StreamingResponse(
+                _sse(stream, events, first, body.model, include_usage, ticket),
+                media_type="text/event-stream",
+                headers={"cache-control": "no-cache", **headers},
+            )
+        reply = await ticket.run(client.chat(messages, **options))
+    except ChinwagError as exc:
+        return await _refused(client, exc, who, conversation if made else None, headers)
     return JSONResponse(_completion(reply, body.model), headers=headers)
+
+
+async def _refused(
+    client: AsyncClient,
+    exc: ChinwagError,
+    who: Caller,
+    made: str | None,
+    headers: dict[str, str],
+) -> JSONResponse:
+    """A turn that failed before its first byte. A conversation made for it is deleted if
+    the turn was refused before its question was stored (bad input leaves nothing), and
+    named in the answer's header if the question is in it."""
+    if exc.partial is None:
+        headers.pop(CONVERSATION_HEADER, None)
+        if made is not None:
+            with anyio.CancelScope(shield=True):
+                await client.conversations.delete(made, user=who.user)
+    status, body, more = errors.of(exc)
+    return JSONResponse(body, status_code=status, headers={**more, **headers})
 
 
 async def _options(client: AsyncClient, body: ChatCompletionRequest, who: Caller) -> dict[str, Any]:
@@ -166,6 +192,11 @@ async def _options(client: AsyncClient, body: ChatCompletionRequest, who: Caller
 async def _bot(client: AsyncClient, model: str, who: Caller) -> Bot | str:
     """The bot a model id names: `provider/model` (no lookup), or a bot's slug, uid or name
     (shared bots resolve without the store)."""
+    if len(model) > MAX_MODEL or not model.isprintable():  # as a bot's name and the store hold
+        raise InputError(
+            f"model must be at most {MAX_MODEL} printable characters, not {model!r:.60}: "
+            "GET /v1/models lists the bots and models here."
+        )
     provider, slash, name = model.partition("/")
     if slash and name and provider in client.config.settings.providers:
         return Bot(
@@ -255,7 +286,7 @@ async def prime(
     try:
         stream = await started
     except BaseException as exc:
-        await ticket.settle(getattr(exc, "partial", None))
+        await ticket.fail(exc)
         raise
     events = stream.events()
     try:
@@ -264,7 +295,7 @@ async def prime(
             raise error_from(first)
     except BaseException as exc:
         await stream.aclose()
-        await ticket.settle(getattr(exc, "partial", None))
+        await ticket.fail(exc)
         raise
     return events, first, stream
 

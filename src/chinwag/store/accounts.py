@@ -250,13 +250,16 @@ class AccountStore:
                     ).scalar()
                     spent = max_requests is not None and (row or 0) >= max_requests
                     raise Refused("requests" if spent else "tokens", span, start, length)
-            return [Window(span, start) for span, *_ in spans]
+            return [Window(span, start) for span, start, *_ in spans]
 
         return await self._store._write(write)
 
-    async def settle(self, key_id: str, windows: list[Window], delta: int) -> None:
-        """Replace a reservation by what was used: add `delta` (used - reserved) tokens."""
-        if not windows or not delta:
+    async def settle(
+        self, key_id: str, windows: list[Window], delta: int, *, requests: int = 0
+    ) -> None:
+        """Replace a reservation by what was used: add `delta` (used - reserved) tokens, and
+        `requests` (-1 gives back a request that was refused before the model was asked)."""
+        if not windows or not (delta or requests):
             return
 
         def write(conn: Connection) -> None:
@@ -268,7 +271,10 @@ class AccountStore:
                         key_windows.c.span == window.span,
                         key_windows.c.start == window.start,
                     )
-                    .values(tokens=key_windows.c.tokens + delta)
+                    .values(
+                        tokens=key_windows.c.tokens + delta,
+                        requests=key_windows.c.requests + requests,
+                    )
                 )
 
         await self._store._write(write)
