@@ -95,6 +95,29 @@ def test_a_conversation_header_makes_a_stored_turn(served: str, server: FakeOpen
     ]  # fmt: skip
 
 
+def test_openais_user_field_is_recorded_and_never_a_scope(served: str) -> None:
+    body = {
+        "model": "default",
+        "messages": [{"role": "user", "content": "for my customer"}],
+        "user": "customer-42",
+    }
+    made = httpx.post(
+        f"{served}/v1/chat/completions", json=body, headers={"x-chinwag-conversation": "new"}
+    )
+    cid = made.headers["x-chinwag-conversation"]
+    question = httpx.get(f"{served}/api/v1/conversations/{cid}/messages").json()[0]
+    assert question["meta"]["end_user"] == "customer-42"
+    # The turn is the server's own user's: nothing was filed under the name sent.
+    assert (
+        httpx.get(f"{served}/api/v1/stats/day", params={"user": "customer-42"}).json()["requests"]
+        == 0
+    )
+    too_long = {**body, "user": "x" * 300}
+    refused = httpx.post(f"{served}/v1/chat/completions", json=too_long)
+    assert refused.status_code == 400
+    assert "at most 256" in refused.json()["error"]["message"]
+
+
 def test_a_new_conversation_is_kept_only_when_its_question_is(
     served: str, server: FakeOpenAI
 ) -> None:

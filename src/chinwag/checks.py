@@ -196,11 +196,19 @@ def _choice(value: Any, what: str) -> Any:
 
 
 # Each turn option that is not a sampling setting (GenerationParams validates those).
+def _short(value: Any, what: str, limit: int = 256) -> str:
+    found = text(value, what)
+    if len(found) > limit:
+        raise InputError(f"{what} must be at most {limit} characters, not {len(found):,}.")
+    return found
+
+
 _OPTION_CHECKS: dict[str, Callable[[Any, str], Any]] = {
     "bot": _bot,
     "conversation": lambda v, w: None if v is None else identifier(v, w),
     "system": optional_text,
     "language": optional_text,
+    "end_user": lambda v, w: None if v is None else _short(v, w),
     "search": flag,
     "tools": _tools,
     "tool_schemas": _schemas,

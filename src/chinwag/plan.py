@@ -41,6 +41,9 @@ class TurnOptions(TypedDict, total=False):
     language: str | None  # answer in this language (aBLT)
     max_words: int | None  # the model is told the budget; max_tokens follows from it
     search: bool | None  # web search for this turn (stored with it)
+    # Whom the caller says it asks for (OpenAI's `user`): stored with the question for the
+    # caller's records, never a scope (`user` is the one that scopes).
+    end_user: str | None
     tools: Sequence[Callable[..., Any]] | None  # functions the model may call this turn
     keep: bool | None  # False: not stored as a conversation (its usage still counts)
     # OpenAI tool schemas the caller runs itself (the /v1 API): the model's calls come back
@@ -214,7 +217,9 @@ def make_plan(
     search = options.get("search")
     window = config.context_window(model, provider.context_window(model))
     meta = {
-        k: options[k] for k in ("language", "max_words", "search") if options.get(k) is not None
+        k: options[k]
+        for k in ("language", "max_words", "search", "end_user")
+        if options.get(k) is not None
     }
     return Plan(
         request=request,

@@ -325,6 +325,7 @@ class TurnBody(BaseModel):
     bot: str | None = None
     system: str | None = None
     language: str | None = None
+    end_user: str | None = Field(default=None, description="Stored with the question; not a scope")
     max_words: int | None = None
     search: bool | None = None
     temperature: float | None = None

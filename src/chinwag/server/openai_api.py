@@ -67,7 +67,9 @@ class ChatCompletionRequest(BaseModel):
     )
     tool_choice: str | dict[str, Any] | None = None
     n: int | None = Field(default=None, ge=1, le=1, description="Only 1 is supported.")
-    user: str | None = Field(default=None, description="Recorded by OpenAI; not a scope.")
+    user: str | None = Field(
+        default=None, description="Stored with a kept turn's question (meta.end_user); not a scope."
+    )
 
 
 class ModelCard(BaseModel):
@@ -180,6 +182,7 @@ async def _options(client: AsyncClient, body: ChatCompletionRequest, who: Caller
     options: dict[str, Any] = {
         "bot": await _bot(client, body.model, who),
         "user": who.user,
+        "end_user": body.user,  # the caller's own records; the key decides the scope
         "temperature": body.temperature,
         "top_p": body.top_p,
         "max_tokens": body.max_completion_tokens or body.max_tokens,
