@@ -40,8 +40,10 @@ TRANSCRIPT_INSTRUCTION = (
 )
 TRANSCRIPT_STOPS = ("\nUser:", "\nAssistant:", "\n\n")
 # A base model continues text: it answers well when the text already reads like a good
-# conversation. These exchanges open the transcript (never stored, never shown); none
-# is among bench/bench_quality.py's questions.
+# conversation. These exchanges open the transcript (never stored, never shown). None
+# asks a question of bench/bench_quality.py (either set), but "Hello" and "four" are
+# among its main set's expected words: with them replaced, that set scored 0.68, not
+# 0.77, and the held-out set the same 0.60, so the held-out figure is the fairer one.
 EXAMPLES: tuple[tuple[str, str], ...] = (
     ("Hi there!", "Hello! How can I help you?"),
     ("What is the capital of Italy?", "The capital of Italy is Rome."),
@@ -63,7 +65,9 @@ class LocalSettings(BaseModel):
     max_tokens: int = Field(default=512, gt=0)  # when the request sets none
     # Defaults for a tiny base model, chosen with bench/bench_quality.py: sensible answers
     # 0.77 greedy against 0.74 at 0.2 and 0.67 at 0.4 (0.38 at the old 0.7, no examples);
-    # a mild repeat penalty scores as well greedy and keeps it from looping.
+    # a mild repeat penalty scores as well greedy and keeps it from looping. Held out:
+    # 0.60; a Question/Answer transcript, Gemma's turn tokens (untrained in this base
+    # model) and other example sets did not do better on both sets.
     temperature: float = Field(default=0.0, ge=0, le=2)  # when the request sets none
     repeat_penalty: float = Field(default=1.1, ge=0)  # 1.0: none
     # Example exchanges that open a transcript (models without a chat template); []: none.
