@@ -10,13 +10,15 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from chinwag import plugins
+from chinwag import Client, plugins
 from chinwag.config import Config
+from chinwag.errors import ConflictError
 from tests.fake_openai import FakeOpenAI, Script
 from tests.postgres import PostgresMissing, postgres_server as start_postgres
 
@@ -81,6 +83,103 @@ def library_env(server: FakeOpenAI, monkeypatch: pytest.MonkeyPatch) -> FakeOpen
     monkeypatch.setenv("CHINWAG_MODEL", "test-model")
     monkeypatch.setenv("CHINWAG_PROVIDERS__OPENAI__MAX_RETRIES", "0")
     return server
+
+
+# -- the seeds' adapters in two places: in-process, and against a chinwag server ------------
+
+
+@dataclass
+class Served:
+    """A `chinwag serve` on 127.0.0.1 with keys required: its URL, its store, and an admin's
+    client that makes each test a user and key of its own."""
+
+    url: str
+    home: Path  # its CHINWAG_HOME: config (bots/ files) and data
+    store_url: str
+    admin_key: str
+    admin: Client
+
+    def key_for(self, user: str) -> str:
+        """A new key for `user`, made a user of the server first if they are not one."""
+        with contextlib.suppress(ConflictError):
+            self.admin.accounts.add_user(user)
+        return self.admin.accounts.create_key(user).key
+
+    def new_user(self) -> tuple[str, str]:
+        """A user of the caller's own, and their key."""
+        user = f"user-{uuid.uuid4().hex[:12]}"
+        return user, self.key_for(user)
+
+    def store(self) -> Client:
+        """The server's store, read from its database file in this process (not over HTTP)."""
+        return Client({"store.url": self.store_url, "server.url": None, "titles": False})
+
+    def stored(self, user: str, conversation_id: str | None) -> list[tuple[str, str, str]]:
+        """A conversation as the server's store holds it: role, text and status of each
+        message."""
+        assert conversation_id is not None
+        with self.store() as store:
+            history = store.conversations.history(conversation_id, user=user)
+        return [(m.role, m.content, m.status) for m in history]
+
+
+@pytest.fixture(scope="module")
+def served(_fake_server: FakeOpenAI, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    """One server for a test module (one per test would dominate the run), on the fake
+    provider, as the `library_env` fixture sets up the library: each test reads only what
+    its own user made."""
+    from tests.server import chinwag_serve
+
+    home = tmp_path_factory.mktemp("served")
+    env = chinwag_env(
+        home,
+        _fake_server,
+        CHINWAG_TITLES="auto",  # as the library's default
+        CHINWAG_SEARCH__URL=_fake_server.base_url.removesuffix("/v1"),
+        CHINWAG_SEARCH__ALLOW_PRIVATE="true",  # the fake search server is on loopback
+    )
+    with pytest.MonkeyPatch.context() as patch:  # the server's home, made ready in-process
+        for var in list(os.environ):
+            if var.startswith(("OPENAI_", "CHINWAG_")):
+                patch.delenv(var)
+        patch.setenv("CHINWAG_HOME", str(home))
+        with Client() as local:
+            store_url = local.config.store_url
+            local.accounts.add_user("admin", admin=True)
+            admin_key = local.accounts.create_key("admin").key  # from now on keys are required
+    with chinwag_serve(env) as (url, _), Client(base_url=url, api_key=admin_key) as admin:
+        yield Served(url, home, store_url, admin_key, admin)
+
+
+@dataclass(frozen=True)
+class Place:
+    """Where a test's adapters run: in-process, or against `served` as a user of the test's
+    own, whose key is in CHINWAG_API_KEY."""
+
+    name: str
+    served: Served | None = None
+    user: str = "local"  # whose turns they are: the config's default user, or the key's
+    key: str | None = None
+
+    @property
+    def remote(self) -> bool:
+        return self.served is not None
+
+
+@pytest.fixture(params=["in-process", "server"])
+def place(
+    request: pytest.FixtureRequest, library_env: FakeOpenAI, monkeypatch: pytest.MonkeyPatch
+) -> Place:
+    """Each test that takes it runs twice: with the library's defaults in this process, and
+    with CHINWAG_URL and CHINWAG_API_KEY naming the module's server and a new user's key (all
+    a program built with no arguments, as the seeds' examples are, needs to move)."""
+    if request.param == "in-process":
+        return Place("in-process")
+    served: Served = request.getfixturevalue("served")
+    user, key = served.new_user()
+    monkeypatch.setenv("CHINWAG_URL", served.url)
+    monkeypatch.setenv("CHINWAG_API_KEY", key)
+    return Place("server", served, user, key)
 
 
 # -- PostgreSQL: a throwaway cluster from the distribution's binaries ------------------------

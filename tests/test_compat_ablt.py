@@ -8,6 +8,7 @@ import ast
 import logging
 import socket
 import ssl
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,9 +25,19 @@ from chinwag.compat.ablt.schemas import (
     StatisticsSchema,
     StatisticTotalSchema,
 )
-from chinwag.errors import ConfigError, InputError, NotFoundError, ProviderError
+from chinwag.errors import (
+    AccessError,
+    ConfigError,
+    InputError,
+    NotFoundError,
+    PermissionDeniedError,
+    ProviderError,
+    ServerConnectionError,
+)
+from tests.conftest import Place, Served
 from tests.fake_openai import FakeOpenAI, Script
 from tests.seed_examples import Example, rewrite_imports, run, seed_text, text_examples
+from tests.tls import tls_front
 
 DOCUMENT = "002_34aead2262a7f6d8.txt"
 IMPORTS = {
@@ -51,19 +62,31 @@ def today() -> str:
 
 
 @pytest.fixture
-def omni(library_env: FakeOpenAI, home: Path) -> None:
-    """The document's bot, as a bot file: everyone's, as an aBLT account's bots are every
-    user_id's (a bot one chinwag user saves is that user's alone)."""
-    (home / "bots").mkdir(parents=True, exist_ok=True)
-    (home / "bots" / f"{SLUG}.yaml").write_text(
+def omni(place: Place, home: Path) -> None:
+    """The document's bot, as a bot file (of this process, or of the server): everyone's, as
+    an aBLT account's bots are every user_id's (a bot one chinwag user saves is theirs)."""
+    where = place.served.home if place.served else home
+    (where / "bots").mkdir(parents=True, exist_ok=True)
+    (where / "bots" / f"{SLUG}.yaml").write_text(
         f"uid: {UID}\nname: {NAME}\ndescription: Omni\nmodel: other-model\n"
     )
 
 
 @pytest.fixture
-def api(library_env: FakeOpenAI) -> Iterator[ABLTApi]:
+def api(place: Place) -> Iterator[ABLTApi]:
     with ABLTApi() as made:
         yield made
+
+
+def token_of_user_42(place: Place, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The examples' token. In-process none is needed. Against a server a key acts as its
+    own user, and the examples pass user_id=42: so the token is a key of user 42, which is
+    also ABLT_BEARER_TOKEN, where aBLT's `ABLTApi()` finds it."""
+    if place.served is None:
+        return "placeholder-token"
+    key = place.served.key_for("42")
+    monkeypatch.setenv("ABLT_BEARER_TOKEN", key)
+    return key
 
 
 def test_the_imports_are_all_that_changes() -> None:
@@ -74,25 +97,27 @@ def test_the_imports_are_all_that_changes() -> None:
 
 
 def test_every_example_of_the_document_runs_and_means_what_it_says(
-    omni: None, server: FakeOpenAI
+    omni: None, server: FakeOpenAI, place: Place, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     logger = logging.getLogger("your_logger")
     names: dict[str, Any] = {
-        "YOUR_ABLT_API_TOKEN": "placeholder-token",  # in-process: no token is needed
+        "YOUR_ABLT_API_TOKEN": token_of_user_42(place, monkeypatch),
         "your_logger": logger,
         "BOT_UID": UID,
         "BOT_SLUG": SLUG,
     }
     found = examples()
     try:
-        _walk(found, names, server, logger)
+        _walk(found, names, server, logger, place)
     finally:
         for value in names.values():
             if isinstance(value, ABLTApi):
                 value.close()
 
 
-def _walk(found: list[Example], ns: dict[str, Any], server: FakeOpenAI, logger: Any) -> None:
+def _walk(
+    found: list[Example], ns: dict[str, Any], server: FakeOpenAI, logger: Any, place: Place
+) -> None:
     def step(index: int, code: str | None = None) -> str:
         example = found[index] if code is None else Example(code, found[index].line)
         return run(example, ns, DOCUMENT).getvalue()
@@ -154,8 +179,12 @@ def _walk(found: list[Example], ns: dict[str, Any], server: FakeOpenAI, logger: 
         "items": [],
     }
     user_42 = ns["statistics_for_user"]["total"]
-    assert 0 < user_42["total_tokens"] < today_total["total_tokens"]
-    assert user_42["response_words"] == 4  # "You said: Hello, bot!"
+    if place.remote:  # the token is user 42's key: all its turns are 42's
+        assert user_42 == today_total
+        assert user_42["response_words"] >= 4  # "You said: Hello, bot!" among them
+    else:
+        assert 0 < user_42["total_tokens"] < today_total["total_tokens"]
+        assert user_42["response_words"] == 4  # "You said: Hello, bot!"
     step(14)
     assert isinstance(ns["statistics"], StatisticsSchema)
     assert ns["statistics"].total.total_tokens == today_total["total_tokens"]
@@ -272,7 +301,7 @@ def test_finding_bots(api: ABLTApi, omni: None) -> None:
 
 
 def test_statistics_grow_by_each_chat_and_stay_apart_per_user(
-    api: ABLTApi, server: FakeOpenAI
+    api: ABLTApi, server: FakeOpenAI, place: Place
 ) -> None:
     before = api.get_total_usage_statistics()
     assert before["total_tokens"] == 0
@@ -287,10 +316,20 @@ def test_statistics_grow_by_each_chat_and_stay_apart_per_user(
     assert after["response_tokens"] == usage.completion_tokens
     assert after["total_tokens"] == usage.prompt_tokens + usage.completion_tokens
     assert after["enchancement_tokens"] == after["enchancement_words"] == 0
-    assert api.get_total_usage_statistics(user_id=7)["total_tokens"] == 0
-    next(api.chat(prompt="Hi", user_id=7))
-    assert api.get_total_usage_statistics(user_id=7)["total_tokens"] > 0
-    assert api.get_total_usage_statistics() == after  # user 7's turn is not the default user's
+    other, as_other = 7, api
+    if place.served is not None:  # a key acts as its user: user 7's turns need user 7's key
+        with pytest.raises(PermissionDeniedError, match="user='7'"):
+            next(api.chat(prompt="Hi", user_id=7))
+        with pytest.raises(PermissionDeniedError, match="user='7'"):
+            api.get_total_usage_statistics(user_id=7)
+        other = uuid.uuid4().int % 10**12  # a user of this test's own, named by a number
+        as_other = ABLTApi(bearer_token=place.served.key_for(str(other)))
+    assert as_other.get_total_usage_statistics(user_id=other)["total_tokens"] == 0
+    next(as_other.chat(prompt="Hi", user_id=other))
+    assert as_other.get_total_usage_statistics(user_id=other)["total_tokens"] > 0
+    assert api.get_total_usage_statistics() == after  # the other's turn is not this user's
+    if as_other is not api:
+        as_other.close()
     assert api.get_total_usage_statistics(user_id=-1) == after  # aBLT's default user_id
     span = api.get_total_usage_statistics(start_date="2020-01-01", end_date=today())
     assert span == after
@@ -337,8 +376,10 @@ def test_the_constructor_checks_its_arguments(library_env: FakeOpenAI) -> None:
         ABLTApi(ssl_context=True)  # type: ignore[arg-type]
     with pytest.raises(InputError, match="ssl_verify"):
         ABLTApi_async(ssl_verify="no")  # type: ignore[arg-type]
-    with pytest.raises(ConfigError, match="remote client"):
-        ABLTApi(bearer_token="cw-key", base_url="http://127.0.0.1:8000")
+    with pytest.raises(InputError, match="bearer_token must be text"):
+        ABLTApi(bearer_token=42)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="http:// or https://"):
+        ABLTApi(bearer_token="cw-key", base_url="ftp://127.0.0.1:8000")
 
 
 # -- the async client -------------------------------------------------------------------------
@@ -346,10 +387,9 @@ def test_the_constructor_checks_its_arguments(library_env: FakeOpenAI) -> None:
 
 @pytest.mark.anyio
 async def test_the_async_client_makes_the_same_calls_awaited(
-    library_env: FakeOpenAI, omni: None
+    server: FakeOpenAI, omni: None, place: Place, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    server = library_env
-    async with ABLTApi_async(bearer_token="ignored-in-process") as api:
+    async with ABLTApi_async(bearer_token=token_of_user_42(place, monkeypatch)) as api:
         assert await api.health_check() is True
         assert {b["slug"] for b in await api.api.get_bots()} == {"default", SLUG}
         assert (await api.find_bot_by_uid(UID) or {}).get("slug") == SLUG
@@ -374,8 +414,98 @@ async def test_the_async_client_makes_the_same_calls_awaited(
         user = StatisticItemSchema.model_validate(
             await api.get_usage_statistics_for_day(user_id=42)
         )
-        assert 0 < user.total_tokens < stats.total.total_tokens
+        if place.remote:  # the token is user 42's key: today's turns are all 42's
+            assert user.total_tokens == stats.total.total_tokens
+        else:
+            assert 0 < user.total_tokens < stats.total.total_tokens
         total = StatisticTotalSchema.model_validate(await api.get_total_usage_statistics())
         assert total.total_tokens == stats.total.total_tokens
         with pytest.raises(InputError, match="not both"):
             api.chat(prompt="a", messages=messages)
+
+
+# -- against a chinwag server: base_url and bearer_token ------------------------------------------
+
+
+def numbered_user(served: Served) -> tuple[int, str]:
+    """A server user of the test's own named by a number, as aBLT's user_ids are, and a key."""
+    user = uuid.uuid4().int % 10**12
+    return user, served.key_for(str(user))
+
+
+def test_base_url_and_bearer_token_chat_on_the_server(
+    served: Served, library_env: FakeOpenAI
+) -> None:
+    user, key = numbered_user(served)
+    with ABLTApi(bearer_token=key, base_url=served.url) as api:
+        assert api.health_check() is True
+        assert list(api.chat(prompt="Hello, server!", user_id=user)) == ["You said: Hello, server!"]
+        statistics = api.get_total_usage_statistics(user_id=user)
+        assert statistics == api.get_total_usage_statistics()  # user_id is the key's user
+        assert statistics["total_tokens"] > 0
+    with served.store() as store:  # the server's database holds the turn, and its usage
+        latest = store.conversations.latest(user=user)
+        assert latest is not None
+        history = store.conversations.history(latest.id, user=user)
+        assert [m.content for m in history] == ["Hello, server!", "You said: Hello, server!"]
+        assert store.stats.total(user=user).total_tokens == statistics["total_tokens"]
+
+
+def test_a_wrong_bearer_token_fails_each_call_with_access_error(
+    served: Served, library_env: FakeOpenAI, caplog: pytest.LogCaptureFixture
+) -> None:
+    with ABLTApi(bearer_token="cw-not-a-key", base_url=served.url) as api:  # nothing sent yet
+        with pytest.raises(AccessError, match="The API key is not valid"):
+            api.get_bots()
+        answer = api.chat(prompt="Hi")  # a generator: the turn runs when it is read
+        with pytest.raises(AccessError, match="The API key is not valid"):
+            next(answer)
+        with pytest.raises(AccessError):
+            api.get_usage_statistics()
+        with caplog.at_level(logging.ERROR, "chinwag.compat.ablt"):
+            assert api.health_check() is False
+    assert "the server refused the key" in caplog.text
+    assert library_env.requests == []
+
+
+def test_one_key_cannot_file_or_read_another_user_s_usage(
+    served: Served, library_env: FakeOpenAI
+) -> None:
+    alice, alice_key = numbered_user(served)
+    bob, bob_key = numbered_user(served)
+    with ABLTApi(bearer_token=alice_key, base_url=served.url) as as_alice:
+        next(as_alice.chat(prompt="Alice's question", user_id=alice))
+    with ABLTApi(bearer_token=bob_key, base_url=served.url) as as_bob:
+        assert as_bob.get_total_usage_statistics()["total_tokens"] == 0
+        with pytest.raises(PermissionDeniedError, match=f"user='{alice}' is another user"):
+            next(as_bob.chat(prompt="As Alice", user_id=alice))
+        with pytest.raises(PermissionDeniedError, match=f"user='{alice}'"):
+            as_bob.get_usage_statistics(user_id=alice)
+        assert as_bob.get_total_usage_statistics()["total_tokens"] == 0  # nothing was filed
+    with served.store() as store:
+        assert store.conversations.list(user=bob) == []
+    # An admin's key may read anyone's statistics, as aBLT's account holder read its users'.
+    with ABLTApi(bearer_token=served.admin_key, base_url=served.url) as admin:
+        assert admin.get_total_usage_statistics(user_id=alice)["total_tokens"] > 0
+        assert admin.get_total_usage_statistics(user_id=bob)["total_tokens"] == 0
+
+
+def test_ssl_verify_and_ssl_context_reach_a_server_behind_tls(
+    served: Served, library_env: FakeOpenAI, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    _, key = served.new_user()
+    with tls_front(served.url, tmp_path) as (url, cert):
+        with (
+            ABLTApi(bearer_token=key, base_url=url) as strict,
+            caplog.at_level(logging.ERROR, "chinwag.compat.ablt"),
+        ):
+            assert strict.health_check() is False  # no CA signed it
+            with pytest.raises(ServerConnectionError, match="certificate"):
+                strict.get_bots()
+        assert "certificate" in caplog.text
+        with ABLTApi(bearer_token=key, base_url=url, ssl_verify=False) as unverified:
+            assert list(unverified.chat(prompt="Over TLS")) == ["You said: Over TLS"]
+        trusting = ssl.create_default_context(cafile=str(cert))
+        with ABLTApi(bearer_token=key, base_url=url, ssl_context=trusting) as verified:
+            assert verified.health_check() is True
+            assert {b["slug"] for b in verified.get_bots()} >= {"default"}

@@ -15,7 +15,8 @@ import pytest
 from chinwag import Client
 from chinwag.compat.hugchat import HuggingChat, ListBots, Message, RequestData
 from chinwag.compat.hugchat.core import Bot
-from chinwag.errors import InputError, NotFoundError, ProviderError
+from chinwag.errors import AccessError, InputError, NotFoundError, ProviderError
+from tests.conftest import Place, Served
 from tests.fake_openai import FakeOpenAI, Script
 from tests.seed_examples import (
     Example,
@@ -59,7 +60,7 @@ def documented() -> dict[str, ast.FunctionDef]:
 
 
 @pytest.fixture
-def hug(library_env: FakeOpenAI) -> Iterator[HuggingChat]:
+def hug(place: Place) -> Iterator[HuggingChat]:
     with HuggingChat() as made:
         yield made
 
@@ -77,7 +78,7 @@ def done(result: Message | Future[Message]) -> Message:
 # -- the document ----------------------------------------------------------------------------
 
 
-def test_the_example_gets_a_bot(library_env: FakeOpenAI) -> None:
+def test_the_example_gets_a_bot(place: Place) -> None:
     example = the_example()
     original = text_examples(document())[0]
     changed = [
@@ -90,8 +91,10 @@ def test_the_example_gets_a_bot(library_env: FakeOpenAI) -> None:
     ]
     with Client() as client:  # a conversation from before: the Bot fetches it when made
         earlier = client.ask("Earlier question")
+    # In-process the login is ignored; a server's key is the login, in the cookies.
+    cookies = {"hf-chat": "placeholder"} if place.key is None else {"api_key": place.key}
     names: dict[str, Any] = {
-        "EMAIL": "user@example.com", "COOKIES": {"hf-chat": "placeholder"}, "MODEL": "test-model",
+        "EMAIL": "user@example.com", "COOKIES": cookies, "MODEL": "test-model",
     }  # fmt: skip
     run(example, names, DOCUMENT)
     try:
@@ -233,7 +236,9 @@ def test_wrong_arguments_fail_at_the_call(
     assert bot.conversations == {}  # nothing was made
 
 
-def test_set_system_prompt_reaches_the_model_per_model(bot: Bot, server: FakeOpenAI) -> None:
+def test_set_system_prompt_reaches_the_model_per_model(
+    bot: Bot, server: FakeOpenAI, hug: HuggingChat
+) -> None:
     assert bot.setSystemPrompt("test-model", "You are terse.") is None
     done(bot.chat("Hi"))
     assert server.requests[-1]["messages"][0] == {"role": "system", "content": "You are terse."}
@@ -245,6 +250,13 @@ def test_set_system_prompt_reaches_the_model_per_model(bot: Bot, server: FakeOpe
     bot.setSystemPrompt("test-model", "")  # removed: chinwag's default again
     done(bot.chat("Hi"))
     assert server.requests[-1]["messages"][0]["content"] == "You are a helpful assistant."
+    # A bot's own prompt comes first; the model's is below it.
+    with Client() as client:
+        client.bots.create(name="Poet", model="other-model", system_prompt="Rhyme.")
+    poet = hug.getBot(model="poet")
+    poet.setSystemPrompt("other-model", "You count.")
+    done(poet.chat("Hi"))
+    assert server.requests[-1]["messages"][0]["content"] == "Rhyme."
     with pytest.raises(InputError):
         bot.setSystemPrompts(["test-model"])  # type: ignore[arg-type]
 
@@ -334,3 +346,57 @@ def test_model_names_a_bot_or_a_provider_model(hug: HuggingChat, server: FakeOpe
     assert server.requests[-1]["model"] == "test-model"
     with pytest.raises(InputError):
         hug.getBot(model=42)  # type: ignore[arg-type]
+
+
+# -- against a chinwag server: the login is the key ------------------------------------------------
+
+
+def test_the_cookies_key_logs_in_and_the_turns_are_the_server_s(
+    served: Served, library_env: FakeOpenAI
+) -> None:
+    user, key = served.new_user()  # no CHINWAG_API_KEY: the cookies carry the key
+    with HuggingChat(base_url=served.url) as hug:
+        bot = hug.getBot("user@example.com", {"api_key": key}, "test-model")
+        assert bot.email == "user@example.com"  # kept, not checked: the key says who this is
+        message = done(bot.chat("Hello, server!"))
+        assert message.getFinalText() == "You said: Hello, server!"
+        same = hug.getBot(cookies=key)  # the key itself will do as the cookies
+        assert same.conversations == {message.getConversation(): "Hello, server!"}
+    assert served.stored(user, message.getConversation()) == [
+        ("user", "Hello, server!", "complete"),
+        ("assistant", "You said: Hello, server!", "complete"),
+    ]
+
+
+def test_cookies_with_a_wrong_key_fail_the_login(served: Served, library_env: FakeOpenAI) -> None:
+    with HuggingChat(base_url=served.url) as hug, pytest.raises(AccessError, match="not valid"):
+        hug.getBot("user@example.com", {"api_key": "cw-not-a-key"})  # it fetches at once
+    with HuggingChat(base_url=served.url) as hug, pytest.raises(AccessError, match="No API key"):
+        hug.getBot("user@example.com", {"hf-chat": "a huggingface.co cookie"})
+    assert library_env.requests == []
+
+
+def test_two_logins_are_two_users_who_see_only_their_own(
+    served: Served, library_env: FakeOpenAI
+) -> None:
+    alice, alice_key = served.new_user()
+    _, bob_key = served.new_user()
+    with HuggingChat(base_url=served.url) as hug:
+        as_alice = hug.getBot("alice@example.com", {"api_key": alice_key})
+        as_bob = hug.getBot("bob@example.com", {"api_key": bob_key})
+        secret = done(as_alice.chat("Alice's secret")).getConversation()
+        assert secret is not None
+        as_bob.fetchConversations()
+        assert as_bob.conversations == {}
+        for reach in (
+            lambda: as_bob.getHistoriesByID(secret),
+            lambda: as_bob.removeConversation(secret),
+            lambda: as_bob.updateTitle(secret),
+            lambda: as_bob.switchConversation(secret),
+            lambda: as_bob.chat("Mine now", conversation_id=secret).getFinalText(),
+        ):  # as a missing id: nothing says it exists
+            with pytest.raises(NotFoundError):
+                reach()
+    assert [m[1] for m in served.stored(alice, secret)] == [
+        "Alice's secret", "You said: Alice's secret",
+    ]  # fmt: skip

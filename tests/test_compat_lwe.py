@@ -15,6 +15,7 @@ import pytest
 from chinwag import Client
 from chinwag.compat.lwe import ApiBackend, Config
 from chinwag.errors import ConfigError, InputError, NotFoundError
+from tests.conftest import Place, Served
 from tests.fake_openai import FakeOpenAI, Script
 from tests.seed_examples import Example, rewrite_imports, rst_examples, run, seed_text
 
@@ -30,8 +31,8 @@ def example(index: int) -> Example:
 
 
 @pytest.fixture
-def namespace(library_env: FakeOpenAI) -> Iterator[dict[str, Any]]:
-    """Where the examples run; every ApiBackend they made is closed afterwards."""
+def namespace(place: Place) -> Iterator[dict[str, Any]]:
+    """Where the examples run (in each place); every ApiBackend they made is closed after."""
     names: dict[str, Any] = {}
     yield names
     for value in names.values():
@@ -40,13 +41,14 @@ def namespace(library_env: FakeOpenAI) -> Iterator[dict[str, Any]]:
 
 
 @pytest.fixture
-def backend(library_env: FakeOpenAI) -> Iterator[ApiBackend]:
+def backend(place: Place) -> Iterator[ApiBackend]:
     with ApiBackend() as made:
         yield made
 
 
 def stored(conversation_id: str | None) -> list[tuple[str, str, str]]:
-    """The conversation as chinwag stored it: role, text and status of each message."""
+    """The conversation as chinwag stored it (in this process's store, or the server's):
+    role, text and status of each message."""
     assert conversation_id is not None
     with Client() as client:
         return [
@@ -282,7 +284,7 @@ def test_run_template_sends_the_filled_in_template(backend: ApiBackend, server: 
     assert len(stored(backend.conversation_id)) == 4  # both in the current conversation
 
 
-def test_set_model_and_set_provider(backend: ApiBackend, server: FakeOpenAI) -> None:
+def test_set_model_and_set_provider(backend: ApiBackend, server: FakeOpenAI, place: Place) -> None:
     assert backend.set_model("other-model")[0] is True
     backend.ask("Hi")
     assert server.requests[-1]["model"] == "other-model"
@@ -290,9 +292,15 @@ def test_set_model_and_set_provider(backend: ApiBackend, server: FakeOpenAI) -> 
     assert (success, provider) == (True, "openai")
     backend.ask("Hi")
     assert (server.requests[-1]["model"], server.requests[-1]["temperature"]) == ("test-model", 0.4)
+    asked = len(server.requests)
     success, _, message = backend.set_provider("chat_nowhere")
+    if place.remote:  # the server's providers are its own: it refuses at the next request
+        assert success is True
+        success, _, message = backend.ask("Hi")
     assert success is False
+    assert "nowhere" in message
     assert "openai" in message  # the configured providers are named
+    assert len(server.requests) == asked  # no model was asked
     assert backend.set_model(3)[:2] == (False, None)  # type: ignore[arg-type]
 
 
@@ -403,3 +411,72 @@ def test_config_dirs_and_default_conversation(tmp_path: Path, library_env: FakeO
         assert again.conversation_id == first.conversation_id
         assert again.get_history()[1] == {}  # alice has no conversations of her own
         assert again.get_history(user_id="local")[1].keys() == {first.conversation_id}
+
+
+# -- against a chinwag server: what only a server has -------------------------------------------
+
+
+def remote_backend(served: Served, key: str, **settings: Any) -> ApiBackend:
+    """An ApiBackend on the server, set up the LWE way: chinwag's keys in LWE's Config."""
+    config = Config()
+    config.set("server.url", served.url)
+    config.set("server.api_key", key)
+    for name, value in settings.items():
+        config.set(name, value)
+    return ApiBackend(config)
+
+
+def test_against_a_server_the_turns_are_in_its_store(
+    served: Served, library_env: FakeOpenAI
+) -> None:
+    user, key = served.new_user()
+    with remote_backend(served, key) as backend:
+        assert backend.ask("Say hello!")[:2] == (True, "You said: Say hello!")
+        assert backend.ask_stream("Once more")[:2] == (True, "You said: Once more")
+    assert served.stored(user, backend.conversation_id) == [
+        ("user", "Say hello!", "complete"), ("assistant", "You said: Say hello!", "complete"),
+        ("user", "Once more", "complete"), ("assistant", "You said: Once more", "complete"),
+    ]  # fmt: skip
+    with Client() as here:  # this process's own store has none of it
+        assert here.server is None
+        assert here.conversations.list() == []
+
+
+def test_a_wrong_key_is_false_none_and_why(served: Served, library_env: FakeOpenAI) -> None:
+    with remote_backend(served, "cw-not-a-key") as backend:
+        success, response, message = backend.ask("Hello?")
+    assert (success, response) == (False, None)
+    assert "The API key is not valid" in message
+    assert library_env.requests == []
+
+
+def test_two_keys_users_see_only_their_own(served: Served, library_env: FakeOpenAI) -> None:
+    alice, alice_key = served.new_user()
+    _, bob_key = served.new_user()
+    with remote_backend(served, alice_key) as backend:
+        backend.ask("Alice's secret")
+        secret = str(backend.conversation_id)
+    with remote_backend(served, bob_key) as bob:
+        assert bob.get_history()[:2] == (True, {})
+        with pytest.raises(NotFoundError):  # as a missing id: nothing says it exists
+            bob.switch_to_conversation(secret)
+        for refused in (
+            bob.get_conversation(secret), bob.set_title("Bob's now", secret),
+            bob.delete_conversation(secret),
+        ):  # fmt: skip
+            assert refused[:2] == (False, None)
+            assert "secret" not in refused[2]
+        success, _, message = bob.get_history(user_id=alice)
+        assert success is False
+        assert "another user" in message  # a key acts as its own user only
+    # LWE's default user naming another user is refused, not filed under either of them.
+    with remote_backend(served, bob_key, **{"backend_options.default_user": alice}) as posing:
+        success, _, message = posing.ask("As Alice")
+    assert success is False
+    assert "another user" in message
+    assert [m[1] for m in served.stored(alice, secret)] == [
+        "Alice's secret",
+        "You said: Alice's secret",
+    ]
+    with Client(base_url=served.url, api_key=bob_key) as as_bob:
+        assert as_bob.conversations.list() == []

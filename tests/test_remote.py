@@ -18,7 +18,7 @@ import pytest
 import chinwag
 from chinwag import Client
 from chinwag.types import Done, TextDelta, UsageEvent
-from tests.conftest import Runner, make_config
+from tests.conftest import Runner, chinwag_env, make_config
 from tests.fake_openai import FakeOpenAI, Script
 from tests.server import chinwag_serve
 
@@ -31,17 +31,7 @@ def module_server(
 ) -> Iterator[str]:
     """One server for the module (starting one per test would dominate the run); each test
     makes its own bots and conversations and reads only those."""
-    import os
-
-    home = tmp_path_factory.mktemp("served")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "CHINWAG_"))}
-    env.update(
-        CHINWAG_HOME=str(home),
-        OPENAI_BASE_URL=_fake_server.base_url,
-        CHINWAG_MODEL="test-model",
-        CHINWAG_TITLES="false",
-        CHINWAG_PROVIDERS__OPENAI__MAX_RETRIES="0",
-    )
+    env = chinwag_env(tmp_path_factory.mktemp("served"), _fake_server)
     with chinwag_serve(env) as (base, _):
         yield base
 
@@ -216,6 +206,43 @@ def test_bots_by_uid_slug_and_name(client: Client) -> None:
     client.ask("Hello, bot!", bot=bot.slug)
     client.bots.delete(bot.slug)
     assert client.bots.get(slug=bot.slug) is None
+
+
+def test_a_turn_s_model_and_provider_keep_its_bot_s_prompt_and_conversation(
+    client: Client, server: FakeOpenAI
+) -> None:
+    bot = _bot(client, model="other-model", params={"temperature": 0.3})
+    reply = client.ask("Hi", bot=bot.slug, model="third-model")
+    sent = server.requests[-1]
+    assert (sent["model"], sent["temperature"]) == ("third-model", 0.3)
+    assert sent["messages"][0]["content"] == "Rhyme."
+    assert client.conversations.get(reply.conversation_id).bot == bot.uid  # still the bot's
+    assert client.conversations.history(reply.conversation_id)[-1].model == "third-model"
+    client.ask("Again", conversation=reply.conversation_id, provider="openai")
+    assert server.requests[-1]["model"] == "test-model"  # that provider's model, not the bot's
+    client.ask("Back", conversation=reply.conversation_id)
+    assert server.requests[-1]["model"] == "other-model"  # the override was those turns' only
+    asked = len(server.requests)
+    with pytest.raises(chinwag.NotFoundError, match="No provider 'nowhere'; the configured"):
+        client.ask("Hi", provider="nowhere")
+    with pytest.raises(chinwag.InputError, match="model is empty"):
+        client.ask("Hi", model=" ")
+    assert len(server.requests) == asked
+
+
+def test_per_model_system_prompts_come_below_the_bot_s(client: Client, server: FakeOpenAI) -> None:
+    client.set_system_prompt("test-model", "You are a pirate.")
+    client.ask("hi")
+    assert server.requests[-1]["messages"][0]["content"] == "You are a pirate."
+    client.ask("hi", bot=_bot(client).slug)  # the bot's own prompt comes first
+    assert server.requests[-1]["messages"][0]["content"] == "Rhyme."
+    client.ask("hi", system="The call's.")
+    assert server.requests[-1]["messages"][0]["content"] == "The call's."
+    client.set_system_prompts({"test-model": None, "other-model": "Unused here."})
+    client.ask("hi")
+    assert server.requests[-1]["messages"][0]["content"] == "You are a helpful assistant."
+    with pytest.raises(chinwag.InputError, match="model"):
+        client.set_system_prompt("", "Nothing to name.")
 
 
 def test_statistics_grow_with_each_turn(client: Client) -> None:

@@ -162,6 +162,18 @@ def resolve(bots: Iterable[Bot], key: str) -> Bot | None:
     return find(bots, uid=key) or find(bots, slug=key) or find(bots, name=key)
 
 
+def on_model(bot: Bot, provider: str | None, model: str | None) -> Bot:
+    """The bot answering on another provider or model (a turn's `provider=`, `model=`): its
+    uid, prompt and settings kept, so the turn is still its. A provider without a model
+    means that provider's default model, not the bot's."""
+    if provider is None and model is None:
+        return bot
+    changes: dict[str, Any] = {"model": model}
+    if provider is not None:
+        changes["provider"] = provider
+    return bot.model_copy(update=changes)
+
+
 def bot_yaml(bot: Bot) -> str:
     """A bot as YAML, as a file in the config dir's bots/ folder holds it."""
     import yaml

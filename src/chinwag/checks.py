@@ -195,6 +195,27 @@ def _choice(value: Any, what: str) -> Any:
     return value
 
 
+def name(value: Any, what: str) -> str:
+    """A non-empty name, such as a provider's or a model's."""
+    if not key(value, what).strip():
+        raise InputError(f"{what} is empty: name one, or leave it out.")
+    return str(value)
+
+
+def _optional_name(value: Any, what: str) -> str | None:
+    return None if value is None else name(value, what)
+
+
+def model_prompts(value: Any, what: str = "prompts") -> dict[str, str | None]:
+    """System prompts by model name (None: the model has none of its own)."""
+    if not isinstance(value, Mapping):
+        raise InputError(f"{what} must map model names to prompts, not {value!r:.60}.")
+    return {
+        name(model, f"{what}: a model"): optional_text(prompt, f"{what}[{model!r}]")
+        for model, prompt in value.items()
+    }
+
+
 # Each turn option that is not a sampling setting (GenerationParams validates those).
 def _short(value: Any, what: str, limit: int = 256) -> str:
     found = text(value, what)
@@ -205,6 +226,9 @@ def _short(value: Any, what: str, limit: int = 256) -> str:
 
 _OPTION_CHECKS: dict[str, Callable[[Any, str], Any]] = {
     "bot": _bot,
+    "provider": _optional_name,
+    "model": _optional_name,
+    "model_prompts": lambda v, w: None if v is None else model_prompts(v, w),
     "conversation": lambda v, w: None if v is None else identifier(v, w),
     "system": optional_text,
     "language": optional_text,
@@ -265,6 +289,8 @@ __all__ = [
     "key",
     "known_keys",
     "messages",
+    "model_prompts",
+    "name",
     "optional_text",
     "problem",
     "sampling",

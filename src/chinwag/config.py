@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
-from chinwag.errors import ConfigError
+from chinwag.errors import ConfigError, NotFoundError
 
 ENV_PREFIX = "CHINWAG_"
 # Variables that steer where config lives rather than set a key.
@@ -619,6 +619,15 @@ class Config:
                 f"Add it under 'providers:' in {self.file}.",
                 key=f"providers.{name}",
             ) from None
+
+    def require_provider(self, name: str) -> str:
+        """`name`, if a provider of that name is configured; else NotFoundError naming them.
+        For a caller's choice of provider (a turn's `provider=`): their mistake, not the
+        config's, so the error names no file."""
+        if name not in self.settings.providers:
+            known = ", ".join(sorted(self.settings.providers)) or "none"
+            raise NotFoundError(f"No provider {name!r}; the configured ones: {known}.")
+        return name
 
     def context_window(self, model: str, provider_says: int | None = None) -> int:
         """models.<model>.context_window, else what the provider knows, else the default."""

@@ -18,7 +18,7 @@ import anyio
 from chinwag import checks, plan as planning
 from chinwag.answer import Answer, add_usage
 from chinwag.background import Background
-from chinwag.bots import BUILTIN_BOTS, BotFiles, not_found, resolve
+from chinwag.bots import BUILTIN_BOTS, BotFiles, not_found, on_model, resolve
 from chinwag.config import Config
 from chinwag.context import build_context
 from chinwag.errors import ChinwagError, ConfigError, NotFoundError, ProviderError, StoreError
@@ -122,6 +122,10 @@ class Engine:
     async def models(self, provider: str | None = None) -> list[str]:
         """The models a provider serves (the default provider if None)."""
         return await self.provider(provider).models()
+
+    def set_system_prompt(self, model: str, prompt: str | None) -> None:
+        """models.<model>.system_prompt, for this engine's life (None: none of its own)."""
+        self.config.set(self.config.key("models", model, "system_prompt"), prompt)
 
     def provider(self, name: str | None = None) -> Provider:
         self._follow_config()
@@ -338,15 +342,20 @@ class Engine:
         if conversation_id is not None:
             thread = await store.thread(user_id, user, conversation_id)
         # A conversation goes on with its own bot unless the call names another.
+        options = request.options
         bot = await self.bot(
-            request.options.get("bot") or (thread.conversation.bot if thread else None), user_id
+            options.get("bot") or (thread.conversation.bot if thread else None), user_id
         )
+        chosen = options.get("provider")
+        if chosen is not None:
+            self.config.require_provider(chosen)
+        bot = on_model(bot, chosen, options.get("model"))
         provider = self.provider(bot.provider)
         tools: list[Tool] = []
-        if bot.tools or request.options.get("tools"):
+        if bot.tools or options.get("tools"):
             from chinwag.tools import resolve
 
-            tools = resolve(bot.tools, request.options.get("tools"))
+            tools = resolve(bot.tools, options.get("tools"))
         return planning.make_plan(
             request, config=self.config, user_id=user_id, user=user, thread=thread, bot=bot,
             provider=provider, model=self.model_for(bot, provider), tools=tools,

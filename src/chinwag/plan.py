@@ -29,8 +29,15 @@ class TurnOptions(TypedDict, total=False):
     """Per-call overrides accepted by ask, stream and chat."""
 
     bot: str | Bot | None
+    # The bot on another configured provider or model for this turn (its prompt, settings
+    # and uid kept); a provider without a model: that provider's default model.
+    provider: str | None
+    model: str | None
     conversation: str | None
     system: str | None
+    # Per-model system prompts above the config's models.<name>.system_prompt (what a
+    # remote client's set_system_prompt sends; None for a model: none of its own).
+    model_prompts: Mapping[str, str | None] | None
     temperature: float | None
     max_tokens: int | None
     top_p: float | None
@@ -211,9 +218,10 @@ def make_plan(
     conv_system = request.seed_system
     if conv_system is None and thread is not None:
         conv_system = thread.conversation.system_prompt
-    system = _with_chat_options(
-        system_prompt(config, options.get("system"), conv_system, bot, model), options
+    chosen = system_prompt(
+        config, options.get("system"), conv_system, bot, model, options.get("model_prompts")
     )
+    system = _with_chat_options(chosen, options)
     search = options.get("search")
     window = config.context_window(model, provider.context_window(model))
     meta = {
@@ -290,12 +298,20 @@ def history(branch: Sequence[Message], seed: Sequence[tuple[Role, str]]) -> list
 
 
 def system_prompt(
-    config: Config, call: str | None, conversation: str | None, bot: Bot, model: str
+    config: Config,
+    call: str | None,
+    conversation: str | None,
+    bot: Bot,
+    model: str,
+    model_prompts: Mapping[str, str | None] | None = None,
 ) -> str | None:
-    """Precedence: the call's, then the conversation's, the bot's, the model's, the config's."""
+    """Precedence: the call's, then the conversation's, the bot's, the model's (the caller's
+    `model_prompts`, then the config's), the config's."""
     for candidate in (call, conversation, bot.system_prompt):
         if candidate is not None:
             return candidate
+    if model_prompts and model in model_prompts:
+        return model_prompts[model] or config.settings.system_prompt
     per_model = config.settings.models.get(model)
     if per_model is not None and per_model.system_prompt is not None:
         return per_model.system_prompt

@@ -71,6 +71,7 @@ class Shell:
         self.user = user
         self.conversation = conversation
         self.bot: Bot = self.find_bot(bot)
+        self.model: str | None = None  # /model: the bot on another model (a turn's model=)
         self.system: str | None = None
         self.out = out
         self.markdown = markdown
@@ -137,6 +138,8 @@ class Shell:
         options: dict[str, Any] = {"bot": self.bot, "conversation": self.conversation}
         if self.system is not None:
             options["system"] = self.system
+        if self.model is not None:
+            options["model"] = self.model
         if self.user is not None:
             options["user"] = self.user
         return options
@@ -241,7 +244,7 @@ def _switch(shell: Shell, rest: str) -> None:
         raise click.UsageError("/switch ID (Tab completes ids)")
     conversation = shell.client.conversations.get(rest, user=shell.user)
     shell.conversation = conversation.id
-    shell.bot = shell.find_bot(conversation.bot)
+    shell.bot, shell.model = shell.find_bot(conversation.bot), None
     shell.say(f"Switched to {conversation.id}: {conversation.title or '(untitled)'}")
 
 
@@ -310,7 +313,7 @@ def _bot(shell: Shell, rest: str) -> None:
     if not rest:
         shell.say(f"{shell.bot.slug}: {shell.bot.name}")
         return
-    shell.bot = shell.find_bot(rest)
+    shell.bot, shell.model = shell.find_bot(rest), None
     shell.say(f"Now talking to {shell.bot.name}.")
 
 
@@ -333,9 +336,9 @@ def _system(shell: Shell, rest: str) -> None:
 @command("model", "Use another model with this bot for this session: /model NAME.")
 def _model(shell: Shell, rest: str) -> None:
     if not rest:
-        shell.say(shell.bot.model or "(the provider's default)")
+        shell.say(shell.model or shell.bot.model or "(the provider's default)")
         return
-    shell.bot = shell.bot.model_copy(update={"model": rest})
+    shell.model = rest
     shell.say(f"Model: {rest}")
 
 

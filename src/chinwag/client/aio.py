@@ -16,7 +16,7 @@ from chinwag.bots import Bots
 from chinwag.config import Config
 from chinwag.conversations import Conversations
 from chinwag.engine import Engine
-from chinwag.errors import ChinwagError, ConfigError, InputError
+from chinwag.errors import ChinwagError, InputError
 from chinwag.plan import TurnOptions
 from chinwag.stats import Stats
 from chinwag.streams import AsyncStream, complete
@@ -25,6 +25,8 @@ from chinwag.types import Health, Reply
 from chinwag.workflows import Workflows
 
 if TYPE_CHECKING:
+    import ssl
+
     from chinwag import remote
     from chinwag.backend import Backend
 
@@ -48,7 +50,7 @@ class AsyncClient:
 
     In-process by default; given `base_url` (or CHINWAG_URL, or `server.url` in config)
     the same calls go to that chinwag server, with `api_key` (CHINWAG_API_KEY,
-    `server.api_key`) as the user.
+    `server.api_key`) as the user; `verify` is its TLS check (False, or an SSLContext).
 
     `async with AsyncClient() as client:` runs background work (titles, saving answers as
     they stream) in the block's task group, under any anyio backend.
@@ -66,6 +68,7 @@ class AsyncClient:
         profile: str | None = None,
         base_url: str | None = None,
         api_key: str | None = None,
+        verify: ssl.SSLContext | bool = True,
     ) -> None:
         self.config = make_config(config, profile)
         server = self.config.settings.server
@@ -78,7 +81,8 @@ class AsyncClient:
 
             if api_key is None and server.api_key is not None:
                 api_key = server.api_key.get_secret_value()
-            backend = Remote(self.config, url, checks.optional_text(api_key, "api_key"))
+            key = checks.optional_text(api_key, "api_key")
+            backend = Remote(self.config, url, key, verify=verify)
             self._backend, self._server = backend, backend.http.shown_url
             self.conversations = apis.Conversations(backend)
             self.bots = apis.Bots(backend)
@@ -162,25 +166,16 @@ class AsyncClient:
 
     def set_system_prompt(self, model: str, prompt: str | None) -> None:
         """The system prompt for every conversation on `model` (hugchat's setSystemPrompt),
-        below per-call, per-conversation and per-bot prompts; None removes it. A server's
-        are its own settings: a remote client gets a ConfigError saying so."""
-        checks.key(model, "model")
-        checks.optional_text(prompt, "prompt")
-        if self._local is None:
-            raise ConfigError(
-                "Per-model system prompts are the server's settings (models.<name>."
-                "system_prompt in its config.yaml). Against a server, pass system= or give a "
-                "bot a system prompt.",
-                key="models",
-            )
-        self.config.set(self.config.key("models", model, "system_prompt"), prompt)
+        below per-call, per-conversation and per-bot prompts; None removes it. In-process it
+        is the config's models.<model>.system_prompt; against a server, this client sends it
+        with each turn, above the server's own."""
+        checks.name(model, "model")
+        self._backend.set_system_prompt(model, checks.optional_text(prompt, "prompt"))
 
     def set_system_prompts(self, prompts: Mapping[str, str | None]) -> None:
         """set_system_prompt for several models at once."""
-        if not isinstance(prompts, Mapping):
-            raise InputError(f"prompts must map model names to prompts, not {prompts!r:.60}.")
-        for model, prompt in prompts.items():
-            self.set_system_prompt(model, prompt)
+        for model, prompt in checks.model_prompts(prompts).items():
+            self._backend.set_system_prompt(model, prompt)
 
     async def settle(self) -> None:
         """Wait for background work (conversation titles) to finish."""

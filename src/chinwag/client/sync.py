@@ -36,6 +36,8 @@ from chinwag.types import (
 )
 
 if TYPE_CHECKING:
+    import ssl
+
     from chinwag.templates import Rendered, Template
     from chinwag.workflows import Progress, Workflow, WorkflowResult
 
@@ -419,12 +421,15 @@ class Client:
         profile: str | None = None,
         base_url: str | None = None,
         api_key: str | None = None,
+        verify: ssl.SSLContext | bool = True,
     ) -> None:
         import weakref
 
         from chinwag.loop import LoopThread
 
-        self._async = AsyncClient(config, profile=profile, base_url=base_url, api_key=api_key)
+        self._async = AsyncClient(
+            config, profile=profile, base_url=base_url, api_key=api_key, verify=verify
+        )
         self.config = self._async.config
         # The loop must not hold this Client (only what it runs), or a dropped Client would
         # never be collected and never closed.

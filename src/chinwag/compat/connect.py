@@ -1,30 +1,21 @@
-"""The client an adapter runs on: chinwag's engine in-process, or a `chinwag serve` when the
-old library was given a server's address and a key."""
+"""The client an adapter runs on: chinwag's engine in-process, or a `chinwag serve`.
+
+An adapter talks to a server when the old library was given its address (`base_url`), or
+when chinwag's config names one (CHINWAG_URL, `server.url`), exactly as a Client does. Its
+key is the one the old library was given (aBLT's bearer token, hugchat's cookies), else
+CHINWAG_API_KEY or `server.api_key`. In-process no key is needed and a given one is unused.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from chinwag import checks
-from chinwag.errors import ConfigError
-
 if TYPE_CHECKING:
+    import ssl
+
     from chinwag.client import AsyncClient, Client
     from chinwag.config import Config
-
-
-def _remote(base_url: Any, api_key: Any) -> None:
-    """Check a server's address and key; the remote client does the rest."""
-    checks.key(base_url, "base_url")
-    if api_key is not None:
-        checks.key(api_key, "api_key")
-    raise ConfigError(
-        f"base_url={base_url!r}: talking to a chinwag server needs chinwag's remote client, "
-        "which this version does not have yet. Leave base_url out to run in-process.",
-        key="base_url",
-        value=base_url,
-    )
 
 
 def client(
@@ -32,13 +23,12 @@ def client(
     *,
     base_url: str | None = None,
     api_key: str | None = None,
+    verify: ssl.SSLContext | bool = True,
 ) -> Client:
-    """A sync Client: in-process, or against the server at `base_url` with `api_key`."""
+    """A sync Client: against the server at `base_url` (or the config's), else in-process."""
     from chinwag.client import Client
 
-    if base_url is not None:
-        _remote(base_url, api_key)
-    return Client(config)
+    return Client(config, base_url=base_url, api_key=api_key, verify=verify)
 
 
 def async_client(
@@ -46,13 +36,12 @@ def async_client(
     *,
     base_url: str | None = None,
     api_key: str | None = None,
+    verify: ssl.SSLContext | bool = True,
 ) -> AsyncClient:
-    """An AsyncClient: in-process, or against the server at `base_url` with `api_key`."""
+    """An AsyncClient: against the server at `base_url` (or the config's), else in-process."""
     from chinwag.client import AsyncClient
 
-    if base_url is not None:
-        _remote(base_url, api_key)
-    return AsyncClient(config)
+    return AsyncClient(config, base_url=base_url, api_key=api_key, verify=verify)
 
 
 __all__ = ["async_client", "client"]

@@ -4,7 +4,9 @@ Config`.
 `ApiBackend.ask` and `ask_stream` return LWE's `(success, response, user_message)`; a failure
 is `(False, None, message)`, never an exception. A preset is a chinwag bot: its slug is the
 preset's name. LWE's own presets (`gpt-4-chatbot-responses`...) become the user's bots the
-first time they are used.
+first time they are used. Against a chinwag server, set chinwag's `server.url` and
+`server.api_key` in the Config (or CHINWAG_URL and CHINWAG_API_KEY): the same calls, the
+server's bots, providers and store.
 """
 
 from __future__ import annotations
@@ -332,15 +334,12 @@ class ApiBackend:
         # As in LWE, the backend's preset (or provider and model) answers, not the one the
         # conversation began with: switch_to_conversation activates that one.
         preset = overrides.get("preset") or self.active_preset_name
-        base = (
-            self._preset(preset) if preset is not None else self._client.bots.find(user=self.user)
-        )
-        changes: dict[str, Any] = {"model": model} if model is not None else {}
-        if self.provider_name is not None:
-            changes = {"provider": self.provider_name, "model": model}
-        bot = base.model_copy(update=changes) if changes else base.slug
+        bot = self._preset(preset) if preset is not None else self._client.bots.find(user=self.user)
         system = overrides.get("system_message", system) or self.system_message
-        chosen = {"bot": bot, "system": _system(system), "user": self.user, **params}
+        chosen = {
+            "bot": bot.slug, "provider": self.provider_name, "model": model,
+            "system": _system(system), "user": self.user, **params,
+        }  # fmt: skip
         return cast("TurnOptions", checks.turn_options(chosen))
 
     def _preset(self, name: Any) -> Bot:
@@ -384,11 +383,9 @@ class ApiBackend:
         try:
             name = checks.key(provider_name, "provider_name")
             name = name.removeprefix("provider_").removeprefix("chat_")
-            known = self._client.config.settings.providers
-            if name not in known:
-                raise NotFoundError(
-                    f"No provider {provider_name!r}; the configured ones: {', '.join(known)}."
-                )
+            # A server's providers are its own: it refuses an unknown one at the next request.
+            if self._client.server is None:
+                self._client.config.require_provider(name)
             params, model = _customizations(customizations or {}, "customizations")
         except ChinwagError as exc:
             return False, None, str(exc)

@@ -8,6 +8,7 @@ store run here exactly as in-process (chinwag.plan.request); the rest is the ser
 
 from __future__ import annotations
 
+import ssl
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
@@ -17,7 +18,7 @@ from pydantic import BaseModel
 from chinwag import checks, plan as planning
 from chinwag.bots import bot_key
 from chinwag.config import Config
-from chinwag.errors import ChinwagError, InputError, PermissionDeniedError
+from chinwag.errors import AccessError, ChinwagError, InputError, PermissionDeniedError
 from chinwag.remote.transport import Transport, segment
 from chinwag.types import ComponentHealth, Done, Event, Health, Reply
 
@@ -46,10 +47,15 @@ class ModelList(BaseModel):
 class Remote:
     """Turns, health and models from a chinwag server, for one key."""
 
-    def __init__(self, config: Config, url: str, api_key: str | None) -> None:
+    def __init__(
+        self, config: Config, url: str, api_key: str | None, *, verify: ssl.SSLContext | bool = True
+    ) -> None:
         self.config = config
-        self.http = Transport(url, api_key, config.settings.server)
+        self.http = Transport(url, api_key, config.settings.server, verify=verify)
         self._me: Me | None = None
+        # set_system_prompt's, sent with every turn: the server applies the one for the
+        # model it answers with, where in-process the config's would be.
+        self._model_prompts: dict[str, str | None] = {}
 
     async def me(self) -> Me:
         if self._me is None:
@@ -95,6 +101,8 @@ class Remote:
                 )
         if body.get("bot") is not None:
             body["bot"] = bot_key(body["bot"])
+        if self._model_prompts:
+            body["model_prompts"] = {**self._model_prompts, **(body.get("model_prompts") or {})}
         conversation = body.pop("conversation", None)
         if retry:
             path = f"/conversations/{segment(conversation, 'conversation')}/retry"
@@ -136,11 +144,16 @@ class Remote:
             down = ComponentHealth(
                 name="server", ok=False, latency_ms=round(latency, 2), detail=str(exc)
             )
+            why = "refused the key" if isinstance(exc, AccessError) else "did not answer"
             return Health(
-                ok=False, default_provider="(unknown)", reason="the server did not answer",
+                ok=False, default_provider="(unknown)", reason=f"the server {why}: {exc}",
                 store=down, providers=[], server=self.http.shown_url,
             )  # fmt: skip
         return report.model_copy(update={"server": self.http.shown_url})
+
+    def set_system_prompt(self, model: str, prompt: str | None) -> None:
+        """A per-model system prompt of this client's, for the turns it sends from now on."""
+        self._model_prompts[model] = prompt
 
     async def models(self, provider: str | None = None) -> list[str]:
         """The model ids the server offers (its bots' slugs, and provider/model); with

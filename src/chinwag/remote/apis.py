@@ -17,6 +17,7 @@ from chinwag.bots import bot_key, bot_yaml, find
 from chinwag.conversations import Turns
 from chinwag.errors import InputError
 from chinwag.remote.transport import segment as _id
+from chinwag.stats import day_of
 from chinwag.types import (
     ApiKey,
     Bot,
@@ -193,7 +194,7 @@ class Stats:
         empty_days: bool = True,
     ) -> Statistics:
         params = {
-            "start_date": start_date, "end_date": end_date, "user": checks.user(user),
+            "start_date": _day(start_date), "end_date": _day(end_date), "user": checks.user(user),
             "bot": bot_key(checks.bot(bot)) if bot is not None else None,
             "empty_days": checks.flag(empty_days, "empty_days"),
         }  # fmt: skip
@@ -202,7 +203,7 @@ class Stats:
     async def day(
         self, date: date | str | None = None, *, user: str | int | None = None
     ) -> StatisticItem:
-        params = {"date": date, "user": checks.user(user)}
+        params = {"date": _day(date), "user": checks.user(user)}
         return await self._http.request("GET", "/stats/day", StatisticItem, params=params)
 
     async def total(
@@ -212,8 +213,17 @@ class Stats:
         end_date: date | str | None = None,
         user: str | int | None = None,
     ) -> StatisticTotal:
-        params = {"start_date": start_date, "end_date": end_date, "user": checks.user(user)}
+        params = {
+            "start_date": _day(start_date),
+            "end_date": _day(end_date),
+            "user": checks.user(user),
+        }
         return await self._http.request("GET", "/stats/total", StatisticTotal, params=params)
+
+
+def _day(value: date | str | None) -> date | None:
+    """A date checked here as in-process (None: the server's today)."""
+    return None if value is None else day_of(value)
 
 
 class Accounts:

@@ -3,6 +3,7 @@ retry policy, and the server's error envelope turned back into chinwag's excepti
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import AsyncIterator, Mapping
 from typing import Annotated, Any, TypeVar, overload
 from urllib.parse import quote
@@ -41,7 +42,18 @@ _IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
 class Transport:
     """Requests to one chinwag server, as the key's user."""
 
-    def __init__(self, url: str, api_key: str | None, settings: ServerSettings) -> None:
+    def __init__(
+        self,
+        url: str,
+        api_key: str | None,
+        settings: ServerSettings,
+        *,
+        verify: ssl.SSLContext | bool = True,
+    ) -> None:
+        if not isinstance(verify, bool | ssl.SSLContext):
+            raise InputError(
+                f"verify must be True, False or an ssl.SSLContext, not {verify!r:.60}."
+            )
         try:
             parsed = httpx.URL(url)
         except httpx.InvalidURL:
@@ -63,6 +75,7 @@ class Transport:
         self.url = url.rstrip("/")
         self._key = api_key.strip() if api_key else None
         self._settings = settings
+        self._verify = verify
         self._http: httpx.AsyncClient | None = None  # made on first use: no I/O here
 
     def _client(self) -> httpx.AsyncClient:
@@ -76,6 +89,7 @@ class Transport:
                 headers=headers,
                 timeout=httpx.Timeout(s.timeout, connect=s.connect_timeout),
                 limits=httpx.Limits(max_connections=1000, max_keepalive_connections=100),
+                verify=self._verify,
             )
         return self._http
 
@@ -235,6 +249,13 @@ class Transport:
 
     def _transport_error(self, exc: httpx.TransportError, streaming: bool) -> ChinwagError:
         where = f"the chinwag server at {self.shown_url}"
+        if _caused_by(exc, ssl.SSLCertVerificationError):
+            return ServerConnectionError(
+                f"The TLS certificate of {where} was not accepted: {exc}. Trust it with "
+                "verify=ssl.create_default_context(cafile=...), or skip the check with "
+                "verify=False.",
+                should_retry=False,  # trying again would meet the same certificate
+            )
         if isinstance(exc, httpx.ConnectTimeout | httpx.ConnectError):
             return ServerConnectionError(
                 f"Cannot reach {where}: {exc or type(exc).__name__}. Is `chinwag serve` "
@@ -260,6 +281,18 @@ class Transport:
         if self._http is not None:
             await self._http.aclose()
             self._http = None
+
+
+def _caused_by(exc: BaseException, kind: type[BaseException]) -> bool:
+    """Whether `kind` is in the exception's chain (httpx wraps what ssl raised)."""
+    seen: BaseException | None = exc
+    for _ in range(10):  # a chain is short; a cycle must not loop forever
+        if seen is None:
+            return False
+        if isinstance(seen, kind):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 _ADAPTERS: dict[Any, TypeAdapter[Any]] = {}

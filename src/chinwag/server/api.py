@@ -323,7 +323,14 @@ class TurnBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     bot: str | None = None
+    provider: str | None = Field(default=None, description="The bot on this provider instead")
+    model: str | None = Field(default=None, description="The bot on this model instead")
     system: str | None = None
+    model_prompts: dict[str, str | None] | None = Field(
+        default=None,
+        max_length=1000,
+        description="System prompts by model, above the server's own (set_system_prompt)",
+    )
     language: str | None = None
     end_user: str | None = Field(default=None, description="Stored with the question; not a scope")
     max_words: int | None = None
@@ -454,7 +461,9 @@ def _admin(who: Caller, to: str) -> None:
 def _user_for_stats(who: Caller, user: str | None) -> str:
     if user is None or user == who.user:
         return who.user
-    _admin(who, "read another user's statistics")
+    _admin(
+        who, f"read another user's statistics (user={user!r:.60}; this key acts as {who.user!r})"
+    )
     return user
 
 

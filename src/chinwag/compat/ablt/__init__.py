@@ -1,9 +1,12 @@
 """aBLT's Python wrapper (`ablt_python_api`) over chinwag: `from chinwag.compat.ablt import
 ABLTApi, ABLTApi_async, DoneException`.
 
-With no `base_url` the bots, chats and statistics are chinwag's own, in-process, and no
-token is needed; with `base_url` and `bearer_token` they are a `chinwag serve`'s, with that
-key. The constructor never waits on the network (aBLT's retried a health check for up to 50 s).
+With no `base_url` (and no CHINWAG_URL) the bots, chats and statistics are chinwag's own,
+in-process, and no token is needed; with `base_url` and `bearer_token` (or ABLT_BEARER_TOKEN,
+or CHINWAG_API_KEY) they are a `chinwag serve`'s, with that key, over TLS as `ssl_context` or
+`ssl_verify` say. A server's key acts as its own user: `user_id` may name only that user (a
+PermissionDeniedError otherwise; an admin's key may read anyone's statistics). The
+constructor never waits on the network (aBLT's retried a health check for up to 50 s).
 """
 
 from __future__ import annotations
@@ -47,7 +50,8 @@ class _Chat:
 
 
 def _user(user_id: Any) -> int | None:
-    """aBLT's user_id: an int; None or -1 (aBLT's default) is the client's own user."""
+    """aBLT's user_id: an int; None or -1 (aBLT's default) is the client's own user (the
+    config's user in-process, the key's against a server)."""
     if user_id is None or user_id == -1:
         return None
     if isinstance(user_id, bool) or not isinstance(user_id, int):
@@ -148,25 +152,27 @@ def _healthy(health: Health | ChinwagError, logger: logging.Logger) -> bool:
     return health.ok
 
 
-def _server(base_url: Any, bearer_token: Any) -> tuple[str | None, str | None]:
-    """The server and key to use: none in-process; the token, or ABLT_BEARER_TOKEN, remotely."""
-    if base_url is None:
-        return None, None
+def _key(bearer_token: Any) -> str | None:
+    """The server key: the bearer token, else ABLT_BEARER_TOKEN (as aBLT read it), else
+    None, and the client reads CHINWAG_API_KEY. Unused in-process."""
     if bearer_token is None:
-        bearer_token = os.environ.get("ABLT_BEARER_TOKEN")
-    return base_url, bearer_token
+        return os.environ.get("ABLT_BEARER_TOKEN")
+    return checks.text(bearer_token, "bearer_token")
 
 
-def _check_tls(
+def _tls(
     logger: Any, ssl_context: Any, ssl_verify: Any
-) -> tuple[logging.Logger, ssl.SSLContext | None, bool | None]:
+) -> tuple[logging.Logger, ssl.SSLContext | bool]:
+    """The logger, and how a server's certificate is checked: aBLT's ssl_context, else
+    ssl_verify (False: not at all), else the system's CAs."""
     if logger is not None and not isinstance(logger, logging.Logger):
         raise InputError(f"logger must be a logging.Logger, not {logger!r:.60}.")
     if ssl_context is not None and not isinstance(ssl_context, ssl.SSLContext):
         raise InputError(f"ssl_context must be an ssl.SSLContext, not {ssl_context!r:.60}.")
     if ssl_verify is not None and not isinstance(ssl_verify, bool):
         raise InputError(f"ssl_verify must be True or False, not {ssl_verify!r:.60}.")
-    return logger or log, ssl_context, ssl_verify
+    verify = ssl_context if ssl_context is not None else ssl_verify is not False
+    return logger or log, verify
 
 
 # -- the clients ----------------------------------------------------------------------
@@ -185,9 +191,10 @@ class ABLTApi:
         *,
         config: Config | Mapping[str, Any] | None = None,
     ) -> None:
-        self.logger, self.ssl_context, self.ssl_verify = _check_tls(logger, ssl_context, ssl_verify)
-        url, key = _server(base_url, bearer_token)
-        self._client = connect.client(config, base_url=url, api_key=key)
+        self.logger, verify = _tls(logger, ssl_context, ssl_verify)
+        self.ssl_context, self.ssl_verify = ssl_context, ssl_verify
+        key = _key(bearer_token)
+        self._client = connect.client(config, base_url=base_url, api_key=key, verify=verify)
 
     @property
     def api(self) -> ABLTApi:
@@ -313,9 +320,10 @@ class ABLTApi_async:
         *,
         config: Config | Mapping[str, Any] | None = None,
     ) -> None:
-        self.logger, self.ssl_context, self.ssl_verify = _check_tls(logger, ssl_context, ssl_verify)
-        url, key = _server(base_url, bearer_token)
-        self._client = connect.async_client(config, base_url=url, api_key=key)
+        self.logger, verify = _tls(logger, ssl_context, ssl_verify)
+        self.ssl_context, self.ssl_verify = ssl_context, ssl_verify
+        key = _key(bearer_token)
+        self._client = connect.async_client(config, base_url=base_url, api_key=key, verify=verify)
 
     @property
     def api(self) -> ABLTApi_async:

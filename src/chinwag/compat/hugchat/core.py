@@ -2,8 +2,9 @@
 
 `HuggingChat().getBot(email, cookies, model)` gives a Bot whose conversations are chinwag's
 own: stored, titled, searchable. In-process the login arguments are accepted and ignored;
-`model` names a chinwag bot (slug, uid or name) or a model of the default provider. Calls
-that take `wait=False` return a `concurrent.futures.Future` of what they would return.
+against a chinwag server the cookies carry the key (the key itself, or {"api_key": KEY}),
+which is who the Bot is. `model` names a chinwag bot (slug, uid or name) or a model of the
+default bot. Calls that take `wait=False` return a `concurrent.futures.Future`.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ if TYPE_CHECKING:
     from chinwag.client import Client
     from chinwag.config import Config
     from chinwag.plan import TurnOptions
-    from chinwag.types import Bot as ChinwagBot, Event, Reply
+    from chinwag.types import Event, Reply
 
 T = TypeVar("T")
 
@@ -163,22 +164,22 @@ class Bot:
         self._client = client
         self._pool = pool
         self.email = email
-        self._bot = self._resolve(model)
-        self.model = model or str(self._bot)  # what was asked for, or the default bot's slug
+        self._bot, self._model = self._resolve(model)
+        self.model = model or self._bot  # what was asked for, or the default bot's slug
         self.conversations: dict[str, str | None] = {}
         self.current_conversation: str | None = None
         self.fetchConversations()
 
-    def _resolve(self, model: str | None) -> str | ChinwagBot:
-        """The chinwag bot a model names: a bot by slug, uid or name, else the default bot
-        asked with that model."""
+    def _resolve(self, model: str | None) -> tuple[str, str | None]:
+        """The chinwag bot a model names (a bot by slug, uid or name), else the default bot,
+        and the model it answers with (None: the bot's own)."""
         if model is None:
-            return self._client.bots.find().slug
+            return self._client.bots.find().slug, None
         checks.key(model, "model")
         try:
-            return self._client.bots.find(model).slug
+            return self._client.bots.find(model).slug, None
         except NotFoundError:
-            return self._client.bots.find().model_copy(update={"model": model})
+            return self._client.bots.find().slug, model
 
     def _run(self, work: Callable[[], T], wait: bool) -> T | Future[T]:
         if not isinstance(wait, bool):
@@ -242,7 +243,10 @@ class Bot:
         if conversation_id is not None:
             checks.identifier(conversation_id, "conversation_id")
         # web_search=False leaves search to the bot (off unless the bot has search: true).
-        given = {"bot": self._bot, "search": web_search or None, **_custom(custom_data)}
+        given = {
+            "bot": self._bot, "model": self._model, "search": web_search or None,
+            **_custom(custom_data),
+        }  # fmt: skip
         options = cast("TurnOptions", checks.turn_options(given))
         message = Message(conversation_id or self.current_conversation, web_search)
 
@@ -376,8 +380,9 @@ def _key(cookies: Any) -> str | None:
 class HuggingChat:
     """Where Bots come from: `HuggingChat().getBot(email, cookies, model)`.
 
-    In-process (the default) every Bot shares one Client and the login is ignored; with
-    `base_url`, each Bot talks to that chinwag server with the key its cookies carry.
+    In-process (the default) every Bot shares one Client and the login is ignored. Given
+    `base_url` (or with CHINWAG_URL set), the Bots talk to that chinwag server, each login
+    with the key its cookies carry (else CHINWAG_API_KEY): the key is who the Bot is.
     """
 
     def __init__(
@@ -388,7 +393,8 @@ class HuggingChat:
     ) -> None:
         self._base_url = base_url
         self._config = config
-        self._clients: dict[str | None, Client] = {}
+        self._local: Client | None = None  # in-process: one Client for every login
+        self._clients: dict[str | None, Client] = {}  # a server's: one per key
         self._lock = threading.Lock()
         self._executor: ThreadPoolExecutor | None = None
 
@@ -400,25 +406,33 @@ class HuggingChat:
             return self._executor
 
     def _client(self, cookies: Any) -> Client:
-        key = _key(cookies) if self._base_url is not None else None
+        key = _key(cookies)
         with self._lock:
-            if key not in self._clients:
-                self._clients[key] = connect.client(
-                    self._config, base_url=self._base_url, api_key=key
-                )
-            return self._clients[key]
+            if self._local is not None:
+                return self._local
+            found = self._clients.get(key)
+            if found is None:
+                found = connect.client(self._config, base_url=self._base_url, api_key=key)
+                if found.server is None:
+                    self._local = found
+                else:
+                    self._clients[key] = found
+            return found
 
     def getBot(
         self, email: str | None = None, cookies: Any = None, model: str | None = None
     ) -> Bot:
-        """A Bot for `model` (a chinwag bot, or a model name; None: the default bot)."""
+        """A Bot for `model` (a chinwag bot, or a model name; None: the default bot). Against
+        a server, `cookies` carry its key and a wrong one fails here (AccessError); `email`
+        is kept as `bot.email`, not checked: a chinwag server knows its users by key."""
         return Bot(self._client(cookies), self._pool, email, model)
 
     def close(self) -> None:
         """Wait for `wait=False` calls, then close the clients."""
         with self._lock:
             executor, self._executor = self._executor, None
-            clients, self._clients = list(self._clients.values()), {}
+            clients = [*self._clients.values(), *([self._local] if self._local else [])]
+            self._clients, self._local = {}, None
         if executor is not None:
             executor.shutdown(wait=True)
         for client in clients:
