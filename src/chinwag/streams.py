@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import Future
-from types import TracebackType
 from typing import Any
 
 import anyio
@@ -17,6 +16,7 @@ import anyio.abc
 from anyio.from_thread import BlockingPortal
 from anyio.streams.memory import MemoryObjectReceiveStream
 
+from chinwag.closing import Closing
 from chinwag.errors import ChinwagError, error_from
 from chinwag.types import Done, ErrorEvent, Event, Reply, TextDelta
 
@@ -128,7 +128,7 @@ class _AsyncTexts:
 _END = object()
 
 
-class Stream(_Outcome):
+class Stream(_Outcome, Closing):
     """The sync face of AsyncStream: `for text in stream`, then `stream.reply`.
 
     One task on the client's loop owns the turn and reads ahead into a small buffer;
@@ -226,14 +226,3 @@ class Stream(_Outcome):
                 self._portal.call(self._scope.cancel)
         with contextlib.suppress(BaseException):  # its outcome was already handed out
             pump.result()
-
-    def __enter__(self) -> Stream:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()

@@ -13,10 +13,10 @@ import threading
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import Future
 from datetime import date, datetime
-from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, Unpack, overload
 
 from chinwag.client.aio import AsyncClient
+from chinwag.closing import Closing
 from chinwag.config import Config
 from chinwag.errors import ChinwagError
 from chinwag.plan import TurnOptions
@@ -407,7 +407,7 @@ class Accounts(_Sync):
         return self._client._call(lambda: self._async.revoke_key(key_id, user=user))
 
 
-class Client:
+class Client(Closing):
     """Talk to language models; the same API as AsyncClient, blocking.
 
     In-process, or over HTTP with a chinwag server given `base_url` (or CHINWAG_URL).
@@ -574,14 +574,3 @@ class Client:
             self._loop.request_stop(grace=30.0)
             return
         self._loop.stop(grace=30.0, timeout=60.0)
-
-    def __enter__(self) -> Client:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()

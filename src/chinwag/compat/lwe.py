@@ -15,10 +15,10 @@ import logging
 import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from types import TracebackType
 from typing import TYPE_CHECKING, Any, cast
 
 from chinwag import checks
+from chinwag.closing import Closing
 from chinwag.compat import connect
 from chinwag.errors import ChinwagError, ConfigError, InputError, NotFoundError
 
@@ -192,7 +192,7 @@ def _message(m: Message) -> dict[str, Any]:
     }
 
 
-class ApiBackend:
+class ApiBackend(Closing):
     """LWE's ApiBackend: ask, ask_stream, conversations, presets and templates, over chinwag."""
 
     name = "api"
@@ -516,17 +516,6 @@ class ApiBackend:
         for handler in list(self.log.handlers):
             self.log.removeHandler(handler)
             handler.close()
-
-    def __enter__(self) -> ApiBackend:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 __all__ = ["ApiBackend", "Config"]

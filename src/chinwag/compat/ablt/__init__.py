@@ -14,13 +14,15 @@ from __future__ import annotations
 import logging
 import os
 import ssl
-from collections.abc import AsyncGenerator, Generator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Self, TypeVar
 
 from chinwag import checks
+from chinwag.client import AsyncClient, Client
+from chinwag.closing import Closing
 from chinwag.compat import connect
 from chinwag.errors import ChinwagError, InputError
 
@@ -30,6 +32,9 @@ if TYPE_CHECKING:
     from chinwag.types import Bot, Health, StatisticItem, Statistics, StatisticTotal
 
 log = logging.getLogger("chinwag.compat.ablt")
+
+
+C = TypeVar("C")
 
 
 class DoneException(Exception):
@@ -178,8 +183,11 @@ def _tls(
 # -- the clients ----------------------------------------------------------------------
 
 
-class ABLTApi:
-    """aBLT's sync client: bots, chat (a generator of text), usage statistics, health."""
+class _Wrapper(Generic[C]):
+    """What both of aBLT's clients are made of: aBLT's constructor arguments, checked, and
+    the chinwag client they open (in-process, or a server's with the bearer token)."""
+
+    _connect: ClassVar[Callable[..., Any]]
 
     def __init__(
         self,
@@ -194,12 +202,18 @@ class ABLTApi:
         self.logger, verify = _tls(logger, ssl_context, ssl_verify)
         self.ssl_context, self.ssl_verify = ssl_context, ssl_verify
         key = _key(bearer_token)
-        self._client = connect.client(config, base_url=base_url, api_key=key, verify=verify)
+        self._client: C = type(self)._connect(config, base_url=base_url, api_key=key, verify=verify)
 
     @property
-    def api(self) -> ABLTApi:
+    def api(self) -> Self:
         """This client (aBLT's README calls `api.api.get_bots()`)."""
         return self
+
+
+class ABLTApi(_Wrapper[Client], Closing):
+    """aBLT's sync client: bots, chat (a generator of text), usage statistics, health."""
+
+    _connect = staticmethod(connect.client)
 
     def health_check(self) -> bool:
         """True when the store and the default provider answer."""
@@ -295,39 +309,11 @@ class ABLTApi:
         """Stop what is running (partial answers are stored) and close the client."""
         self._client.close()
 
-    def __enter__(self) -> ABLTApi:
-        return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-
-class ABLTApi_async:
+class ABLTApi_async(_Wrapper[AsyncClient]):
     """aBLT's async client: the same calls, awaited; `chat` is an async generator."""
 
-    def __init__(
-        self,
-        bearer_token: str | None = None,
-        base_url: str | None = None,
-        logger: logging.Logger | None = None,
-        ssl_context: ssl.SSLContext | None = None,
-        ssl_verify: bool | None = None,
-        *,
-        config: Config | Mapping[str, Any] | None = None,
-    ) -> None:
-        self.logger, verify = _tls(logger, ssl_context, ssl_verify)
-        self.ssl_context, self.ssl_verify = ssl_context, ssl_verify
-        key = _key(bearer_token)
-        self._client = connect.async_client(config, base_url=base_url, api_key=key, verify=verify)
-
-    @property
-    def api(self) -> ABLTApi_async:
-        return self
+    _connect = staticmethod(connect.async_client)
 
     async def health_check(self) -> bool:
         """True when the store and the default provider answer."""

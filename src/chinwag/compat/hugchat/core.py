@@ -13,10 +13,10 @@ import threading
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
-from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast, overload
 
 from chinwag import checks
+from chinwag.closing import Closing
 from chinwag.compat import connect
 from chinwag.errors import ChinwagError, InputError, NotFoundError
 
@@ -377,7 +377,7 @@ def _key(cookies: Any) -> str | None:
     return None
 
 
-class HuggingChat:
+class HuggingChat(Closing):
     """Where Bots come from: `HuggingChat().getBot(email, cookies, model)`.
 
     In-process (the default) every Bot shares one Client and the login is ignored. Given
@@ -437,17 +437,6 @@ class HuggingChat:
             executor.shutdown(wait=True)
         for client in clients:
             client.close()
-
-    def __enter__(self) -> HuggingChat:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 __all__ = ["Bot", "HuggingChat", "ListBots", "Message", "RequestData"]
