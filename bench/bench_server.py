@@ -3,11 +3,14 @@ the same for the LiteLLM proxy, in one run; then many concurrent SSE clients.
 
 (a) non-streamed chat completions from 50 concurrent clients: added latency, p50 and p99;
 (b) streamed ones: added time to the first token, p50 and p99;
-(c) --soak: 500 concurrent SSE clients for 60 s, each turn stored (x-chinwag-conversation:
+    both at a paced load (--rate requests/s from all clients together, on a schedule;
+    latency counts from when a request was due);
+(c) saturation: the same clients sending as fast as answers come, requests/s;
+(d) --soak: 500 concurrent SSE clients for 60 s, each turn stored (x-chinwag-conversation:
     new): errors, and whether every finished turn is in the store.
-The upstream is tests/fake_openai.py in its own process; chinwag and LiteLLM each run as
-their own server process. LiteLLM is installed into a cached venv on first use
-(--no-litellm skips it). Figures are at chinwag's defaults.
+The upstream is bench/upstream.py in its own process (canned answers, microseconds each);
+chinwag and LiteLLM each run as their own server process, one worker, at their defaults.
+LiteLLM is installed into a cached venv on first use (--no-litellm skips it).
 """
 
 from __future__ import annotations
@@ -80,48 +83,73 @@ def ensure_litellm() -> Path:
 
 
 async def latencies(
-    url: str, model: str, clients: int, each: int, *, stream: bool, headers: dict[str, str]
-) -> list[float]:
-    """Milliseconds per request (or to the first token, streamed), from concurrent clients."""
+    url: str,
+    model: str,
+    args: argparse.Namespace,
+    *,
+    stream: bool,
+    headers: dict[str, str],
+    paced: bool = True,
+) -> tuple[list[float], float]:
+    """Milliseconds per request (to the first token, streamed) from `args.clients` concurrent
+    clients sending `args.requests` in all, and the requests per second achieved.
+
+    Paced, the clients together send `args.rate` requests a second on a fixed schedule, and
+    each latency counts from when its request was due, so a slow answer that delays the
+    next request is not hidden (no coordinated omission). Unpaced, each client sends as
+    soon as its last answer came: the server's saturation throughput.
+    """
     found: list[float] = []
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    limits = httpx.Limits(max_connections=args.clients, max_keepalive_connections=args.clients)
     async with httpx.AsyncClient(timeout=60, limits=limits, headers=headers) as http:
 
-        async def one() -> None:
+        async def one(due: float) -> None:
             body = {**BODY, "model": model, "stream": stream}
-            started = time.perf_counter()
             if not stream:
                 answer = await http.post(url, json=body)
                 answer.raise_for_status()
-                found.append((time.perf_counter() - started) * 1000)
+                found.append((time.perf_counter() - due) * 1000)
                 return
             async with http.stream("POST", url, json=body) as answer:
                 answer.raise_for_status()
                 first = None
                 async for line in answer.aiter_lines():
                     if first is None and _has_text(line):
-                        first = (time.perf_counter() - started) * 1000
-                ended = (time.perf_counter() - started) * 1000
+                        first = (time.perf_counter() - due) * 1000
+                ended = (time.perf_counter() - due) * 1000
                 found.append(first if first is not None else ended)
 
-        async def client() -> None:
-            for _ in range(each):
-                await one()
+        each = max(1, args.requests // args.clients)
+        gap = args.clients / args.rate
 
-        await one()  # warm: connections, caches
+        async def client(index: int, start: float) -> None:
+            for k in range(each):
+                if not paced:
+                    await one(time.perf_counter())
+                    continue
+                due = start + (index / args.clients + k) * gap
+                await asyncio.sleep(max(0.0, due - time.perf_counter()))
+                await one(due)
+
+        for _ in range(args.clients):  # warm: connections, caches
+            await one(time.perf_counter())
         found.clear()
-        await asyncio.gather(*(client() for _ in range(clients)))
-    return found
+        started = time.perf_counter()
+        await asyncio.gather(*(client(i, started) for i in range(args.clients)))
+        elapsed = time.perf_counter() - started
+    return found, len(found) / elapsed
 
 
-async def soak(base: str, clients: int, seconds: float) -> tuple[int, Counter[str]]:
+async def soak(
+    base: str, clients: int, seconds: float, auth: dict[str, str]
+) -> tuple[int, Counter[str]]:
     """Stored streamed turns from many clients until time is up: (finished, why others
     failed)."""
     finished = 0
     failed: Counter[str] = Counter()
     deadline = time.monotonic() + seconds
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(timeout=120, limits=limits) as http:
+    async with httpx.AsyncClient(timeout=120, limits=limits, headers=auth) as http:
 
         async def client() -> None:
             nonlocal finished, failed
@@ -171,32 +199,47 @@ def report(name: str, direct: list[float], through: list[float]) -> tuple[float,
 async def measure(
     targets: dict[str, tuple[str, str, dict[str, str]]], upstream: str, args: argparse.Namespace
 ) -> None:
+    direct_url = f"{upstream}/chat/completions"
     for stream, what in ((False, "(a) non-streamed"), (True, "(b) time to first token")):
-        print(f"{what}: {args.clients} concurrent clients x {args.each} requests")
-        direct = await latencies(
-            f"{upstream}/chat/completions", "test-model", args.clients, args.each,
-            stream=stream, headers={},
-        )  # fmt: skip
+        print(f"{what}: {args.clients} concurrent clients, {args.requests} requests "
+              f"at {args.rate:g}/s in all")  # fmt: skip
+        direct, _ = await latencies(direct_url, "test-model", args, stream=stream, headers={})
         for name, (url, model, headers) in targets.items():
-            through = await latencies(
-                url, model, args.clients, args.each, stream=stream, headers=headers
-            )
+            through, _ = await latencies(url, model, args, stream=stream, headers=headers)
             report(name, direct, through)
+    print(f"(c) saturation, non-streamed: {args.clients} clients, each sending as soon as "
+          "its last answer came (not the paced load above)")  # fmt: skip
+    _, most = await latencies(direct_url, "test-model", args, stream=False, headers={},
+                              paced=False)  # fmt: skip
+    print(f"  {'direct':10s} {most:7.0f} requests/s")
+    for name, (url, model, headers) in targets.items():
+        found, rate = await latencies(url, model, args, stream=False, headers=headers,
+                                      paced=False)  # fmt: skip
+        print(f"  {name:10s} {rate:7.0f} requests/s, p50 {percentile(found, 50):.1f} ms, "
+              f"p99 {percentile(found, 99):.1f} ms")  # fmt: skip
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--clients", type=int, default=50)
-    parser.add_argument("--each", type=int, default=40, help="requests per client")
+    parser.add_argument("--requests", type=int, default=2000, help="per measurement")
+    parser.add_argument("--rate", type=float, default=100, help="requests/s, all clients")
     parser.add_argument("--no-litellm", action="store_true")
     parser.add_argument("--soak", type=float, default=0, help="seconds of (c); 60 in the issue")
     parser.add_argument("--soak-clients", type=int, default=500)
     args = parser.parse_args()
     litellm = None if args.no_litellm else ensure_litellm()
-    with fake_server(chunks=16) as upstream, tempfile.TemporaryDirectory() as tmp:
+    with fake_server(chunks=16, fast=True) as upstream, tempfile.TemporaryDirectory() as tmp:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "CHINWAG_"))}
         env.update(CHINWAG_HOME=f"{tmp}/chinwag", OPENAI_BASE_URL=upstream,
                    CHINWAG_MODEL="test-model")  # fmt: skip
+        # As LiteLLM's master key: every request is authenticated, as on a real server.
+        chinwag = [sys.executable, "-m", "chinwag"]
+        subprocess.run([*chinwag, "users", "add", "bench"], env=env, check=True,
+                       stdout=subprocess.DEVNULL)  # fmt: skip
+        made = subprocess.run([*chinwag, "keys", "create", "--user", "bench"], env=env,
+                              check=True, capture_output=True, text=True)  # fmt: skip
+        auth = {"authorization": f"Bearer {made.stdout.strip()}"}
         port = free_port()
         ours = start(
             [sys.executable, "-m", "chinwag", "serve", "--port", str(port)],
@@ -204,7 +247,7 @@ def main() -> None:
         )  # fmt: skip
         procs = [ours]
         targets: dict[str, tuple[str, str, dict[str, str]]] = {
-            "chinwag": (f"http://127.0.0.1:{port}/v1/chat/completions", "openai/test-model", {})
+            "chinwag": (f"http://127.0.0.1:{port}/v1/chat/completions", "openai/test-model", auth)
         }
         try:
             if litellm is not None:
@@ -230,9 +273,11 @@ def main() -> None:
             if args.soak:
                 print(f"(c) {args.soak_clients} concurrent SSE clients for {args.soak:.0f} s")
                 base = f"http://127.0.0.1:{port}"
-                before = httpx.get(f"{base}/api/v1/stats/day", timeout=60).json()["requests"]
-                finished, failed = asyncio.run(soak(base, args.soak_clients, args.soak))
-                day = httpx.get(f"{base}/api/v1/stats/day", timeout=60).json()
+                before = httpx.get(f"{base}/api/v1/stats/day", timeout=60, headers=auth).json()[
+                    "requests"
+                ]
+                finished, failed = asyncio.run(soak(base, args.soak_clients, args.soak, auth))
+                day = httpx.get(f"{base}/api/v1/stats/day", timeout=60, headers=auth).json()
                 print(
                     f"  {finished} turns finished, {sum(failed.values())} failed; the store "
                     f"counts {day['requests'] - before} turns ({day['errors']} errors)"
@@ -242,7 +287,7 @@ def main() -> None:
         finally:
             for proc in procs:
                 stop(proc)
-    flags = f"--clients {args.clients} --each {args.each}"
+    flags = f"--clients {args.clients} --requests {args.requests} --rate {args.rate:g}"
     flags += " --no-litellm" if args.no_litellm else ""
     flags += f" --soak {args.soak:g} --soak-clients {args.soak_clients}" if args.soak else ""
     reproduce("bench_server.py", flags)

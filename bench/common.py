@@ -17,9 +17,10 @@ sys.path.insert(0, str(ROOT))
 
 
 @contextmanager
-def fake_server(chunks: int = 0) -> Iterator[str]:
-    """The fake OpenAI server (tests/fake_openai.py) in a separate process; its base URL."""
-    cmd = [sys.executable, "-m", "tests.fake_openai"]
+def fake_server(chunks: int = 0, *, fast: bool = False) -> Iterator[str]:
+    """The fake OpenAI server (tests/fake_openai.py) in a separate process; its base URL.
+    fast: bench/upstream.py instead, canned answers at a few microseconds each."""
+    cmd = [sys.executable, "-m", "bench.upstream" if fast else "tests.fake_openai"]
     if chunks:
         cmd += ["--chunks", str(chunks)]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, text=True)

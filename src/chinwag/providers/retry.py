@@ -108,6 +108,22 @@ async def with_retries(
     `deadline` (anyio's clock): no retry starts whose wait would reach it. `retryable`
     narrows which errors are tried again (a request that may have been acted on is not).
     """
+    # Most calls succeed at once: the first attempt runs without tenacity's machinery, and
+    # only a retryable failure enters it, replayed as its first attempt (same policy).
+    try:
+        return await attempt()
+    except BaseException as exc:
+        if max_retries <= 0 or not retryable(exc):
+            raise
+        failed: BaseException | None = exc
+
+    async def again() -> T:
+        nonlocal failed
+        if failed is not None:
+            exc, failed = failed, None
+            raise exc
+        return await attempt()
+
     stop: stop_base = stop_after_attempt(max_retries + 1)
     if deadline is not None:
         stop = stop | _StopBefore(deadline)
@@ -117,5 +133,5 @@ async def with_retries(
         wait=backoff,
         reraise=True,
     )
-    result: T = await retrying(attempt)
+    result: T = await retrying(again)
     return result

@@ -407,8 +407,9 @@ class Store:
 
         return await anyio.to_thread.run_sync(in_transaction, limiter=self._threads)
 
-    async def _write(self, operation: Callable[[Connection], T]) -> T:
-        """A short write on a turn's path: inline on SQLite unless the lock is taken."""
+    async def _short(self, operation: Callable[[Connection], T]) -> T:
+        """A short write, or a read by key, on a request's path: inline on SQLite unless
+        the lock is taken (a hop to the worker thread costs more than the statement)."""
         inline = self._inline
         if inline is not None:
             try:
@@ -793,7 +794,7 @@ class Store:
             conn.execute(_INSERT_MESSAGE, rows)
             return moved
 
-        moved = await self._write(write)
+        moved = await self._short(write)
         return None if moved is None else (cid, question_id, moved)
 
     async def open_answer(
@@ -821,7 +822,7 @@ class Store:
             conn.execute(_INSERT_MESSAGE, row)
             return moved
 
-        return mid, await self._write(write)
+        return mid, await self._short(write)
 
     async def save_draft(
         self, message_id: str, content: str, *, conversation_id: str, until: datetime
@@ -834,12 +835,12 @@ class Store:
             conn.execute(_SAVE_DRAFT, {"mid": message_id, "content": content})
             conn.execute(_RENEW_LEASE, renew)
 
-        await self._write(write)
+        await self._short(write)
 
     async def claim(self, conversation_id: str, *, expected: str | None, until: datetime) -> bool:
         """Take a conversation for a turn that adds no question (a retry): only if it is
         still at `expected` and no other turn holds it."""
-        return await self._write(
+        return await self._short(
             lambda conn: (
                 _move(conn, conversation_id, expected, expected or "", now(), until, take=True)
                 if expected is not None
@@ -850,7 +851,7 @@ class Store:
     async def release(self, conversation_id: str, *, head: str) -> None:
         """Stop holding the conversation (a turn that could not record its answer)."""
         release = {"cid": conversation_id, "expected": head, "until": None}
-        await self._write(lambda conn: conn.execute(_RENEW_LEASE, release))
+        await self._short(lambda conn: conn.execute(_RENEW_LEASE, release))
 
     async def busy(self, conversation_id: str) -> bool:
         """Whether a turn is answering in the conversation now (its lease has not run out)."""
@@ -861,7 +862,7 @@ class Store:
     async def renew(self, conversation_id: str, *, head: str, until: datetime) -> None:
         """Hold the conversation longer, while the turn is still where it left it."""
         renew = {"cid": conversation_id, "expected": head, "until": until}
-        await self._write(lambda conn: conn.execute(_RENEW_LEASE, renew))
+        await self._short(lambda conn: conn.execute(_RENEW_LEASE, renew))
 
     async def add_messages(
         self,
@@ -971,7 +972,7 @@ class Store:
             conn.execute(self._add_usage, rollup)
             return moved
 
-        return mid, await self._write(write)
+        return mid, await self._short(write)
 
     async def count_usage(
         self, user_id: int, bot_uid: str, model: str, usage: Usage, status: Status
@@ -983,7 +984,7 @@ class Store:
             "prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens,
             "prompt_words": usage.prompt_words, "completion_words": usage.completion_words,
         }  # fmt: skip
-        await self._write(lambda conn: conn.execute(self._add_usage, rollup))
+        await self._short(lambda conn: conn.execute(self._add_usage, rollup))
 
     # -- bots -----------------------------------------------------------------------------
 
