@@ -38,13 +38,17 @@ class Background:
     def __init__(self) -> None:
         self._group: anyio.abc.TaskGroup | None = None
         self._jobs: set[Job] = set()
+        self._lasting: set[Job] = set()
         self._tasks: set[asyncio.Task[None]] = set()  # asyncio, when there is no group
 
     def attach(self, group: anyio.abc.TaskGroup | None) -> None:
         self._group = group
 
-    def spawn(self, work: Callable[[], Awaitable[None]], what: str) -> Job | None:
-        """Start `work` in the background; None if there is nowhere to run it."""
+    def spawn(
+        self, work: Callable[[], Awaitable[None]], what: str, *, lasting: bool = False
+    ) -> Job | None:
+        """Start `work` in the background; None if there is nowhere to run it. A lasting
+        job (a connection held open) runs until cancelled: `settle` does not wait for it."""
         job = Job()
 
         async def run() -> None:
@@ -56,6 +60,7 @@ class Background:
             finally:
                 job.done.set()
                 self._jobs.discard(job)
+                self._lasting.discard(job)
 
         if self._group is not None:
             self._group.start_soon(run)
@@ -66,7 +71,7 @@ class Background:
                 return None
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
-        self._jobs.add(job)
+        (self._lasting if lasting else self._jobs).add(job)
         return job
 
     async def settle(self, within: float) -> None:
@@ -77,7 +82,7 @@ class Background:
 
     async def cancel(self) -> None:
         """Cancel every job and wait for it to end."""
-        for job in list(self._jobs):
+        for job in [*self._jobs, *self._lasting]:
             await job.stop()
 
 

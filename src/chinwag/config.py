@@ -138,6 +138,28 @@ class ServerSettings(_Section):
     session_hours: int = Field(default=168, gt=0)  # how long the web page stays signed in
 
 
+class MCPServerSettings(_Section):
+    """One Model Context Protocol server: a command line (stdio) or a URL (streamable HTTP)."""
+
+    command: str | list[str] | None = None  # started on first use, stopped on close
+    env: dict[str, str] = {}  # the command's environment (added to a minimal default)
+    url: str | None = None
+    timeout: float = Field(default=30.0, gt=0)  # seconds to start, and for any one call
+    # Tools that run without asking: true for all of them, or their names. Others are
+    # asked for in the shell, and refused elsewhere (scripts, servers).
+    allow: bool | list[str] = False
+
+    @model_validator(mode="after")
+    def _one_way(self) -> MCPServerSettings:
+        if (self.command is None) == (self.url is None):
+            raise ValueError("give an MCP server either a command (stdio) or a url (HTTP)")
+        return self
+
+
+class MCPSettings(_Section):
+    servers: dict[str, MCPServerSettings] = {}
+
+
 def _default_providers() -> dict[str, ProviderSettings]:
     return {
         "openai": ProviderSettings(base_url="https://api.openai.com/v1", model="gpt-4o-mini"),
@@ -165,6 +187,7 @@ class Settings(_Section):
     templates: TemplateSettings = TemplateSettings()
     workflows: WorkflowSettings = WorkflowSettings()
     server: ServerSettings = ServerSettings()
+    mcp: MCPSettings = MCPSettings()
     profiles: dict[str, dict[str, Any]] = {}
 
 

@@ -50,6 +50,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "models": ("chinwag.cli.status:models", "The models of each configured provider."),
     "health": ("chinwag.cli.status:health", "The default provider and what is reachable."),
     "plugins": ("chinwag.cli.status:plugins", "The plugins: what each adds, and any failure."),
+    "tools": ("chinwag.cli.status:tools", "The tools bots may name: Python and MCP servers'."),
     "serve": ("chinwag.cli.serve:serve", "Serve the OpenAI API and chinwag's over HTTP."),
     "users": ("chinwag.cli.accounts:users", "Add and list the users of a chinwag server."),
     "keys": ("chinwag.cli.accounts:keys", "Create, list and revoke a server's API keys."),

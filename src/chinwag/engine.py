@@ -47,6 +47,7 @@ from chinwag.types import (
 )
 
 if TYPE_CHECKING:
+    from chinwag.mcp import Servers
     from chinwag.store import Store
     from chinwag.tools import Tool
 
@@ -68,6 +69,7 @@ class Engine:
         self._default: tuple[str, str] | None = None
         self.bot_files = BotFiles.of(config)
         self.background = Background()
+        self._mcp: Servers | None = None
         self._search_backend: Any = None
         self._seen = config.settings  # the settings the cached resources were made from
         # What a change replaced: closed with the engine, as turns may still be using it.
@@ -112,6 +114,15 @@ class Engine:
                     )
         return self._store
 
+    @property
+    def mcp(self) -> Servers:
+        """The MCP servers of this engine's config, each started on first use."""
+        if self._mcp is None:
+            from chinwag.mcp import Servers
+
+            self._mcp = Servers(self.config.settings.mcp.servers, self.background)
+        return self._mcp
+
     def default_provider(self) -> tuple[str, str]:
         """The default provider's name and the reason it was chosen."""
         self._follow_config()
@@ -144,6 +155,8 @@ class Engine:
         with anyio.CancelScope(shield=True):
             if grace > 0:
                 await self.settle(grace)
+            if self._mcp is not None:
+                await self._mcp.aclose()
             await self.background.cancel()
             for provider in [*self._providers.values(), *self._retired]:
                 await provider.aclose()
@@ -187,6 +200,7 @@ class Engine:
             providers=[results[name] for name in names],
             broken_bots=[_down(slug, why) for slug, why in broken.items()],
             broken_plugins=[_down(p.name, "; ".join(p.problems)) for p in broken_plugins],
+            mcp=await self.mcp.health() if self.config.settings.mcp.servers else [],
         )
 
     async def _provider_health(self, name: str) -> ComponentHealth:
@@ -353,9 +367,13 @@ class Engine:
         provider = self.provider(bot.provider)
         tools: list[Tool] = []
         if bot.tools or options.get("tools"):
+            from chinwag.mcp import is_mcp
             from chinwag.tools import resolve
 
-            tools = resolve(bot.tools, options.get("tools"))
+            named = [n for n in bot.tools if not is_mcp(n)]
+            tools = resolve(named, options.get("tools"))
+            if len(named) < len(bot.tools):
+                tools += await self.mcp.tools(n for n in bot.tools if is_mcp(n))
         return planning.make_plan(
             request, config=self.config, user_id=user_id, user=user, thread=thread, bot=bot,
             provider=provider, model=self.model_for(bot, provider), tools=tools,

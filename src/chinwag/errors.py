@@ -71,6 +71,11 @@ class StoreError(ChinwagError):
         self.partial = partial
 
 
+class ToolError(ChinwagError):
+    """A tool could not run (its MCP server stopped, or it was not allowed); the model is
+    told, and the turn goes on."""
+
+
 class AccessError(ChinwagError, PermissionError):
     """A chinwag server refused the request's key: none, unknown, expired or revoked (401)."""
 

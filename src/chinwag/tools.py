@@ -34,6 +34,7 @@ class Tool:
     description: str
     parameters: dict[str, Any]  # JSON schema of the arguments
     fn: Callable[..., Any]
+    source: str = "python"  # or mcp:SERVER
 
     def schema(self) -> dict[str, Any]:
         """The tool as the OpenAI chat-completions API describes one."""

@@ -207,6 +207,7 @@ class Health(_Model):
     providers: list[ComponentHealth]
     broken_bots: list[ComponentHealth] = []  # bot files that cannot be used, and why
     broken_plugins: list[ComponentHealth] = []  # plugins that failed to load, and why
+    mcp: list[ComponentHealth] = []  # the configured MCP servers, started to be checked
     server: str | None = None  # the chinwag server a remote client talks to; None: in-process
 
 

@@ -232,6 +232,32 @@ def _help(shell: Shell, rest: str) -> None:
     shell.say("Alt-Enter starts a new line; Ctrl-C stops an answer; Ctrl-D leaves.")
 
 
+@command("tools", "The bot's MCP tools; /tools allow NAME (or all) lets them run.")
+def _tools(shell: Shell, rest: str) -> None:
+    from chinwag.mcp import is_mcp
+
+    client = shell.client
+    if client.server is not None:
+        shell.say(f"MCP tools run on the server ({client.server}), allowed by its config.")
+        return
+    mcp = client._async._engine.mcp
+    named = [n for n in shell.bot.tools if is_mcp(n)]
+    verb, _, what = rest.partition(" ")
+    if verb == "allow":
+        if not what.strip():
+            raise click.UsageError("/tools allow NAME (mcp:SERVER/TOOL), or /tools allow all")
+        wanted = named if what.strip() == "all" else what.split()
+        for name in client._call(lambda: mcp.allow(wanted)):
+            shell.say(f"allowed: {name}")
+        return
+    if rest:
+        raise click.UsageError("/tools, or /tools allow NAME")
+    if not named:
+        shell.say("This bot names no MCP tools (its tools: key in the bot's settings).")
+    for name, allowed in client._call(lambda: mcp.states(named)):
+        shell.say(f"{name}  {'allowed' if allowed else 'not allowed yet: /tools allow ' + name}")
+
+
 @command("new", "Start a new conversation.")
 def _new(shell: Shell, rest: str) -> None:
     shell.conversation = None

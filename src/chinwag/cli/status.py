@@ -1,4 +1,4 @@
-"""`chinwag models`, `chinwag health` and `chinwag plugins`."""
+"""`chinwag models`, `chinwag health`, `chinwag plugins` and `chinwag tools`."""
 
 from __future__ import annotations
 
@@ -59,3 +59,32 @@ def plugins() -> None:
             click.echo(f"  failed: {problem}")
     if not all(plugin.ok for plugin in found):
         sys.exit(1)
+
+
+@click.group()
+def tools() -> None:
+    """The tools bots may name: Python tools from plugins, and MCP servers' tools."""
+
+
+@tools.command("list")
+@click.pass_context
+def list_tools(ctx: click.Context) -> None:
+    """Every tool as a bot names it, with its source (MCP servers are started to list)."""
+    from chinwag import plugins as registry
+    from chinwag.errors import ChinwagError
+
+    for name, found in sorted(registry.registered("register_tools").items()):
+        click.echo(f"{name:28s} python, from the plugin {found.plugin}")
+    client = client_from(ctx)
+    if client.server is not None:
+        click.echo(f"(MCP servers are the server's own: {client.server})")
+        return
+    engine = client._async._engine
+    for server in client.config.settings.mcp.servers:
+        try:
+            listed = client._call(lambda s=server: engine.mcp.tools([f"mcp:{s}/*"]))
+        except ChinwagError as exc:
+            click.echo(f"{f'mcp:{server}/*':28s} unavailable: {exc}")
+            continue
+        for t in listed:
+            click.echo(f"{f'mcp:{server}/{t.name}':28s} {t.source}: {t.description}")
