@@ -205,8 +205,9 @@ def test_the_shell_lists_and_allows_mcp_tools(server: FakeOpenAI, tmp_path: Path
         bot = client.bots.create(name="Notes", tools=["mcp:notes/touch"])
         out = io.StringIO()
         with create_pipe_input() as pipe, create_app_session(input=pipe, output=DummyOutput()):
+            # Asked before the first call: no. Then allowed by /tools: no question.
             pipe.send_text(
-                "/tools\rmake it\r/tools allow mcp:notes/touch\r/tools\rmake it\r/exit\r"
+                "/tools\rmake it\rn\r/tools allow mcp:notes/touch\r/tools\rmake it\r/exit\r"
             )
             shell = Shell(client, bot=bot.slug, input=pipe, output=DummyOutput(), out=out,
                           markdown=False)  # fmt: skip
@@ -228,3 +229,34 @@ async def test_a_server_that_never_answers_times_out(server: FakeOpenAI) -> None
         with pytest.raises(ConfigError, match="did not start within 1 s"):
             await client.ask("hello", bot=bot.slug)
         assert time.monotonic() - started < 10
+
+
+def test_the_shell_asks_before_an_mcp_tools_first_call(server: FakeOpenAI, tmp_path: Path) -> None:
+    import io
+
+    from prompt_toolkit.application import create_app_session
+    from prompt_toolkit.input import create_pipe_input
+    from prompt_toolkit.output import DummyOutput
+
+    from chinwag import Client
+    from chinwag.cli.shell import Shell
+
+    first, second = tmp_path / "one", tmp_path / "two"
+    server.script(
+        Script(tool_calls=[_call("touch", {"path": str(first)})]), Script(text="Made one."),
+        Script(tool_calls=[_call("touch", {"path": str(second)})]), Script(text="Made two."),
+    )  # fmt: skip
+    with Client(make_config(server, **{"mcp.servers.notes": stdio()})) as client:
+        bot = client.bots.create(name="Notes", tools=["mcp:notes/touch"])
+        out = io.StringIO()
+        with create_pipe_input() as pipe, create_app_session(input=pipe, output=DummyOutput()):
+            # Yes to the first call; the second call of the same tool does not ask.
+            pipe.send_text("make one\ry\rmake two\r/exit\r")
+            shell = Shell(client, bot=bot.slug, input=pipe, output=DummyOutput(), out=out,
+                          markdown=False)  # fmt: skip
+            shell.run()
+    shown = out.getvalue()
+    assert first.read_text() == "touched"
+    assert second.read_text() == "touched"
+    assert "Made one." in shown
+    assert "Made two." in shown

@@ -9,7 +9,7 @@ other tools keep working.
 
 A call runs only when it is allowed: by `mcp.servers.<name>.allow` (true, or a list of
 tool names) in config, or by the person at the shell, who is asked the first time per
-tool (`/tools` lists and allows them).
+tool (`/tools` lists and allows them). Elsewhere a call config does not allow is refused.
 """
 
 from __future__ import annotations
@@ -262,6 +262,13 @@ class Servers:
             for name in self._settings:
                 group.start_soon(check, name)
         return [checks[name] for name in self._settings]
+
+    def asks(self, tool: str) -> tuple[str, str] | None:
+        """(server, tool) if a call of `tool` would ask for consent first; else None."""
+        for server in self._running.values():
+            if tool in server.tools and not server.allows(tool):
+                return server.name, tool
+        return None
 
     async def aclose(self) -> None:
         for server in self._running.values():

@@ -6,8 +6,11 @@ in flight and keeps what was said, marked partial; Ctrl-D leaves. /help lists co
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable
+from concurrent.futures import Future
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any, TextIO
 
 import click
@@ -33,6 +36,7 @@ class Command:
 
 
 COMMANDS: dict[str, Command] = {}
+CONSENT_WAIT = 600.0  # seconds an MCP tool's call waits for the person's answer
 
 
 def command(name: str, help: str, argument: str = "") -> Callable[[Any], Any]:
@@ -83,6 +87,12 @@ class Shell:
 
         history = client.config.paths.data_dir / "history"
         history.parent.mkdir(parents=True, exist_ok=True)
+        # MCP tools' consent: the tool's call waits on the client's loop for the answer
+        # this thread gets from the person when it shows the call (ToolCallEvent).
+        self._consents: dict[str, Future[bool]] = {}
+        self._consents_lock = threading.Lock()
+        if client.server is None:
+            client._async._engine.mcp.consent = self._consent
         self.session: Any = PromptSession(
             history=FileHistory(str(history)),
             completer=SlashCompleter(self),
@@ -90,6 +100,46 @@ class Shell:
             input=input,
             output=output,
         )
+
+    def _pending(self, key: str) -> Future[bool]:
+        with self._consents_lock:
+            return self._consents.setdefault(key, Future())
+
+    async def _consent(self, server: str, tool: str, arguments: dict[str, Any]) -> bool:
+        """Wait (on the client's loop) for the person's answer about this call."""
+        import anyio
+
+        key = f"{server}/{tool}"
+        answer = self._pending(key)
+        try:
+            wait = partial(answer.result, timeout=CONSENT_WAIT)
+            allowed: bool = await anyio.to_thread.run_sync(wait, abandon_on_cancel=True)
+            return allowed
+        except TimeoutError:
+            return False
+        finally:
+            with self._consents_lock:
+                if self._consents.get(key) is answer:
+                    del self._consents[key]
+
+    def _ask_consent(self, printer: AnswerPrinter, tool: str) -> None:
+        """Ask about an MCP tool's call that config does not allow, before it runs."""
+        if self.client.server is not None:
+            return
+        asks = self.client._async._engine.mcp.asks(tool)
+        if asks is None:
+            return
+        server, name = asks
+        printer.pause()
+        try:
+            said = self.session.prompt(
+                f"Allow the tool {name!r} of MCP server {server!r} to run (this session)? [y/N] "
+            )
+        except (KeyboardInterrupt, EOFError):
+            said = ""
+        finally:
+            printer.resume()
+        self._pending(f"{server}/{name}").set_result(said.strip().lower() in ("y", "yes"))
 
     def find_bot(self, key: str | None) -> Bot:
         """A bot by uid, slug or name, as this shell's user sees them."""
@@ -158,6 +208,7 @@ class Shell:
                         printer.add(event.text)
                     elif isinstance(event, ToolCallEvent):
                         printer.add(f"\n[tool {event.call.name}({event.call.arguments})]\n")
+                        self._ask_consent(printer, event.call.name)
                     elif isinstance(event, ToolResultEvent):
                         mark = "error" if event.error else "result"
                         printer.add(f"[{mark}: {event.content[:200]}]\n\n")
