@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Protocol
@@ -153,6 +155,39 @@ def test_breaking_out_of_a_sync_stream_stops_the_answer_and_keeps_it(
     assert last.content.startswith("".join(received))
     # Generation stopped within the read-ahead, not at the end of the answer.
     assert len(last.content.split()) <= len(received) + 2 * Stream.READ_AHEAD + 1
+
+
+def test_a_slow_reader_gets_every_word_in_order(config: Config, server: FakeOpenAI) -> None:
+    # The reader falls behind, so the turn fills its read-ahead and waits for room again
+    # and again: every wait must end, and nothing may be lost or reordered.
+    words = [f"w{i}" for i in range(5 * Stream.READ_AHEAD)]
+    server.script(Script(text=" ".join(words)))
+    with Client(config) as client:
+        received = []
+        stream = client.stream("talk")
+        for delta in stream:
+            received.append(delta)
+            if len(received) % Stream.READ_AHEAD == 1:
+                time.sleep(0.05)
+        assert "".join(received) == " ".join(words)
+        assert stream.reply.text == " ".join(words)
+        assert stream.reply.status == "complete"
+
+
+def test_closing_the_client_while_a_reader_waits_is_a_clear_error(
+    config: Config, server: FakeOpenAI
+) -> None:
+    server.script(Script(chunks=[f" w{i}" for i in range(100)], chunk_delay=0.2))
+    client = Client(config)
+    stream = client.stream("slow")
+    texts = iter(stream)
+    received = [next(texts)]
+    threading.Timer(0.3, client.close).start()
+    started = time.monotonic()
+    with pytest.raises(ChinwagError, match="This Client is closed"):
+        received.extend(texts)
+    assert time.monotonic() - started < 10
+    assert len(received) < 100
 
 
 def test_closed_client_says_so(config: Config) -> None:
