@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
+import textwrap
 import time
 from typing import Any
 
@@ -22,6 +25,7 @@ from chinwag.providers import ChatRequest, Finish
 from chinwag.providers.openai import OpenAIProvider
 from chinwag.providers.retry import parse_retry_after
 from chinwag.types import GenerationParams, TextDelta, UsageEvent
+from tests.conftest import Runner
 from tests.fake_openai import FakeOpenAI, Script
 
 pytestmark = pytest.mark.anyio
@@ -188,3 +192,40 @@ def test_retry_after_forms() -> None:
     assert 0 < (parse_retry_after({"retry-after": in_two}) or 0) <= 2.5
     assert parse_retry_after({"retry-after": "soon"}) is None
     assert parse_retry_after({}) is None
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="no RLIMIT_NOFILE on Windows")
+def test_many_concurrent_streams_under_a_low_open_files_limit(
+    server: FakeOpenAI, run: Runner
+) -> None:
+    # A soft limit below the pool's size (Linux often starts programs at 1024) would end
+    # streams with "Too many open files"; the client raises it as far as the hard limit.
+    # Each answer takes a second, so all 400 connections are open at once.
+    server.script(*(Script(text="one two three", chunk_delay=0.5) for _ in range(400)))
+    code = """
+        import asyncio, resource, chinwag
+
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))
+
+        async def main():
+            async with chinwag.AsyncClient() as client:
+                async def one(i):
+                    return await client.stream(f"s{i}").text()
+
+                streams = (one(i) for i in range(400))
+                results = await asyncio.gather(*streams, return_exceptions=True)
+            errors = [r for r in results if isinstance(r, BaseException)]
+            raised = resource.getrlimit(resource.RLIMIT_NOFILE)[0] > 400
+            print(len(errors), repr(errors[:1]), raised)
+
+        asyncio.run(main())
+    """
+    done = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True, text=True, env=run.env, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split()[0] == "0", done.stdout
+    assert done.stdout.split()[-1] == "True"
+    assert len(server.requests) == 400

@@ -46,6 +46,8 @@ class ProviderSettings(BaseModel):
     # counted.
     deadline: float = Field(default=600.0, gt=0)
     max_retries: int = Field(default=2, ge=0, le=10)
+    # Connections at once (streams, requests); more wait for one to be free.
+    max_connections: int = Field(default=1000, gt=0)
     headers: dict[str, str] = {}
 
 

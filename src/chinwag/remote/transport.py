@@ -13,6 +13,7 @@ from pydantic import Field, TypeAdapter, ValidationError
 
 from chinwag import checks
 from chinwag.config import ServerSettings, mask_url
+from chinwag.connections import pool_limits
 from chinwag.errors import (
     AccessError,
     ChinwagError,
@@ -88,7 +89,7 @@ class Transport:
                 base_url=self.url + "/api/v1",
                 headers=headers,
                 timeout=httpx.Timeout(s.timeout, connect=s.connect_timeout),
-                limits=httpx.Limits(max_connections=1000, max_keepalive_connections=100),
+                limits=pool_limits(),
                 verify=self._verify,
             )
         return self._http
