@@ -27,7 +27,7 @@ BENCH = Path(__file__).resolve().parent.parent / "bench"
             "20",
             "--streams",
             "1",
-            "--rounds",
+            "--runs",
             "1",
             "--concurrent",
             "8",
