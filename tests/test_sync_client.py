@@ -208,3 +208,19 @@ def test_import_chinwag_loads_nothing_heavy() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split("\n")[:2] == ["[]", "False False"]
+
+
+def test_from_chinwag_import_client_builds_no_model_yet() -> None:
+    # Each pydantic model built at import (a model instance made at module level, a model
+    # without defer_build) costs import time, and the first loads pydantic's plugins
+    # through importlib.metadata: the first call builds what it uses, and no more.
+    code = (
+        "import sys, pydantic\n"
+        "from chinwag import Client\n"
+        "built = [m for m, module in sys.modules.items() if m.startswith('chinwag')\n"
+        "         for k in vars(module).values() if isinstance(k, type)\n"
+        "         and issubclass(k, pydantic.BaseModel) and k.__pydantic_complete__]\n"
+        "print(built, 'importlib.metadata' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[] False"
