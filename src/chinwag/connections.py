@@ -4,6 +4,9 @@ they need."""
 from __future__ import annotations
 
 import contextlib
+import errno
+from collections.abc import Callable
+from typing import TypeVar
 
 import httpx
 
@@ -14,6 +17,8 @@ MAX_CONNECTIONS: int = ProviderSettings.model_fields["max_connections"].default
 MAX_KEEPALIVE = 100
 # Open files beyond the pool's sockets: the store, its journal, logs, a server's own side.
 FILES_HEADROOM = 1024
+
+E = TypeVar("E", bound=BaseException)
 
 
 def pool_limits(max_connections: int = MAX_CONNECTIONS) -> httpx.Limits:
@@ -42,4 +47,36 @@ def ensure_open_files(wanted: int) -> None:
             resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
 
 
-__all__ = ["MAX_CONNECTIONS", "ensure_open_files", "pool_limits"]
+def caused_by(
+    exc: BaseException, kind: type[E], where: Callable[[E], bool] = lambda _: True
+) -> E | None:
+    """The first `kind` in the exception's chain for which `where` holds (httpx wraps
+    what the socket raised, and anyio wraps that again)."""
+    seen: BaseException | None = exc
+    for _ in range(10):  # a chain is short; a cycle must not loop forever
+        if seen is None:
+            return None
+        if isinstance(seen, kind) and where(seen):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def out_of_files(exc: BaseException) -> str | None:
+    """What to do when a connection failed for want of file descriptors, else None."""
+    if caused_by(exc, OSError, lambda e: e.errno in (errno.EMFILE, errno.ENFILE)) is None:
+        return None
+    try:
+        import resource
+
+        limit = f" ({resource.getrlimit(resource.RLIMIT_NOFILE)[0]})"
+    except ImportError:
+        limit = ""
+    return (
+        f"This process ran out of open files{limit}: every connection is one. Raise the "
+        "limit (`ulimit -n`; the hard limit, `ulimit -Hn`, is the system's to raise) or "
+        "lower max_connections."
+    )
+
+
+__all__ = ["MAX_CONNECTIONS", "caused_by", "ensure_open_files", "out_of_files", "pool_limits"]

@@ -18,7 +18,7 @@ import httpx
 from httpx_sse import EventSource
 
 from chinwag.config import Paths, ProviderSettings, mask_url
-from chinwag.connections import pool_limits
+from chinwag.connections import out_of_files, pool_limits
 from chinwag.errors import (
     AuthenticationError,
     BadRequestError,
@@ -168,6 +168,11 @@ class OpenAIProvider:
             )
         if isinstance(exc, httpx.TimeoutException):
             return self._timed_out("timeout")
+        if isinstance(exc, httpx.ConnectError) and (hint := out_of_files(exc)):
+            return ProviderConnectionError(
+                f"Could not connect to {self.name} at {self.shown_url}. {hint}",
+                provider=self.name,
+            )
         if isinstance(exc, httpx.ConnectError):
             return ProviderConnectionError(
                 f"Could not connect to {self.name} at {self.shown_url}: {exc}. Is the server "
