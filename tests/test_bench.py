@@ -15,7 +15,7 @@ BENCH = Path(__file__).resolve().parent.parent / "bench"
     "args",
     [
         ["bench_import.py", "--runs", "1"],
-        ["bench_turn.py", "-n", "5", "--rounds", "1"],
+        ["bench_turn.py", "-n", "5", "--runs", "1"],
         ["bench_local.py", "--tokens", "8", "--rounds", "1"],
         ["bench_quality.py", "--runs", "1"],
         [
@@ -40,7 +40,7 @@ BENCH = Path(__file__).resolve().parent.parent / "bench"
             "20",
             "--streams",
             "1",
-            "--rounds",
+            "--runs",
             "1",
             "--concurrent",
             "8",

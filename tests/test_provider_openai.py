@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
+import textwrap
 import time
 from typing import Any
 
@@ -22,6 +25,7 @@ from chinwag.providers import ChatRequest, Finish
 from chinwag.providers.openai import OpenAIProvider
 from chinwag.providers.retry import parse_retry_after
 from chinwag.types import GenerationParams, TextDelta, UsageEvent
+from tests.conftest import Runner
 from tests.fake_openai import FakeOpenAI, Script
 
 pytestmark = pytest.mark.anyio
@@ -188,3 +192,61 @@ def test_retry_after_forms() -> None:
     assert 0 < (parse_retry_after({"retry-after": in_two}) or 0) <= 2.5
     assert parse_retry_after({"retry-after": "soon"}) is None
     assert parse_retry_after({}) is None
+
+
+def _streams_in_a_child(run: Runner, n: int, limit: str) -> tuple[int, str, int]:
+    """n concurrent streams from one AsyncClient in a child whose open-files limit is set
+    by `limit` (soft, hard): how many failed, the first error, the soft limit after."""
+    code = f"""
+        import asyncio, resource, chinwag
+
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        resource.setrlimit(resource.RLIMIT_NOFILE, ({limit}))
+
+        async def main():
+            async with chinwag.AsyncClient() as client:
+                async def one(i):
+                    return await client.stream(f"s{{i}}").text()
+
+                streams = (one(i) for i in range({n}))
+                results = await asyncio.gather(*streams, return_exceptions=True)
+            errors = [r for r in results if isinstance(r, BaseException)]
+            print(len(errors), resource.getrlimit(resource.RLIMIT_NOFILE)[0])
+            print(errors[0] if errors else "")
+
+        asyncio.run(main())
+    """
+    done = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True, text=True, env=run.env, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    counts, first = done.stdout.split("\n", 1)
+    failed, soft = counts.split()
+    return int(failed), first.strip(), int(soft)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="no RLIMIT_NOFILE on Windows")
+def test_many_concurrent_streams_under_a_low_open_files_limit(
+    server: FakeOpenAI, run: Runner
+) -> None:
+    # A soft limit below the pool's size (Linux often starts programs at 1024) would end
+    # streams with "Too many open files"; the client raises it as far as the hard limit.
+    # Each answer takes a second, so all 400 connections are open at once.
+    server.script(*(Script(text="one two three", chunk_delay=0.5) for _ in range(400)))
+    failed, first, soft = _streams_in_a_child(run, 400, "256, hard")
+    assert (failed, first) == (0, "")
+    assert soft > 400
+    assert len(server.requests) == 400
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="no RLIMIT_NOFILE on Windows")
+def test_running_out_of_open_files_says_so(server: FakeOpenAI, run: Runner) -> None:
+    # With the hard limit low too, raising the soft limit cannot help: the error must say
+    # what ran out and how to raise it, not suggest that the server is down.
+    server.script(*(Script(text="one two three", chunk_delay=0.5) for _ in range(100)))
+    failed, first, soft = _streams_in_a_child(run, 100, "64, 64")
+    assert failed > 0
+    assert soft == 64
+    assert "ran out of open files (64)" in first
+    assert "ulimit -n" in first

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Protocol
@@ -155,6 +157,39 @@ def test_breaking_out_of_a_sync_stream_stops_the_answer_and_keeps_it(
     assert len(last.content.split()) <= len(received) + 2 * Stream.READ_AHEAD + 1
 
 
+def test_a_slow_reader_gets_every_word_in_order(config: Config, server: FakeOpenAI) -> None:
+    # The reader falls behind, so the turn fills its read-ahead and waits for room again
+    # and again: every wait must end, and nothing may be lost or reordered.
+    words = [f"w{i}" for i in range(5 * Stream.READ_AHEAD)]
+    server.script(Script(text=" ".join(words)))
+    with Client(config) as client:
+        received = []
+        stream = client.stream("talk")
+        for delta in stream:
+            received.append(delta)
+            if len(received) % Stream.READ_AHEAD == 1:
+                time.sleep(0.05)
+        assert "".join(received) == " ".join(words)
+        assert stream.reply.text == " ".join(words)
+        assert stream.reply.status == "complete"
+
+
+def test_closing_the_client_while_a_reader_waits_is_a_clear_error(
+    config: Config, server: FakeOpenAI
+) -> None:
+    server.script(Script(chunks=[f" w{i}" for i in range(100)], chunk_delay=0.2))
+    client = Client(config)
+    stream = client.stream("slow")
+    texts = iter(stream)
+    received = [next(texts)]
+    threading.Timer(0.3, client.close).start()
+    started = time.monotonic()
+    with pytest.raises(ChinwagError, match="This Client is closed"):
+        received.extend(texts)
+    assert time.monotonic() - started < 10
+    assert len(received) < 100
+
+
 def test_closed_client_says_so(config: Config) -> None:
     client = Client(config)
     client.close()
@@ -173,3 +208,19 @@ def test_import_chinwag_loads_nothing_heavy() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split("\n")[:2] == ["[]", "False False"]
+
+
+def test_from_chinwag_import_client_builds_no_model_yet() -> None:
+    # Each pydantic model built at import (a model instance made at module level, a model
+    # without defer_build) costs import time, and the first loads pydantic's plugins
+    # through importlib.metadata: the first call builds what it uses, and no more.
+    code = (
+        "import sys, pydantic\n"
+        "from chinwag import Client\n"
+        "built = [m for m, module in sys.modules.items() if m.startswith('chinwag')\n"
+        "         for k in vars(module).values() if isinstance(k, type)\n"
+        "         and issubclass(k, pydantic.BaseModel) and k.__pydantic_complete__]\n"
+        "print(built, 'importlib.metadata' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[] False"

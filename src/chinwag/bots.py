@@ -7,6 +7,7 @@ and cannot take a built-in or file bot's slug, so a slug always means one bot.
 from __future__ import annotations
 
 import builtins
+import functools
 import re
 import uuid
 from collections.abc import Iterable
@@ -24,16 +25,20 @@ if TYPE_CHECKING:
     from chinwag.config import Config
     from chinwag.store import Store
 
-# Stable across installs, so stored conversations keep pointing at it.
-DEFAULT_BOT = Bot(
-    uid=str(uuid.uuid5(uuid.NAMESPACE_URL, "https://chinwag.dev/bots/default")),
-    slug="default",
-    name="Default",
-    description="A helpful assistant on the default provider and model.",
-    # No prompt of its own, so the model's and the config's system prompts apply.
-)
 
-BUILTIN_BOTS = (DEFAULT_BOT,)
+@functools.cache
+def builtin_bots() -> tuple[Bot, ...]:
+    """The bots every install has; made on first use, as building a model costs import
+    time (pydantic builds Bot's validator, and loads its plugins, on the first Bot)."""
+    default = Bot(
+        # Stable across installs, so stored conversations keep pointing at it.
+        uid=str(uuid.uuid5(uuid.NAMESPACE_URL, "https://chinwag.dev/bots/default")),
+        slug="default",
+        name="Default",
+        description="A helpful assistant on the default provider and model.",
+        # No prompt of its own, so the model's and the config's system prompts apply.
+    )
+    return (default,)
 
 
 def slugify(name: str) -> str:

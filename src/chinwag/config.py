@@ -23,13 +23,13 @@ _META_ENV = {"CHINWAG_HOME", "CHINWAG_PROFILE", "CHINWAG_CONFIG"}
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, defer_build=True)
 
 
 class ProviderSettings(BaseModel):
     """One configured provider; plugin providers may add keys of their own."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", defer_build=True)
 
     type: str = "openai"
     base_url: str | None = None
@@ -46,6 +46,8 @@ class ProviderSettings(BaseModel):
     # counted.
     deadline: float = Field(default=600.0, gt=0)
     max_retries: int = Field(default=2, ge=0, le=10)
+    # Connections at once (streams, requests); more wait for one to be free.
+    max_connections: int = Field(default=1000, gt=0)
     headers: dict[str, str] = {}
 
 
@@ -175,19 +177,19 @@ class Settings(_Section):
     bot: str = "default"
     user: str = "local"
     tool_rounds: int = Field(default=8, gt=0)  # tool calls a turn may chain before it stops
-    titles: TitleSettings = TitleSettings()  # or just a mode: `titles: model`
+    titles: TitleSettings = Field(default_factory=TitleSettings)  # or just a mode: `titles: model`
     title_bot: str | None = None  # the bot that writes titles; None: the conversation's
     # The last resort of the system prompts: call > conversation > bot > model > this.
     system_prompt: str | None = "You are a helpful assistant."
     context_window: int = Field(default=8192, gt=0)  # for models without their own setting
     providers: dict[str, ProviderSettings] = Field(default_factory=_default_providers)
     models: dict[str, ModelSettings] = {}
-    store: StoreSettings = StoreSettings()
-    search: SearchSettings = SearchSettings()
-    templates: TemplateSettings = TemplateSettings()
-    workflows: WorkflowSettings = WorkflowSettings()
-    server: ServerSettings = ServerSettings()
-    mcp: MCPSettings = MCPSettings()
+    store: StoreSettings = Field(default_factory=StoreSettings)
+    search: SearchSettings = Field(default_factory=SearchSettings)
+    templates: TemplateSettings = Field(default_factory=TemplateSettings)
+    workflows: WorkflowSettings = Field(default_factory=WorkflowSettings)
+    server: ServerSettings = Field(default_factory=ServerSettings)
+    mcp: MCPSettings = Field(default_factory=MCPSettings)
     profiles: dict[str, dict[str, Any]] = {}
 
 

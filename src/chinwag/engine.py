@@ -18,7 +18,7 @@ import anyio
 from chinwag import checks, plan as planning
 from chinwag.answer import Answer, add_usage
 from chinwag.background import Background
-from chinwag.bots import BUILTIN_BOTS, BotFiles, not_found, on_model, resolve
+from chinwag.bots import BotFiles, builtin_bots, not_found, on_model, resolve
 from chinwag.config import Config
 from chinwag.context import build_context
 from chinwag.errors import ChinwagError, ConfigError, NotFoundError, ProviderError, StoreError
@@ -225,7 +225,7 @@ class Engine:
 
     def shared_bots(self) -> tuple[Bot, ...]:
         """Everyone's bots: the built-in ones and those in the config dir's bots/ files."""
-        return BUILTIN_BOTS + self.bot_files.bots()
+        return builtin_bots() + self.bot_files.bots()
 
     async def visible_bots(self, user_id: int) -> list[Bot]:
         """The bots this user can use: everyone's, then the ones the user saved."""

@@ -6,7 +6,10 @@ from the client's event-loop thread, in batches.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import threading
+from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import Future
 from typing import Any
@@ -14,7 +17,6 @@ from typing import Any
 import anyio
 import anyio.abc
 from anyio.from_thread import BlockingPortal
-from anyio.streams.memory import MemoryObjectReceiveStream
 
 from chinwag.closing import Closing
 from chinwag.errors import ChinwagError, error_from
@@ -127,6 +129,9 @@ class _AsyncTexts:
 
 _END = object()
 
+# Seconds between the reader's checks that its client is still open, while it waits.
+_CHECK_EVERY = 0.5
+
 
 class Stream(_Outcome, Closing):
     """The sync face of AsyncStream: `for text in stream`, then `stream.reply`.
@@ -136,6 +141,11 @@ class Stream(_Outcome, Closing):
     what the model had sent when it stopped: at most 2 * READ_AHEAD + 1 events more
     than this thread had read (a batch taken, a full buffer, one in flight).
     AsyncStream reads no further than its consumer.
+
+    The buffer is a deque under a threading.Condition rather than a portal call per
+    batch: a portal call is a round trip through the loop (a future, a wake-up, a
+    handle), and the reader paid it for every batch. Now the loop only hears from
+    this thread when the buffer was full and the pump waits for room.
     """
 
     READ_AHEAD = 64
@@ -150,52 +160,74 @@ class Stream(_Outcome, Closing):
         self._source = source
         self._check_open = check_open  # the client's: a closed client is an error, not a hang
         self._pump: Future[None] | None = None
-        self._buffer: MemoryObjectReceiveStream[Any] | None = None
         self._scope: anyio.CancelScope | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._ready = threading.Condition(threading.Lock())
+        self._buffer: deque[Any] = deque()  # events, then an exception or _END
+        self._reader_waiting = False
+        self._room: asyncio.Future[None] | None = None  # the pump waits on it when full
         self._finished = False
 
     async def _run(self, *, task_status: anyio.abc.TaskStatus[Any]) -> None:
-        send, receive = anyio.create_memory_object_stream[Any](self.READ_AHEAD)
+        self._loop = asyncio.get_running_loop()
         with anyio.CancelScope() as scope:
-            task_status.started((receive, scope))
-            async with send:
-                try:
-                    async for event in self._source._events:
-                        await send.send(event)
-                except Exception as exc:
-                    await send.send(exc)
-                finally:
-                    with anyio.CancelScope(shield=True):
-                        await self._source.aclose()
-
-    @staticmethod
-    async def _take(buffer: MemoryObjectReceiveStream[Any]) -> list[Any]:
-        """The next event, and every one after it that is already buffered."""
-        try:
-            items = [await buffer.receive()]
-        except anyio.EndOfStream:
-            return [_END]
-        while True:
+            task_status.started(scope)
             try:
-                items.append(buffer.receive_nowait())
-            except anyio.WouldBlock:
-                return items
-            except anyio.EndOfStream:
-                items.append(_END)
-                return items
+                async for event in self._source._events:
+                    room = self._put(event)
+                    if room is not None:
+                        await room
+            except Exception as exc:
+                self._put(exc)
+            finally:
+                # _END only once the partial answer is stored: the reader may look at it.
+                with anyio.CancelScope(shield=True):
+                    await self._source.aclose()
+                self._put(_END)
+
+    def _put(self, item: Any) -> asyncio.Future[None] | None:
+        """Buffer one item (on the loop); a future to wait on when the buffer is full."""
+        with self._ready:
+            self._buffer.append(item)
+            if self._reader_waiting:
+                self._ready.notify()
+            if len(self._buffer) < self.READ_AHEAD:
+                return None
+            self._room = room = asyncio.get_running_loop().create_future()
+            return room
+
+    def _take(self) -> deque[Any]:
+        """Every buffered item, waiting for the first; wakes the pump if it waits for room."""
+        with self._ready:
+            while not self._buffer:
+                self._reader_waiting = True
+                try:
+                    self._ready.wait(_CHECK_EVERY)
+                finally:
+                    self._reader_waiting = False
+                if not self._buffer:
+                    self._check_open()  # a loop that died cannot send _END
+            items, self._buffer = self._buffer, deque()
+            room, self._room = self._room, None
+        if room is not None and self._loop is not None:
+            with contextlib.suppress(RuntimeError):  # the loop stopped: so did the pump
+                self._loop.call_soon_threadsafe(_wake, room)
+        return items
 
     def events(self) -> Iterator[Event]:
         """Every typed event of the turn; a failure arrives as ErrorEvent, then is raised."""
         if self._finished:
             return
         self._check_open()
-        if self._buffer is None:
-            self._pump, (self._buffer, self._scope) = self._portal.start_task(self._run)
+        if self._pump is None:
+            self._pump, self._scope = self._portal.start_task(self._run)
         try:
             while True:
                 self._check_open()
-                for item in self._portal.call(self._take, self._buffer):
+                for item in self._take():
                     if item is _END:
+                        if self._reply is None:
+                            self._check_open()  # stopped by the client's close
                         return
                     if isinstance(item, BaseException):
                         raise item
@@ -226,3 +258,9 @@ class Stream(_Outcome, Closing):
                 self._portal.call(self._scope.cancel)
         with contextlib.suppress(BaseException):  # its outcome was already handed out
             pump.result()
+
+
+def _wake(room: asyncio.Future[None]) -> None:
+    """On the loop: let a pump that waits for room go on (unless it was cancelled)."""
+    if not room.done():
+        room.set_result(None)

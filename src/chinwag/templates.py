@@ -84,14 +84,14 @@ _FRONT = re.compile(r"\A---\s*\n(.*?)\n---\s*\n?(.*)\Z", re.DOTALL)
 class Template(BaseModel):
     """A parsed template: its front matter and its Jinja2 body."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     name: str
     description: str = ""
     bot: str | None = None
     system: str | None = None
     title: str | None = None
-    parameters: GenerationParams = GenerationParams()
+    parameters: GenerationParams = Field(default_factory=GenerationParams)
     variables: dict[str, Any] = Field(default_factory=dict)  # defaults
     body: str
     source: str  # "built-in" or the file's path
@@ -100,7 +100,7 @@ class Template(BaseModel):
 class Rendered(BaseModel):
     """A template filled in: what a turn sends."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     name: str
     prompt: str

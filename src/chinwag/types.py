@@ -12,7 +12,9 @@ Status = Literal["complete", "partial", "error"]
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Built on first use: many models (statistics, keys, users) are never used by a
+    # program, and building them all cost `import chinwag.types` tens of ms.
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 class Usage(_Model):
@@ -58,7 +60,7 @@ class Bot(_Model):
     # None: the provider's configured default model; at most what the store's column holds.
     model: str | None = Field(default=None, max_length=200)
     system_prompt: str | None = None
-    params: GenerationParams = GenerationParams()
+    params: GenerationParams = Field(default_factory=GenerationParams)
     tools: list[str] = []
     search: bool = False
     welcome_message: str | None = None

@@ -44,7 +44,7 @@ if TYPE_CHECKING:
 
 
 class Step(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     prompt: str | None = None
@@ -63,7 +63,7 @@ class Step(BaseModel):
 
 
 class Workflow(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     name: str
     description: str = ""
@@ -73,6 +73,8 @@ class Workflow(BaseModel):
 
 
 class StepResult(BaseModel):
+    model_config = ConfigDict(defer_build=True)
+
     name: str
     skipped: bool = False
     outputs: list[str] = []  # one per loop item, or one
@@ -80,6 +82,8 @@ class StepResult(BaseModel):
 
 
 class WorkflowResult(BaseModel):
+    model_config = ConfigDict(defer_build=True)
+
     name: str
     steps: list[StepResult]
 

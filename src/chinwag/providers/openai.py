@@ -18,6 +18,7 @@ import httpx
 from httpx_sse import EventSource
 
 from chinwag.config import Paths, ProviderSettings, mask_url
+from chinwag.connections import out_of_files, pool_limits
 from chinwag.errors import (
     AuthenticationError,
     BadRequestError,
@@ -72,8 +73,7 @@ class OpenAIProvider:
                 base_url=self.base_url,
                 headers=headers,
                 timeout=httpx.Timeout(s.timeout, connect=s.connect_timeout),
-                # openai-python's limits: many streams share one pool.
-                limits=httpx.Limits(max_connections=1000, max_keepalive_connections=100),
+                limits=pool_limits(s.max_connections),
             )
         return self._http
 
@@ -168,6 +168,11 @@ class OpenAIProvider:
             )
         if isinstance(exc, httpx.TimeoutException):
             return self._timed_out("timeout")
+        if isinstance(exc, httpx.ConnectError) and (hint := out_of_files(exc)):
+            return ProviderConnectionError(
+                f"Could not connect to {self.name} at {self.shown_url}. {hint}",
+                provider=self.name,
+            )
         if isinstance(exc, httpx.ConnectError):
             return ProviderConnectionError(
                 f"Could not connect to {self.name} at {self.shown_url}: {exc}. Is the server "

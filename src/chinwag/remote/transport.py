@@ -13,6 +13,7 @@ from pydantic import Field, TypeAdapter, ValidationError
 
 from chinwag import checks
 from chinwag.config import ServerSettings, mask_url
+from chinwag.connections import caused_by, out_of_files, pool_limits
 from chinwag.errors import (
     AccessError,
     ChinwagError,
@@ -88,7 +89,7 @@ class Transport:
                 base_url=self.url + "/api/v1",
                 headers=headers,
                 timeout=httpx.Timeout(s.timeout, connect=s.connect_timeout),
-                limits=httpx.Limits(max_connections=1000, max_keepalive_connections=100),
+                limits=pool_limits(),
                 verify=self._verify,
             )
         return self._http
@@ -249,13 +250,15 @@ class Transport:
 
     def _transport_error(self, exc: httpx.TransportError, streaming: bool) -> ChinwagError:
         where = f"the chinwag server at {self.shown_url}"
-        if _caused_by(exc, ssl.SSLCertVerificationError):
+        if caused_by(exc, ssl.SSLCertVerificationError):
             return ServerConnectionError(
                 f"The TLS certificate of {where} was not accepted: {exc}. Trust it with "
                 "verify=ssl.create_default_context(cafile=...), or skip the check with "
                 "verify=False.",
                 should_retry=False,  # trying again would meet the same certificate
             )
+        if isinstance(exc, httpx.ConnectError) and (hint := out_of_files(exc)):
+            return ServerConnectionError(f"Cannot connect to {where}. {hint}")
         if isinstance(exc, httpx.ConnectTimeout | httpx.ConnectError):
             return ServerConnectionError(
                 f"Cannot reach {where}: {exc or type(exc).__name__}. Is `chinwag serve` "
@@ -281,18 +284,6 @@ class Transport:
         if self._http is not None:
             await self._http.aclose()
             self._http = None
-
-
-def _caused_by(exc: BaseException, kind: type[BaseException]) -> bool:
-    """Whether `kind` is in the exception's chain (httpx wraps what ssl raised)."""
-    seen: BaseException | None = exc
-    for _ in range(10):  # a chain is short; a cycle must not loop forever
-        if seen is None:
-            return False
-        if isinstance(seen, kind):
-            return True
-        seen = seen.__cause__ or seen.__context__
-    return False
 
 
 _ADAPTERS: dict[Any, TypeAdapter[Any]] = {}

@@ -12,14 +12,17 @@ transaction by the backend's runner:
   The two short writes of a turn go further: they run on the event loop's own
   connection, which never waits (busy_timeout=0, no autocheckpoint). If another
   writer holds the lock they fall back to the worker thread, which waits; the WAL is
-  checkpointed from that thread too, so the loop never blocks on a lock or an fsync.
+  checkpointed on a thread of its own, which no turn waits for, so neither the loop
+  nor a turn blocks on a lock or on the checkpoint's fsyncs.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import random
+import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -60,6 +63,7 @@ from chinwag.store.schema import (
 )
 from chinwag.types import USAGE_COUNTERS, Bot, Conversation, Message, Role, Status, Usage
 
+log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
@@ -310,6 +314,7 @@ class Store:
         self._file: Path | None = None  # SQLite: the database file, and its identity
         self._identity: tuple[int, int] | None = None
         self._inline_commits = 0
+        self._checkpointing: threading.Thread | None = None  # SQLite: the running checkpoint
         # Built once: constructing statements costs more than running them on SQLite.
         add = insert(usage_daily)
         self._add_usage = add.on_conflict_do_update(
@@ -372,6 +377,8 @@ class Store:
         if self._inline is not None:
             self._inline.close()
             self._inline = None
+        if self._checkpointing is not None:
+            await anyio.to_thread.run_sync(self._checkpointing.join)
         with contextlib.suppress(StoreError):  # a full disk must not stop the close
             await self._run(_checkpoint)
         await anyio.to_thread.run_sync(cast(Engine, self.engine).dispose, limiter=self._threads)
@@ -423,9 +430,30 @@ class Store:
             else:
                 self._inline_commits += 1
                 if self._inline_commits % 256 == 0:
-                    await self._run(_checkpoint)
+                    self._checkpoint_soon()
                 return result
         return await self._run(operation)
+
+    def _checkpoint_soon(self) -> None:
+        """Checkpoint SQLite's WAL on a thread of its own. Awaited here, its fsyncs (about
+        12 ms) landed on the one turn in 128 that made the count: the turns' p99.
+        Durability is the same: a commit is in the WAL before it returns."""
+        running = self._checkpointing
+        if running is not None and running.is_alive():
+            return
+        engine = cast(Engine, self.engine)
+
+        def checkpoint() -> None:
+            try:
+                with engine.begin() as conn:
+                    _checkpoint(conn)
+            except SQLAlchemyError as exc:  # the WAL only grows until the next one
+                log.warning("could not checkpoint the database's WAL: %s", exc)
+
+        self._checkpointing = threading.Thread(
+            target=checkpoint, name="chinwag-checkpoint", daemon=True
+        )
+        self._checkpointing.start()
 
     def _error(self, exc: SQLAlchemyError) -> StoreError:
         """A database failure as one line that says what to do."""
