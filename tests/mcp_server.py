@@ -31,6 +31,12 @@ def touch(path: str) -> str:
     return f"created {path}"
 
 
+@server.tool()
+def crash() -> str:
+    """End the server's process mid-call, as a crash would."""
+    os._exit(1)
+
+
 def main() -> None:
     if os.environ.get("MCP_PIDFILE"):
         Path(os.environ["MCP_PIDFILE"]).write_text(str(os.getpid()))

@@ -65,7 +65,7 @@ async def test_a_bot_uses_a_stdio_servers_tools(server: FakeOpenAI, tmp_path: Pa
         history = await client.conversations.history(reply.conversation_id)
         pid = int(pidfile.read_text())
     assert reply.text == "It is 5."
-    assert sorted(sent) == ["add", "shout", "touch"]
+    assert sorted(sent) == ["add", "crash", "shout", "touch"]
     # The server's own schema, as it is.
     assert sent["add"]["parameters"]["required"] == ["a", "b"]
     assert sent["add"]["description"] == "Add two numbers."
@@ -125,7 +125,7 @@ async def test_unknown_servers_and_tools_say_what_exists(server: FakeOpenAI) -> 
     async with AsyncClient(make_config(server, **{"mcp.servers.notes": stdio()})) as client:
         for tools, message in (
             (["mcp:nothere/*"], "No MCP server 'nothere' \\(mcp.servers: notes\\)"),
-            (["mcp:notes/missing"], "has no tool 'missing' \\(it has: add, shout, touch\\)"),
+            (["mcp:notes/missing"], "has no tool 'missing' \\(it has: add, crash, shout, touch\\)"),
             (["mcp:notes"], "write mcp:SERVER/TOOL"),
         ):
             bot = await client.bots.create(name=f"B{len(message)}", tools=tools)
@@ -260,3 +260,25 @@ def test_the_shell_asks_before_an_mcp_tools_first_call(server: FakeOpenAI, tmp_p
     assert second.read_text() == "touched"
     assert "Made one." in shown
     assert "Made two." in shown
+
+
+async def test_a_server_that_crashes_mid_call_is_started_again(
+    server: FakeOpenAI, tmp_path: Path
+) -> None:
+    pidfile = tmp_path / "pid"
+    settings = stdio(env={"MCP_PIDFILE": str(pidfile)}, allow=True)
+    server.script(
+        Script(tool_calls=[_call("crash", {})]), Script(text="It broke."),
+        Script(tool_calls=[_call("add", {"a": 1, "b": 1})]), Script(text="Two."),
+    )  # fmt: skip
+    async with AsyncClient(make_config(server, **{"mcp.servers.notes": settings})) as client:
+        bot = await client.bots.create(name="Notes", tools=["mcp:notes/*"])
+        reply = await client.ask("crash it", bot=bot.slug)
+        first_pid = int(pidfile.read_text())
+        said = server.requests[-1]["messages"][-1]["content"]
+        assert reply.text == "It broke."
+        assert "The MCP server 'notes' failed" in said
+        assert (await client.ask("1 + 1", bot=bot.slug)).text == "Two."
+        assert server.requests[-1]["messages"][-1]["content"] == "2"
+        assert int(pidfile.read_text()) != first_pid
+        assert all(c.ok for c in (await client.health()).mcp)

@@ -64,6 +64,7 @@ class Server:
         self.job: Job | None = None
         self.ready = anyio.Event()
         self.allowed: set[str] = set()  # tools the person at the shell allowed
+        self.crashed = False  # it ran, then stopped: the next use starts it again
 
     @property
     def where(self) -> str:
@@ -122,6 +123,7 @@ class Server:
             try:
                 result = await client.call_tool(tool, arguments)
             except Exception as exc:
+                await self.alive()  # a crash marks it, so the next turn starts it again
                 raise ToolError(f"The MCP server {self.name!r} failed: {_reason(exc)}") from exc
             text = "\n".join(getattr(part, "text", f"[{part.type}]") for part in result.content)
             if result.is_error:
@@ -133,6 +135,24 @@ class Server:
             return text
 
         return call
+
+    async def alive(self) -> bool:
+        """Whether it still answers (a listing, past any cache: ping is gone from newer
+        protocol versions); one that does not is stopped, as crashed."""
+        client = self.client
+        if client is None:
+            return False
+        try:
+            with anyio.fail_after(min(5.0, self.settings.timeout)):
+                await client.list_tools(cache_mode="bypass")
+            return True
+        except Exception as exc:
+            self.client = None
+            self.crashed = True
+            self.failure = f"it stopped answering ({_reason(exc)})"
+            if self.job is not None:
+                await self.job.stop()
+            return False
 
     def allows(self, tool: str) -> bool:
         allow = self.settings.allow
@@ -152,6 +172,10 @@ class Servers:
         """The server called `name`, started now if it is not yet; a ConfigError if it is
         not configured, cannot start, or has stopped."""
         found = self._running.get(name)
+        if found is not None and found.crashed:
+            allowed, found = found.allowed, None
+        else:
+            allowed = set()
         if found is None:
             settings = self._settings.get(name)
             if settings is None:
@@ -161,6 +185,7 @@ class Servers:
                     f"under mcp.servers.{name} with a command or a url."
                 )
             found = self._running[name] = Server(name, settings)
+            found.allowed = allowed
             found.job = self._background.spawn(found.run, f"the MCP server {name}", lasting=True)
             if found.job is None:
                 found.failure = "there is no event loop task group to run it in"
@@ -246,6 +271,8 @@ class Servers:
             started = time.perf_counter()
             try:
                 server = await self.server(name)
+                if not await server.alive():
+                    server = await self.server(name)  # crashed: started again
             except ConfigError as exc:
                 checks[name] = ComponentHealth(
                     name=f"mcp:{name}", ok=False, latency_ms=None, detail=str(exc)
