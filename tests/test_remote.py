@@ -258,6 +258,19 @@ def test_statistics_grow_with_each_turn(client: Client) -> None:
     assert len(usage.items) == 1
 
 
+def test_costs_on_replies_and_in_stats(client: Client) -> None:
+    before = client.stats.total()
+    priced = client.ask("What does this cost?", model="gpt-4o-mini")
+    assert priced.usage.cost is not None
+    assert priced.usage.cost > 0
+    unknown = client.ask("And this?")
+    assert unknown.usage.cost is None  # test-model has no known price
+    after = client.stats.total()
+    assert after.unpriced == before.unpriced + 1
+    assert after.cost == pytest.approx((before.cost or 0.0) + priced.usage.cost)
+    assert client.stats.day().cost == client.stats.usage().items[-1].cost
+
+
 def test_errors_are_the_same_classes(client: Client, server: FakeOpenAI) -> None:
     with pytest.raises(chinwag.NotFoundError):
         client.ask("hi", bot="no-such-bot")

@@ -49,11 +49,20 @@ class ProviderSettings(BaseModel):
     headers: dict[str, str] = {}
 
 
+class ModelPrice(_Section):
+    """What a model costs, in US dollars per million tokens (a private deployment's price,
+    or one the price table does not know): it wins over genai-prices' table."""
+
+    input: float = Field(ge=0)
+    output: float = Field(ge=0)
+
+
 class ModelSettings(_Section):
     """Per-model settings, keyed by model name."""
 
     context_window: int | None = Field(default=None, gt=0)
     system_prompt: str | None = None
+    price: ModelPrice | None = None
 
 
 class SearchSettings(_Section):
@@ -635,6 +644,11 @@ class Config:
         if per_model and per_model.context_window:
             return per_model.context_window
         return provider_says or self.settings.context_window
+
+    def price(self, model: str) -> ModelPrice | None:
+        """models.<model>.price, if the config sets one."""
+        per_model = self.settings.models.get(model)
+        return per_model.price if per_model else None
 
     def __repr__(self) -> str:
         return f"Config(file={str(self.file)!r}, profile={self.profile!r})"
