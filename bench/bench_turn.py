@@ -20,7 +20,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("-n", type=int, default=400, help="requests per client and round")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--model", default="test-model", help="the model served (gpt-4o-mini: a priced turn)"
+    )
     args = parser.parse_args()
+    model = args.model
 
     import httpx
     import openai
@@ -31,16 +35,16 @@ def main() -> None:
         raw = httpx.Client(base_url=base_url)
         sdk = openai.OpenAI(base_url=base_url, api_key="unused", max_retries=0)
         config = chinwag.Config(
-            {"providers.openai.base_url": base_url, "providers.openai.model": "test-model"}
+            {"providers.openai.base_url": base_url, "providers.openai.model": model}
         )
         client = chinwag.Client(config)
-        body = {"model": "test-model", "messages": MESSAGES}
+        body = {"model": model, "messages": MESSAGES}
 
         def call_httpx() -> object:
             return raw.post("/chat/completions", json=body).json()["choices"][0]["message"]
 
         def call_sdk() -> object:
-            return sdk.chat.completions.create(model="test-model", messages=MESSAGES)
+            return sdk.chat.completions.create(model=model, messages=MESSAGES)
 
         def call_chinwag() -> object:
             return client.ask("Say hello!")
@@ -67,7 +71,7 @@ def main() -> None:
             f"p99 {percentile(ours, 99) - percentile(values, 99):+.3f} ms"
         )
     print("target: overhead over httpx <= 1.5 ms median")
-    reproduce("bench_turn.py", f"-n {args.n} --rounds {args.rounds}")
+    reproduce("bench_turn.py", f"-n {args.n} --rounds {args.rounds} --model {model}")
 
 
 if __name__ == "__main__":

@@ -61,6 +61,20 @@ async def test_a_known_model_costs_what_genai_prices_says_and_stats_add_it_up(
         assert total.cost == day.cost
 
 
+@pytest.mark.parametrize("model", ["gpt-4o-mini", "deepseek-chat", "gemini-2.5-pro"])
+@pytest.mark.parametrize(("tokens_in", "tokens_out"), [(10, 7), (123_457, 98_765), (250_000, 1)])
+def test_every_price_is_the_table_s_linear_or_tiered_by_prompt_size(
+    model: str, tokens_in: int, tokens_out: int
+) -> None:
+    from chinwag.config import ProviderSettings
+    from chinwag.prices import turn_cost
+
+    usage = Usage(prompt_tokens=tokens_in, completion_tokens=tokens_out)
+    where = ProviderSettings(base_url="http://127.0.0.1:9/v1")  # a URL the table lacks
+    for _ in range(2):  # the first prices from the table, the next from what it learnt
+        assert turn_cost(model, usage, price=None, provider=where) == table_price(model, usage)
+
+
 async def test_an_unknown_model_costs_unknown_not_zero_and_a_mix_says_so(
     server: FakeOpenAI, store_url: str
 ) -> None:
