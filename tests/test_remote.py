@@ -432,7 +432,7 @@ def test_the_command_talks_to_a_server(run: Runner, server: FakeOpenAI) -> None:
         assert remote("conversations", "list").stdout.strip() == ""
 
 
-def test_the_command_finds_a_server_s_key_in_the_keyring(
+def test_the_command_finds_a_server_s_key_in_the_keyring_or_its_file(
     run: Runner, server: FakeOpenAI, tmp_path: Path
 ) -> None:
     assert run("users", "add", "dave").returncode == 0
@@ -454,6 +454,10 @@ def test_the_command_finds_a_server_s_key_in_the_keyring(
         assert asked.returncode == 0, asked.stderr
         assert asked.stdout.strip() == "You said: hi"
         assert key not in asked.stdout + asked.stderr
+        # `chinwag keys set --server URL` stores it the same way (here: the 0600 file).
+        other = Runner({**run.env, "CHINWAG_HOME": str(tmp_path / "other-home")})
+        assert other("keys", "set", "--server", base, stdin=key).returncode == 0
+        assert other("--server", base, "hi").stdout.strip() == "You said: hi"
 
 
 def test_the_chat_shell_over_a_server(module_server: str, server: FakeOpenAI) -> None:

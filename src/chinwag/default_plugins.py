@@ -52,7 +52,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "plugins": ("chinwag.cli.status:plugins", "The plugins: what each adds, and any failure."),
     "serve": ("chinwag.cli.serve:serve", "Serve the OpenAI API and chinwag's over HTTP."),
     "users": ("chinwag.cli.accounts:users", "Add and list the users of a chinwag server."),
-    "keys": ("chinwag.cli.accounts:keys", "Create, list and revoke a server's API keys."),
+    "keys": (
+        "chinwag.cli.accounts:keys",
+        "Store provider keys; create, list and revoke server keys.",
+    ),
 }
 
 
