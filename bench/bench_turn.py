@@ -22,7 +22,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("-n", type=int, default=1000, help="requests per client and run")
     parser.add_argument("--runs", type=int, default=5, help="runs; figures are their medians")
+    parser.add_argument(
+        "--model", default="test-model", help="the model served (gpt-4o-mini: a priced turn)"
+    )
     args = parser.parse_args()
+    model = args.model
 
     import httpx
     import openai
@@ -33,16 +37,16 @@ def main() -> None:
         raw = httpx.Client(base_url=base_url)
         sdk = openai.OpenAI(base_url=base_url, api_key="unused", max_retries=0)
         config = chinwag.Config(
-            {"providers.openai.base_url": base_url, "providers.openai.model": "test-model"}
+            {"providers.openai.base_url": base_url, "providers.openai.model": model}
         )
         client = chinwag.Client(config)
-        body = {"model": "test-model", "messages": MESSAGES}
+        body = {"model": model, "messages": MESSAGES}
 
         def call_httpx() -> object:
             return raw.post("/chat/completions", json=body).json()["choices"][0]["message"]
 
         def call_sdk() -> object:
-            return sdk.chat.completions.create(model="test-model", messages=MESSAGES)
+            return sdk.chat.completions.create(model=model, messages=MESSAGES)
 
         def call_chinwag() -> object:
             return client.ask("Say hello!")
@@ -76,7 +80,7 @@ def main() -> None:
         )
         print(f"overhead over {base:10s}: p50 {p50:+.3f} ms, p99 {p99:+.3f} ms (medians of runs)")
     print("target: overhead over httpx <= 1.5 ms at p50, <= 3 ms at p99")
-    reproduce("bench_turn.py", f"-n {args.n} --runs {args.runs}")
+    reproduce("bench_turn.py", f"-n {args.n} --runs {args.runs} --model {model}")
 
 
 if __name__ == "__main__":

@@ -258,6 +258,19 @@ def test_statistics_grow_with_each_turn(client: Client) -> None:
     assert len(usage.items) == 1
 
 
+def test_costs_on_replies_and_in_stats(client: Client) -> None:
+    before = client.stats.total()
+    priced = client.ask("What does this cost?", model="gpt-4o-mini")
+    assert priced.usage.cost is not None
+    assert priced.usage.cost > 0
+    unknown = client.ask("And this?")
+    assert unknown.usage.cost is None  # test-model has no known price
+    after = client.stats.total()
+    assert after.unpriced == before.unpriced + 1
+    assert after.cost == pytest.approx((before.cost or 0.0) + priced.usage.cost)
+    assert client.stats.day().cost == client.stats.usage().items[-1].cost
+
+
 def test_errors_are_the_same_classes(client: Client, server: FakeOpenAI) -> None:
     with pytest.raises(chinwag.NotFoundError):
         client.ask("hi", bot="no-such-bot")
@@ -419,7 +432,7 @@ def test_the_command_talks_to_a_server(run: Runner, server: FakeOpenAI) -> None:
         assert remote("conversations", "list").stdout.strip() == ""
 
 
-def test_the_command_finds_a_server_s_key_in_the_keyring(
+def test_the_command_finds_a_server_s_key_in_the_keyring_or_its_file(
     run: Runner, server: FakeOpenAI, tmp_path: Path
 ) -> None:
     assert run("users", "add", "dave").returncode == 0
@@ -441,6 +454,10 @@ def test_the_command_finds_a_server_s_key_in_the_keyring(
         assert asked.returncode == 0, asked.stderr
         assert asked.stdout.strip() == "You said: hi"
         assert key not in asked.stdout + asked.stderr
+        # `chinwag keys set --server URL` stores it the same way (here: the 0600 file).
+        other = Runner({**run.env, "CHINWAG_HOME": str(tmp_path / "other-home")})
+        assert other("keys", "set", "--server", base, stdin=key).returncode == 0
+        assert other("--server", base, "hi").stdout.strip() == "You said: hi"
 
 
 def test_the_chat_shell_over_a_server(module_server: str, server: FakeOpenAI) -> None:

@@ -163,7 +163,7 @@ async def test_rollup_accumulates_per_day(store_url: str) -> None:
         await _turn(store, uid, "two", "b")
         today = datetime.now(UTC).date()
         rows = await store.usage_by_day(uid, today - timedelta(days=1), today)
-        assert rows == [(today, 2, 0, 20, 10, 6, 4)]
+        assert rows == [(today, 2, 0, 20, 10, 6, 4, 2, 0.0)]  # unpriced: 2, no known cost
         other = await store.user_id("bob")
         assert await store.usage_by_day(other, today, today) == []
     finally:

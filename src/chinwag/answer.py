@@ -15,6 +15,7 @@ import anyio
 from chinwag.background import Background, Job
 from chinwag.counting import count_words, estimate_prompt_tokens, estimate_tokens
 from chinwag.errors import NotFoundError, StoreError
+from chinwag.prices import turn_cost
 from chinwag.providers.base import ChatRequest
 from chinwag.types import Reply, Role, Source, Status, ToolCall, Usage
 
@@ -221,6 +222,9 @@ class Answer:
             await self._stop_keeping()
             text = storable("".join(self.parts))
             usage = final_usage(self.reported, self.context, text)
+            plan = self.plan
+            cost = turn_cost(plan.model, usage, price=plan.price, provider=plan.provider.settings)
+            usage = usage.model_copy(update={"cost": cost})
             meta = {"sources": [s.model_dump() for s in self.sources]} if self.sources else None
             if not self.kept:
                 await self.store.count_usage(

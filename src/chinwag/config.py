@@ -6,8 +6,6 @@ import contextlib
 import functools
 import json
 import os
-import re
-import stat
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +14,13 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
 from chinwag.errors import ConfigError, NotFoundError
+from chinwag.keystore import (
+    MASK,
+    mask_url as mask_url,
+    secret_header as secret_header,
+    secret_name,
+    write_private,
+)
 
 ENV_PREFIX = "CHINWAG_"
 # Variables that steer where config lives rather than set a key.
@@ -51,11 +56,20 @@ class ProviderSettings(BaseModel):
     headers: dict[str, str] = {}
 
 
+class ModelPrice(_Section):
+    """What a model costs, in US dollars per million tokens (a private deployment's price,
+    or one the price table does not know): it wins over genai-prices' table."""
+
+    input: float = Field(ge=0)
+    output: float = Field(ge=0)
+
+
 class ModelSettings(_Section):
     """Per-model settings, keyed by model name."""
 
     context_window: int | None = Field(default=None, gt=0)
     system_prompt: str | None = None
+    price: ModelPrice | None = None
 
 
 class SearchSettings(_Section):
@@ -391,48 +405,6 @@ def _load_file(path: Path) -> dict[str, Any]:
     return data
 
 
-# Names of settings, headers and URL query parameters whose values are secrets.
-_SECRET_WORDS = frozenset(
-    ["key", "apikey", "token", "secret", "password", "passwd", "pwd", "auth", "authorization",
-     "cookie", "credential", "credentials", "signature", "sig"]
-)  # fmt: skip
-# Header names are matched more widely (X-Auth-Token, X-Goog-Api-Key, Set-Cookie...).
-_SECRET_HEADER_PARTS = ("authorization", "api-key", "api_key", "apikey", "cookie", "token",
-                        "secret", "password")  # fmt: skip
-_MASK = "***"
-
-
-def _secret_name(name: str, *, header: bool = False) -> bool:
-    lowered = name.lower()
-    if header and any(part in lowered for part in _SECRET_HEADER_PARTS):
-        return True
-    return bool(_SECRET_WORDS.intersection(re.split(r"[^a-z0-9]+", lowered)))
-
-
-def mask_url(text: str) -> str:
-    """A URL with its password and secret query parameters masked; other text as it is."""
-    if "://" not in text:
-        return text
-    from urllib.parse import urlsplit, urlunsplit
-
-    try:
-        url = urlsplit(text)
-    except ValueError:
-        return text
-    netloc = url.netloc
-    userinfo, at, host = netloc.rpartition("@")
-    if at and ":" in userinfo:
-        netloc = f"{userinfo.split(':', 1)[0]}:{_MASK}@{host}"
-    query = re.sub(
-        r"(?:^|(?<=[&;]))([^=&;]+)=([^&;]*)",
-        lambda m: f"{m[1]}={_MASK}" if m[2] and _secret_name(m[1]) else m[0],
-        url.query,
-    )
-    if (netloc, query) == (url.netloc, url.query):
-        return text
-    return urlunsplit(url._replace(netloc=netloc, query=query))
-
-
 # Sections whose keys are names the user chose (a provider "auth" is not a secret).
 _NAMED = frozenset({"providers", "models", "profiles"})
 
@@ -441,10 +413,10 @@ def _masked(node: Any, name: str = "", parent: str = "") -> Any:
     """Settings data with secrets masked: values named like secrets, and URL credentials."""
     if (
         node is not None
-        and _secret_name(name, header=parent.lower() == "headers")
+        and secret_name(name, header=parent.lower() == "headers")
         and not (isinstance(node, Mapping) and parent in _NAMED)
     ):
-        return _MASK
+        return MASK
     if isinstance(node, Mapping):
         return {k: _masked(v, str(k), name) for k, v in node.items()}
     if isinstance(node, list):
@@ -602,7 +574,7 @@ class Config:
 
         text = yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
         try:
-            _write_private(self.file, text, secret=_masked(data) != data)
+            write_private(self.file, text, secret=_masked(data) != data)
         except OSError as exc:
             raise ConfigError(f"Cannot write {self.file}: {exc.strerror or exc}.") from None
 
@@ -635,8 +607,10 @@ class Config:
         return self.settings.store.url or f"sqlite:///{self.paths.database}"
 
     def provider_settings(self, name: str) -> ProviderSettings:
+        """providers.<name>, with its API key: the environment's or code's, else the one
+        `chinwag keys set` stored (keyring or 0600 file), else config.yaml's."""
         try:
-            return self.settings.providers[name]
+            settings = self.settings.providers[name]
         except KeyError:
             known = ", ".join(sorted(self.settings.providers)) or "none"
             raise ConfigError(
@@ -644,6 +618,15 @@ class Config:
                 f"Add it under 'providers:' in {self.file}.",
                 key=f"providers.{name}",
             ) from None
+        source = self._source(["providers", name, "api_key"])
+        if settings.api_key is not None and source.startswith(("the environment", "code")):
+            return settings
+        from chinwag.keystore import Secrets, provider_key
+
+        stored = Secrets(self.paths.config_dir).get(provider_key(name))
+        if stored is None:
+            return settings
+        return settings.model_copy(update={"api_key": SecretStr(stored)})
 
     def require_provider(self, name: str) -> str:
         """`name`, if a provider of that name is configured; else NotFoundError naming them.
@@ -661,36 +644,15 @@ class Config:
             return per_model.context_window
         return provider_says or self.settings.context_window
 
+    def source(self, key: str) -> str:
+        """Which layer sets a dotted key: "defaults", the file, "the environment (VAR)",
+        or "code"."""
+        return self._source(split_key(key))
+
+    def price(self, model: str) -> ModelPrice | None:
+        """models.<model>.price, if the config sets one."""
+        per_model = self.settings.models.get(model)
+        return per_model.price if per_model else None
+
     def __repr__(self) -> str:
         return f"Config(file={str(self.file)!r}, profile={self.profile!r})"
-
-
-def _write_private(path: Path, text: str, *, secret: bool) -> None:
-    """Replace a file atomically; readable by its owner only if it holds a secret.
-
-    A file's mode is kept otherwise, so a file that is already 0600 is never loosened.
-    """
-    import tempfile
-
-    target = path.resolve()  # a symlinked config file stays a symlink
-    target.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        mode = stat.S_IMODE(target.stat().st_mode)
-    except FileNotFoundError:
-        umask = os.umask(0)
-        os.umask(umask)
-        mode = 0o666 & ~umask
-    if secret:
-        mode &= 0o600
-    fd, temp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write(text)
-            out.flush()
-            os.fsync(out.fileno())
-        os.chmod(temp, mode)
-        os.replace(temp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temp)
-        raise

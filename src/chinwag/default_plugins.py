@@ -45,7 +45,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "template": ("chinwag.cli.templates:template", "List, show, run and edit prompt templates."),
     "workflow": ("chinwag.cli.workflows:workflow", "List, show and run workflows."),
-    "stats": ("chinwag.cli.stats:stats", "Usage in tokens and words, per day."),
+    "stats": ("chinwag.cli.stats:stats", "Usage in tokens, words and cost, per day."),
     "config": ("chinwag.cli.configure:config", "Show, get, set and edit settings."),
     "models": ("chinwag.cli.status:models", "The models of each configured provider."),
     "health": ("chinwag.cli.status:health", "The default provider and what is reachable."),
@@ -53,7 +53,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "tools": ("chinwag.cli.status:tools", "The tools bots may name: Python and MCP servers'."),
     "serve": ("chinwag.cli.serve:serve", "Serve the OpenAI API and chinwag's over HTTP."),
     "users": ("chinwag.cli.accounts:users", "Add and list the users of a chinwag server."),
-    "keys": ("chinwag.cli.accounts:keys", "Create, list and revoke a server's API keys."),
+    "keys": (
+        "chinwag.cli.accounts:keys",
+        "Store provider keys; create, list and revoke server keys.",
+    ),
 }
 
 

@@ -15,7 +15,7 @@ from chinwag.errors import InputError
 from chinwag.types import Bot, GenerationParams, Message, Role
 
 if TYPE_CHECKING:
-    from chinwag.config import Config
+    from chinwag.config import Config, ModelPrice
     from chinwag.providers import Provider
     from chinwag.store import Thread
     from chinwag.tools import Tool
@@ -193,6 +193,7 @@ class Plan:
     meta: Mapping[str, Any]  # stored with the question
     window: int
     reserve: int  # tokens kept free for the answer
+    price: ModelPrice | None  # the config's models.<name>.price; None: genai-prices' table
 
     @property
     def first_exchange(self) -> bool:
@@ -251,6 +252,7 @@ def make_plan(
         meta=meta,
         window=window,
         reserve=params.max_tokens or min(1024, window // 4),
+        price=config.price(model),
     )
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from chinwag.errors import InputError
 from chinwag.types import USAGE_COUNTERS, Bot, StatisticItem, Statistics, StatisticTotal
@@ -79,15 +79,27 @@ class Stats:
         rows = {
             row[0]: row[1:] for row in await store.usage_by_day(uid, start, end, bot_uid=bot_uid)
         }
-        sums = {f: sum(int(row[i]) for row in rows.values()) for i, f in enumerate(USAGE_COUNTERS)}
-        total = StatisticTotal(start_date=start, end_date=end, **sums)
+        total = StatisticTotal(start_date=start, end_date=end, **_counts(list(rows.values())))
         listed = []
         if items:
             span = (start + timedelta(days=n) for n in range(days))
             for day in span if empty else sorted(rows):
-                counts = dict(zip(USAGE_COUNTERS, rows.get(day, (0,) * 6), strict=True))
-                listed.append(StatisticItem(date=day, **counts))
+                listed.append(
+                    StatisticItem(date=day, **_counts([rows[day]] if day in rows else []))
+                )
         return Statistics(total=total, items=listed)
+
+
+def _counts(rows: list[tuple[Any, ...]]) -> dict[str, Any]:
+    """The counters of these rollup rows added up, and their cost: the known costs' sum,
+    or None when every request was unpriced (a mix reports the priced part and how many
+    were not, in `unpriced`)."""
+    sums: dict[str, Any] = {
+        f: sum(int(row[i]) for row in rows) for i, f in enumerate(USAGE_COUNTERS)
+    }
+    known = sum(float(row[len(USAGE_COUNTERS)] or 0) for row in rows)
+    sums["cost"] = None if sums["requests"] and sums["unpriced"] == sums["requests"] else known
+    return sums
 
 
 def day_of(value: date | str | None) -> date:

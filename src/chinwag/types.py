@@ -25,6 +25,9 @@ class Usage(_Model):
     prompt_words: int = 0
     completion_words: int = 0
     estimated: bool = False  # True when the provider reported no token counts
+    # US dollars, from the config's models.<name>.price or genai-prices' table; None when
+    # the model's price is unknown (never 0 for unknown).
+    cost: float | None = None
 
     @property
     def total_tokens(self) -> int:
@@ -150,6 +153,7 @@ USAGE_COUNTERS = (
     "completion_tokens",
     "prompt_words",
     "completion_words",
+    "unpriced",
 )
 
 
@@ -160,6 +164,10 @@ class _Counts(_Model):
     completion_tokens: int = 0
     prompt_words: int = 0
     completion_words: int = 0
+    # Requests whose model had no known price: `cost` adds up the others only, and is
+    # None when every request was unpriced (0.0 with no requests: nothing was spent).
+    unpriced: int = 0
+    cost: float | None = 0.0
 
     @property
     def total_tokens(self) -> int:

@@ -152,16 +152,21 @@ def main(argv: list[str] | None = None) -> None:
     except BrokenPipeError:
         sys.exit(0)  # the reader (head, less) went away: nothing more to say
     except Exception as exc:
-        if debug:
-            raise
         from chinwag.errors import ChinwagError
+        from chinwag.keystore import mask
 
-        if isinstance(exc, ChinwagError):
-            click.echo(f"chinwag: {exc}", err=True)
+        if debug:  # the traceback, with every secret in it masked
+            import traceback
+
+            click.echo(mask("".join(traceback.format_exception(exc))), err=True, nl=False)
+        elif isinstance(exc, ChinwagError):
+            click.echo(mask(f"chinwag: {exc}"), err=True)
         else:
             click.echo(
-                f"chinwag: unexpected {type(exc).__name__}: {exc} (rerun with --debug for the "
-                "traceback, and please report it)",
+                mask(
+                    f"chinwag: unexpected {type(exc).__name__}: {exc} (rerun with --debug for "
+                    "the traceback, and please report it)"
+                ),
                 err=True,
             )
         sys.exit(1)
@@ -180,24 +185,19 @@ def client_from(ctx: click.Context) -> Any:
         url = obj.get("server") or config.settings.server.url
         key = None
         if url and config.settings.server.api_key is None:
-            key = _keyring_key(url)
+            key = _keyring_key(config, url)
         obj["client"] = Client(config, base_url=url, api_key=key)
         root.call_on_close(obj["client"].close)
         root.obj = obj
     return obj["client"]
 
 
-def _keyring_key(url: str) -> str | None:
-    """A server's key from the system keyring (service "chinwag", the URL as the name),
-    where the keyring package is installed and has one."""
-    try:
-        import keyring
-    except ImportError:
-        return None
-    try:
-        found: str | None = keyring.get_password("chinwag", url)
-    except Exception:  # no usable keyring backend: the key must come from elsewhere
-        return None
+def _keyring_key(config: Any, url: str) -> str | None:
+    """A server's key as `chinwag keys set --server URL` stored it, or as put in the system
+    keyring by hand (service "chinwag", the URL as the name)."""
+    from chinwag.keystore import Secrets
+
+    found: str | None = Secrets(config.paths.config_dir).get(url, keyring=True)
     return found
 
 

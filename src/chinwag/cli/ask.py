@@ -9,7 +9,7 @@ import click
 
 from chinwag.cli import client_from
 from chinwag.cli.options import parse_params
-from chinwag.cli.render import AnswerPrinter, echo_err
+from chinwag.cli.render import AnswerPrinter, echo_err, money
 
 
 @click.command()
@@ -22,7 +22,7 @@ from chinwag.cli.render import AnswerPrinter, echo_err
 @click.option("-s", "--system", help="A system prompt for this turn.")
 @click.option("--no-stream", is_flag=True, help="Print the answer when it is complete.")
 @click.option("--json", "as_json", is_flag=True, help="Print the whole reply as JSON.")
-@click.option("--usage", "show_usage", is_flag=True, help="Print token and word usage to stderr.")
+@click.option("--usage", "show_usage", is_flag=True, help="Print tokens, words and cost to stderr.")
 @click.option(
     "-o",
     "--option",
@@ -87,5 +87,6 @@ def ask(
         estimated = " (estimated)" if u.estimated else ""
         echo_err(
             f"usage: {u.prompt_tokens} tokens in, {u.completion_tokens} out{estimated}; "
-            f"{u.prompt_words} words in, {u.completion_words} out; model {reply.model}"
+            f"{u.prompt_words} words in, {u.completion_words} out; model {reply.model}; "
+            f"cost {money(u.cost)}"
         )

@@ -17,7 +17,7 @@ import click
 from prompt_toolkit.completion import Completer  # this module loads only for `chinwag chat`
 
 from chinwag.cli import client_from
-from chinwag.cli.render import AnswerPrinter
+from chinwag.cli.render import AnswerPrinter, money
 from chinwag.cli.signals import Terminated
 
 if TYPE_CHECKING:
@@ -424,7 +424,8 @@ def _stats(shell: Shell, rest: str) -> None:
     day = shell.client.stats.day(user=shell.user)
     shell.say(
         f"today: {day.requests} requests, {day.prompt_tokens} tokens in, "
-        f"{day.completion_tokens} out, {day.prompt_words} words in, {day.completion_words} out"
+        f"{day.completion_tokens} out, {day.prompt_words} words in, {day.completion_words} out, "
+        f"cost {money(day.cost, day.unpriced)}"
     )
 
 

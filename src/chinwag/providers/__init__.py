@@ -56,6 +56,9 @@ def _factory(type_name: str) -> ProviderFactory:
 
 def create_provider(config: Config, name: str) -> Provider:
     """Build the provider configured under `providers.<name>`."""
+    from chinwag.keystore import mask_logs
+
+    mask_logs()  # before the provider's first request can be logged
     settings = config.provider_settings(name)
     return _factory(settings.type)(name, settings, config.paths)
 
@@ -75,4 +78,6 @@ def choose_default(config: Config) -> tuple[str, str]:
         return "openai", f"an OpenAI-compatible server is configured at {openai.base_url}"
     if openai is not None and openai.api_key is not None:
         return "openai", "OPENAI_API_KEY is set"
+    if openai is not None and config.provider_settings("openai").api_key is not None:
+        return "openai", "a key for openai is stored (chinwag keys set openai)"
     return "local", "no remote provider is configured: the embedded model, offline"

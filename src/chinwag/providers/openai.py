@@ -17,7 +17,7 @@ import anyio
 import httpx
 from httpx_sse import EventSource
 
-from chinwag.config import Paths, ProviderSettings, mask_url
+from chinwag.config import Paths, ProviderSettings, mask_url, secret_header
 from chinwag.connections import out_of_files, pool_limits
 from chinwag.errors import (
     AuthenticationError,
@@ -31,6 +31,7 @@ from chinwag.errors import (
     RateLimitError,
     ResponseError,
 )
+from chinwag.keystore import mask, remember
 from chinwag.providers.base import ChatRequest, Finish, ProviderEvent, ProviderHealth, ToolCalls
 from chinwag.providers.retry import parse_retry_after, with_retries
 from chinwag.types import TextDelta, ToolCall, Usage, UsageEvent
@@ -68,7 +69,10 @@ class OpenAIProvider:
                 )
             headers = {"User-Agent": f"chinwag/{__version__}", **s.headers}
             if s.api_key is not None:
-                headers["Authorization"] = f"Bearer {s.api_key.get_secret_value()}"
+                headers["Authorization"] = f"Bearer {remember(s.api_key.get_secret_value())}"
+            for name, value in s.headers.items():
+                if secret_header(name):
+                    remember(value)
             self._http = httpx.AsyncClient(
                 base_url=self.base_url,
                 headers=headers,
@@ -105,12 +109,13 @@ class OpenAIProvider:
 
     def _status_error(self, response: httpx.Response) -> ProviderError:
         status = response.status_code
-        detail = error_detail(response)
+        # A provider may quote the key it refused: never repeat it.
+        detail = mask(error_detail(response))
         header = response.headers.get("x-should-retry")
         kwargs: dict[str, Any] = {
             "provider": self.name,
             "status_code": status,
-            "body": response.text[:2000],
+            "body": mask(response.text[:2000]),
             "retry_after": parse_retry_after(response.headers),
             "should_retry": None if header is None else header.lower() == "true",
         }
@@ -366,7 +371,8 @@ class OpenAIProvider:
         message = error.get("message", error) if isinstance(error, dict) else error
         when = " mid-answer" if mid_answer else ""
         return ProviderUnavailableError(
-            f"{self._where} reported an error{when}: {_shorten(str(message), 300)}. Try again.",
+            f"{self._where} reported an error{when}: {mask(_shorten(str(message), 300))}. "
+            "Try again.",
             provider=self.name,
         )
 

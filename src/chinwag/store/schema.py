@@ -11,6 +11,7 @@ from sqlalchemy import (
     Column,
     Date,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -24,9 +25,9 @@ from sqlalchemy import (
 from sqlalchemy.engine import Dialect
 
 # The schema revision this code expects; a test keeps it equal to Alembic's head.
-SCHEMA_REVISION = "0005"
+SCHEMA_REVISION = "0006"
 # Every revision this code can upgrade from, oldest first; a test keeps it equal to Alembic's.
-SCHEMA_REVISIONS = ("0001", "0002", "0003", "0004", "0005")
+SCHEMA_REVISIONS = ("0001", "0002", "0003", "0004", "0005", "0006")
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -107,6 +108,7 @@ messages = Table(
     Column("prompt_words", Integer, nullable=True),
     Column("completion_words", Integer, nullable=True),
     Column("usage_estimated", Boolean, nullable=True),
+    Column("cost", Float, nullable=True),  # US dollars; None: the price was unknown
     Column("meta", JSON, nullable=True),  # the turn's options: language, max_words, search
     Column("created_at", UTCDateTime, nullable=False),
     Index("ix_messages_conversation_created", "conversation_id", "created_at"),
@@ -126,6 +128,9 @@ usage_daily = Table(
     Column("completion_tokens", Integer, nullable=False, default=0),
     Column("prompt_words", Integer, nullable=False, default=0),
     Column("completion_words", Integer, nullable=False, default=0),
+    # The known costs added up (US dollars), and how many requests had no known price.
+    Column("cost", Float, nullable=False, default=0.0),
+    Column("unpriced", Integer, nullable=False, default=0),
 )
 
 # A server's API keys: only the SHA-256 of each key is kept (keys are 256 random bits, so

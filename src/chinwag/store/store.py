@@ -123,6 +123,7 @@ def _message(row: Row[Any]) -> Message:
             prompt_words=row.prompt_words or 0,
             completion_words=row.completion_words or 0,
             estimated=bool(row.usage_estimated),
+            cost=row.cost,
         )
     return Message(
         id=row.id,
@@ -150,6 +151,7 @@ def _message_row(m: Message) -> dict[str, Any]:
         "prompt_words": u.prompt_words if u else None,
         "completion_words": u.completion_words if u else None,
         "usage_estimated": u.estimated if u else None,
+        "cost": u.cost if u else None,
     }  # fmt: skip
 
 
@@ -319,7 +321,7 @@ class Store:
         add = insert(usage_daily)
         self._add_usage = add.on_conflict_do_update(
             index_elements=["user_id", "day", "bot_uid", "model"],
-            set_={c: usage_daily.c[c] + add.excluded[c] for c in USAGE_COUNTERS},
+            set_={c: usage_daily.c[c] + add.excluded[c] for c in (*USAGE_COUNTERS, "cost")},
         )
 
     @classmethod
@@ -958,12 +960,6 @@ class Store:
         the conversation moved."""
         stamp = now()
         mid = answer_id or new_id()
-        counts = {
-            "prompt_tokens": usage.prompt_tokens,
-            "completion_tokens": usage.completion_tokens,
-            "prompt_words": usage.prompt_words,
-            "completion_words": usage.completion_words,
-        }
         answer = {
             "content": content,
             "status": status,
@@ -971,17 +967,13 @@ class Store:
             "model": model,
             "usage_estimated": usage.estimated,
             "meta": meta,
-            **counts,
+            "prompt_tokens": usage.prompt_tokens,
+            "completion_tokens": usage.completion_tokens,
+            "prompt_words": usage.prompt_words,
+            "completion_words": usage.completion_words,
+            "cost": usage.cost,
         }
-        rollup = {
-            "user_id": user_id,
-            "day": stamp.date(),
-            "bot_uid": bot_uid,
-            "model": model,
-            "requests": 1,
-            "errors": 0 if status == "complete" else 1,
-            **counts,
-        }
+        rollup = _rollup(user_id, stamp.date(), bot_uid, model, usage, status)
 
         def write(conn: Connection) -> bool:
             moved = _move(conn, conversation_id, expected, mid, stamp, None)  # and released
@@ -1006,12 +998,7 @@ class Store:
         self, user_id: int, bot_uid: str, model: str, usage: Usage, status: Status
     ) -> None:
         """Add a turn that was not kept to the usage rollup."""
-        rollup = {
-            "user_id": user_id, "day": now().date(), "bot_uid": bot_uid, "model": model,
-            "requests": 1, "errors": 0 if status == "complete" else 1,
-            "prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens,
-            "prompt_words": usage.prompt_words, "completion_words": usage.completion_words,
-        }  # fmt: skip
+        rollup = _rollup(user_id, now().date(), bot_uid, model, usage, status)
         await self._short(lambda conn: conn.execute(self._add_usage, rollup))
 
     # -- bots -----------------------------------------------------------------------------
@@ -1056,11 +1043,12 @@ class Store:
 
     async def usage_by_day(
         self, user_id: int, start: date, end: date, *, bot_uid: str | None = None
-    ) -> list[tuple[date, int, int, int, int, int, int]]:
-        """Per day in [start, end]: requests, errors, tokens in/out, words in/out."""
+    ) -> list[tuple[Any, ...]]:
+        """Per day in [start, end]: the USAGE_COUNTERS (requests, errors, tokens in/out,
+        words in/out, unpriced requests), then the known costs added up."""
         c = usage_daily.c
         stmt = (
-            select(c.day, *(func.sum(c[name]) for name in USAGE_COUNTERS))
+            select(c.day, *(func.sum(c[name]) for name in (*USAGE_COUNTERS, "cost")))
             .where(c.user_id == user_id, c.day >= start, c.day <= end)
             .group_by(c.day)
             .order_by(c.day)
@@ -1068,6 +1056,19 @@ class Store:
         if bot_uid is not None:
             stmt = stmt.where(c.bot_uid == bot_uid)
         return await self._run(lambda conn: [tuple(row) for row in conn.execute(stmt).all()])
+
+
+def _rollup(
+    user_id: int, day: date, bot_uid: str, model: str, usage: Usage, status: Status
+) -> dict[str, Any]:
+    """One turn's row for the daily rollup: added to the day's, bot's and model's row."""
+    return {
+        "user_id": user_id, "day": day, "bot_uid": bot_uid, "model": model,
+        "requests": 1, "errors": 0 if status == "complete" else 1,
+        "prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens,
+        "prompt_words": usage.prompt_words, "completion_words": usage.completion_words,
+        "unpriced": 1 if usage.cost is None else 0, "cost": usage.cost or 0.0,
+    }  # fmt: skip
 
 
 def _revision(conn: Connection) -> str | None:
