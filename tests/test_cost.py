@@ -101,6 +101,24 @@ async def test_an_unknown_model_costs_unknown_not_zero_and_a_mix_says_so(
         assert (quiet.requests, quiet.cost) == (0, 0.0)
 
 
+async def test_a_table_that_cannot_be_read_leaves_the_cost_unknown_not_the_turn_failed(
+    server: FakeOpenAI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As when a process has no file descriptors left to import genai-prices with.
+    from chinwag import prices
+
+    def unreadable(key: object) -> None:
+        raise OSError(24, "Too many open files")
+
+    monkeypatch.setattr(prices, "_lookup", unreadable)
+    async with AsyncClient(make_config(server)) as client:
+        reply = await client.ask("priced", model="gpt-4o-mini")
+        day = await client.stats.day()
+    assert reply.text == "You said: priced"
+    assert reply.usage.cost is None
+    assert (day.requests, day.unpriced) == (1, 1)
+
+
 async def test_the_config_s_price_wins_over_the_table_and_prices_unknown_models(
     server: FakeOpenAI,
 ) -> None:

@@ -3,6 +3,7 @@ pydantic's genai-prices table, else unknown (None, never 0)."""
 
 from __future__ import annotations
 
+import logging
 import time
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -11,6 +12,7 @@ if TYPE_CHECKING:
     from chinwag.config import ModelPrice, ProviderSettings
     from chinwag.types import Usage
 
+log = logging.getLogger(__name__)
 # (model, base_url) -> genai-prices' (provider, model) for it, or None if it has no price.
 # The table ships inside the package and never changes while a process runs.
 _found: dict[tuple[str, str | None], tuple[Any, Any] | None] = {}
@@ -31,7 +33,15 @@ def turn_cost(
         return (usage.prompt_tokens * price.input + usage.completion_tokens * price.output) / 1e6
     if provider.type == "local":
         return 0.0  # the embedded model runs on this machine: no bill
-    key = (model, provider.base_url)
+    try:
+        return _table_cost((model, provider.base_url), usage)
+    except Exception as exc:  # the table could not be read (no files left, a broken
+        # install): the turn stands, its cost is unknown
+        log.warning("could not price a turn of %s: %s", model, exc)
+        return None
+
+
+def _table_cost(key: tuple[str, str | None], usage: Usage) -> float | None:
     entry = _lookup(key)
     if entry is None:
         return None
