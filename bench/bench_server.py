@@ -271,7 +271,7 @@ def main() -> None:
                 )
             asyncio.run(measure(targets, upstream, args))
             if args.soak:
-                print(f"(c) {args.soak_clients} concurrent SSE clients for {args.soak:.0f} s")
+                print(f"(d) {args.soak_clients} concurrent SSE clients for {args.soak:.0f} s")
                 base = f"http://127.0.0.1:{port}"
                 before = httpx.get(f"{base}/api/v1/stats/day", timeout=60, headers=auth).json()[
                     "requests"
