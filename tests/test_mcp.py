@@ -178,6 +178,9 @@ def test_the_sync_client_and_the_command_list_and_use_them(
     lines = listed.stdout.splitlines()
     assert any(line.startswith("mcp:notes/add ") and "Add two numbers." in line for line in lines)
     assert any(line.startswith("mcp:gone/* ") and "unavailable" in line for line in lines)
+    health = run("health").stdout
+    assert any("ok" in line and "mcp:notes" in line for line in health.splitlines())
+    assert any("DOWN" in line and "mcp:gone" in line for line in health.splitlines())
     server.script(Script(tool_calls=[_call("shout", {"text": "sync"})]), Script(text="SYNC."))
     with Client(make_config(server, **{"mcp.servers.notes": stdio(allow=True)})) as client:
         bot = client.bots.create(name="Notes", tools=["mcp:notes/shout"])
@@ -282,3 +285,33 @@ async def test_a_server_that_crashes_mid_call_is_started_again(
         assert server.requests[-1]["messages"][-1]["content"] == "2"
         assert int(pidfile.read_text()) != first_pid
         assert all(c.ok for c in (await client.health()).mcp)
+
+
+def test_a_retry_in_the_shell_is_refused_at_once_not_left_waiting(
+    server: FakeOpenAI, tmp_path: Path
+) -> None:
+    import io
+
+    from prompt_toolkit.application import create_app_session
+    from prompt_toolkit.input import create_pipe_input
+    from prompt_toolkit.output import DummyOutput
+
+    from chinwag import Client
+    from chinwag.cli.shell import Shell
+
+    target = tmp_path / "made"
+    touch = Script(tool_calls=[_call("touch", {"path": str(target)})])
+    server.script(touch, Script(text="Refused."), touch, Script(text="Refused again."))
+    with Client(make_config(server, **{"mcp.servers.notes": stdio()})) as client:
+        bot = client.bots.create(name="Notes", tools=["mcp:notes/touch"])
+        out = io.StringIO()
+        with create_pipe_input() as pipe, create_app_session(input=pipe, output=DummyOutput()):
+            # /retry shows no calls, so nobody could answer a question: config decides.
+            pipe.send_text("make it\rn\r/retry\r/exit\r")
+            shell = Shell(client, bot=bot.slug, input=pipe, output=DummyOutput(), out=out,
+                          markdown=False)  # fmt: skip
+            started = time.monotonic()
+            shell.run()
+    assert time.monotonic() - started < 30
+    assert "Refused again." in out.getvalue()
+    assert not target.exists()

@@ -14,13 +14,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
 from chinwag.errors import ConfigError, NotFoundError
-from chinwag.keystore import (
-    MASK,
-    mask_url as mask_url,
-    secret_header as secret_header,
-    secret_name,
-    write_private,
-)
+from chinwag.keystore import MASK, mask_url, secret_name, write_private
 
 ENV_PREFIX = "CHINWAG_"
 # Variables that steer where config lives rather than set a key.

@@ -370,10 +370,11 @@ class Engine:
             from chinwag.mcp import is_mcp
             from chinwag.tools import resolve
 
-            named = [n for n in bot.tools if not is_mcp(n)]
-            tools = resolve(named, options.get("tools"))
-            if len(named) < len(bot.tools):
-                tools += await self.mcp.tools(n for n in bot.tools if is_mcp(n))
+            servers = [n for n in bot.tools if is_mcp(n)]
+            served = await self.mcp.tools(servers) if servers else []
+            # One tool per name, as resolve keeps them: a call's own tools win.
+            given = [*served, *(options.get("tools") or ())]
+            tools = resolve([n for n in bot.tools if not is_mcp(n)], given)
         return planning.make_plan(
             request, config=self.config, user_id=user_id, user=user, thread=thread, bot=bot,
             provider=provider, model=self.model_for(bot, provider), tools=tools,

@@ -14,6 +14,7 @@ tool (`/tools` lists and allows them). Elsewhere a call config does not allow is
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import shlex
 import time
@@ -218,8 +219,6 @@ class Servers:
 
     async def tools(self, names: Iterable[str]) -> list[Tool]:
         """The tools these names give, each guarded by consent."""
-        import dataclasses
-
         found: dict[str, Tool] = {}
         for name in names:
             server, chosen = await self._select(name)

@@ -6,8 +6,9 @@ in flight and keeps what was said, marked partial; Ctrl-D leaves. /help lists co
 
 from __future__ import annotations
 
+import contextlib
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass
 from functools import partial
@@ -91,8 +92,6 @@ class Shell:
         # this thread gets from the person when it shows the call (ToolCallEvent).
         self._consents: dict[str, Future[bool]] = {}
         self._consents_lock = threading.Lock()
-        if client.server is None:
-            client._async._engine.mcp.consent = self._consent
         self.session: Any = PromptSession(
             history=FileHistory(str(history)),
             completer=SlashCompleter(self),
@@ -100,6 +99,21 @@ class Shell:
             input=input,
             output=output,
         )
+
+    @contextlib.contextmanager
+    def _asking(self) -> Iterator[None]:
+        """MCP tools ask the person while a streamed turn shows its calls; elsewhere (a
+        /retry, an /edit) nobody would see the question, so config alone decides."""
+        mcp = self.client._async._engine.mcp if self.client.server is None else None
+        with self._consents_lock:  # an answer no call took (its arguments were bad) is
+            self._consents.clear()  # not carried into this turn
+        if mcp is not None:
+            mcp.consent = self._consent
+        try:
+            yield
+        finally:
+            if mcp is not None:
+                mcp.consent = None
 
     def _pending(self, key: str) -> Future[bool]:
         with self._consents_lock:
@@ -201,29 +215,30 @@ class Shell:
 
         stream = self.client.stream(text, **{**self.options(), **overrides})
         reply: Reply | None = None
-        try:
-            with AnswerPrinter(markdown=self.markdown, out=self.out) as printer:
-                for event in stream.events():
-                    if isinstance(event, TextDelta):
-                        printer.add(event.text)
-                    elif isinstance(event, ToolCallEvent):
-                        printer.add(f"\n[tool {event.call.name}({event.call.arguments})]\n")
-                        self._ask_consent(printer, event.call.name)
-                    elif isinstance(event, ToolResultEvent):
-                        mark = "error" if event.error else "result"
-                        printer.add(f"[{mark}: {event.content[:200]}]\n\n")
-                    elif isinstance(event, SearchEvent) and event.step != "searching":
-                        found = ", ".join(s.url for s in event.results) or event.error or ""
-                        printer.add(f"[search {event.step}: {found}]\n\n")
-            reply = stream.reply
-        except KeyboardInterrupt as interrupt:
-            stream.close()  # waits until the partial answer is stored
-            if isinstance(interrupt, Terminated):
-                raise
-            self.say("[stopped: the partial answer is kept]")
-        except ChinwagError as exc:
-            reply = getattr(exc, "partial", None)
-            self.say(f"error: {exc}")
+        with self._asking():  # only here is a call shown, so only here asked
+            try:
+                with AnswerPrinter(markdown=self.markdown, out=self.out) as printer:
+                    for event in stream.events():
+                        if isinstance(event, TextDelta):
+                            printer.add(event.text)
+                        elif isinstance(event, ToolCallEvent):
+                            printer.add(f"\n[tool {event.call.name}({event.call.arguments})]\n")
+                            self._ask_consent(printer, event.call.name)
+                        elif isinstance(event, ToolResultEvent):
+                            mark = "error" if event.error else "result"
+                            printer.add(f"[{mark}: {event.content[:200]}]\n\n")
+                        elif isinstance(event, SearchEvent) and event.step != "searching":
+                            found = ", ".join(s.url for s in event.results) or event.error or ""
+                            printer.add(f"[search {event.step}: {found}]\n\n")
+                reply = stream.reply
+            except KeyboardInterrupt as interrupt:
+                stream.close()  # waits until the partial answer is stored
+                if isinstance(interrupt, Terminated):
+                    raise
+                self.say("[stopped: the partial answer is kept]")
+            except ChinwagError as exc:
+                reply = getattr(exc, "partial", None)
+                self.say(f"error: {exc}")
         if reply is not None:
             self.conversation = reply.conversation_id
         elif self.conversation is None:

@@ -32,7 +32,7 @@ def health(ctx: click.Context) -> None:
     report = client_from(ctx).health()
     click.echo(f"talking to: {report.server or 'the engine in this process'}")
     click.echo(f"default provider: {report.default_provider} ({report.reason})")
-    for part in (report.store, *report.providers):
+    for part in (report.store, *report.providers, *report.mcp):
         mark = "ok  " if part.ok else "DOWN"
         latency = f"{part.latency_ms:7.1f} ms" if part.latency_ms is not None else "       -  "
         click.echo(f"  {mark} {part.name:10s} {latency}  {part.detail}")

@@ -17,7 +17,7 @@ import anyio
 import httpx
 from httpx_sse import EventSource
 
-from chinwag.config import Paths, ProviderSettings, mask_url, secret_header
+from chinwag.config import Paths, ProviderSettings
 from chinwag.connections import out_of_files, pool_limits
 from chinwag.errors import (
     AuthenticationError,
@@ -31,7 +31,7 @@ from chinwag.errors import (
     RateLimitError,
     ResponseError,
 )
-from chinwag.keystore import mask, remember
+from chinwag.keystore import mask, mask_url, remember, secret_header
 from chinwag.providers.base import ChatRequest, Finish, ProviderEvent, ProviderHealth, ToolCalls
 from chinwag.providers.retry import parse_retry_after, with_retries
 from chinwag.types import TextDelta, ToolCall, Usage, UsageEvent

@@ -12,7 +12,7 @@ import httpx
 from pydantic import Field, TypeAdapter, ValidationError
 
 from chinwag import checks
-from chinwag.config import ServerSettings, mask_url
+from chinwag.config import ServerSettings
 from chinwag.connections import caused_by, out_of_files, pool_limits
 from chinwag.errors import (
     AccessError,
@@ -28,6 +28,7 @@ from chinwag.errors import (
     ServerConnectionError,
     rebuild,
 )
+from chinwag.keystore import mask_url
 from chinwag.providers.openai import error_detail
 from chinwag.providers.retry import parse_retry_after, should_retry, with_retries
 from chinwag.types import Event, Reply
