@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from chinwag import AsyncClient
+from chinwag import AsyncClient, Client
 from chinwag.errors import ConfigError
 from tests.conftest import make_config
 from tests.fake_openai import FakeOpenAI, Script
@@ -138,6 +138,23 @@ def test_a_server_needs_a_command_or_a_url(server: FakeOpenAI) -> None:
         make_config(server, **{"mcp.servers.x": {"allow": True}}).settings  # noqa: B018
 
 
+def in_the_shell(client: Client, bot: str, keys: str) -> str:
+    """What the shell shows for these keystrokes (prompt_toolkit's pipe input)."""
+    import io
+
+    from prompt_toolkit.application import create_app_session
+    from prompt_toolkit.input import create_pipe_input
+    from prompt_toolkit.output import DummyOutput
+
+    from chinwag.cli.shell import Shell
+
+    out = io.StringIO()
+    with create_pipe_input() as pipe, create_app_session(input=pipe, output=DummyOutput()):
+        pipe.send_text(keys)
+        Shell(client, bot=bot, input=pipe, output=DummyOutput(), out=out, markdown=False).run()
+    return out.getvalue()
+
+
 def _gone(pid: int, within: float) -> bool:
     deadline = time.monotonic() + within
     while _alive(pid) and time.monotonic() < deadline:
@@ -157,8 +174,6 @@ def test_the_sync_client_and_the_command_list_and_use_them(
     server: FakeOpenAI, home: Path, run: Any
 ) -> None:
     import yaml
-
-    from chinwag import Client
 
     home.mkdir(parents=True, exist_ok=True)
     (home / "config.yaml").write_text(
@@ -189,15 +204,6 @@ def test_the_sync_client_and_the_command_list_and_use_them(
 
 
 def test_the_shell_lists_and_allows_mcp_tools(server: FakeOpenAI, tmp_path: Path) -> None:
-    import io
-
-    from prompt_toolkit.application import create_app_session
-    from prompt_toolkit.input import create_pipe_input
-    from prompt_toolkit.output import DummyOutput
-
-    from chinwag import Client
-    from chinwag.cli.shell import Shell
-
     target = tmp_path / "made"
     server.script(
         Script(tool_calls=[_call("touch", {"path": str(target)})]), Script(text="Refused."),
@@ -206,16 +212,9 @@ def test_the_shell_lists_and_allows_mcp_tools(server: FakeOpenAI, tmp_path: Path
     config = make_config(server, **{"mcp.servers.notes": stdio()})
     with Client(config) as client:
         bot = client.bots.create(name="Notes", tools=["mcp:notes/touch"])
-        out = io.StringIO()
-        with create_pipe_input() as pipe, create_app_session(input=pipe, output=DummyOutput()):
-            # Asked before the first call: no. Then allowed by /tools: no question.
-            pipe.send_text(
-                "/tools\rmake it\rn\r/tools allow mcp:notes/touch\r/tools\rmake it\r/exit\r"
-            )
-            shell = Shell(client, bot=bot.slug, input=pipe, output=DummyOutput(), out=out,
-                          markdown=False)  # fmt: skip
-            shell.run()
-    shown = out.getvalue()
+        # Asked before the first call: no. Then allowed by /tools: no question.
+        keys = "/tools\rmake it\rn\r/tools allow mcp:notes/touch\r/tools\rmake it\r/exit\r"
+        shown = in_the_shell(client, bot.slug, keys)
     assert "mcp:notes/touch  not allowed yet: /tools allow mcp:notes/touch" in shown
     assert "was not allowed to run" in shown  # the refused call, as the shell shows results
     assert "allowed: mcp:notes/touch" in shown
@@ -235,15 +234,6 @@ async def test_a_server_that_never_answers_times_out(server: FakeOpenAI) -> None
 
 
 def test_the_shell_asks_before_an_mcp_tools_first_call(server: FakeOpenAI, tmp_path: Path) -> None:
-    import io
-
-    from prompt_toolkit.application import create_app_session
-    from prompt_toolkit.input import create_pipe_input
-    from prompt_toolkit.output import DummyOutput
-
-    from chinwag import Client
-    from chinwag.cli.shell import Shell
-
     first, second = tmp_path / "one", tmp_path / "two"
     server.script(
         Script(tool_calls=[_call("touch", {"path": str(first)})]), Script(text="Made one."),
@@ -251,14 +241,9 @@ def test_the_shell_asks_before_an_mcp_tools_first_call(server: FakeOpenAI, tmp_p
     )  # fmt: skip
     with Client(make_config(server, **{"mcp.servers.notes": stdio()})) as client:
         bot = client.bots.create(name="Notes", tools=["mcp:notes/touch"])
-        out = io.StringIO()
-        with create_pipe_input() as pipe, create_app_session(input=pipe, output=DummyOutput()):
-            # Yes to the first call; the second call of the same tool does not ask.
-            pipe.send_text("make one\ry\rmake two\r/exit\r")
-            shell = Shell(client, bot=bot.slug, input=pipe, output=DummyOutput(), out=out,
-                          markdown=False)  # fmt: skip
-            shell.run()
-    shown = out.getvalue()
+        # Yes to the first call; the second call of the same tool does not ask.
+        keys = "make one\ry\rmake two\r/exit\r"
+        shown = in_the_shell(client, bot.slug, keys)
     assert first.read_text() == "touched"
     assert second.read_text() == "touched"
     assert "Made one." in shown
@@ -290,28 +275,15 @@ async def test_a_server_that_crashes_mid_call_is_started_again(
 def test_a_retry_in_the_shell_is_refused_at_once_not_left_waiting(
     server: FakeOpenAI, tmp_path: Path
 ) -> None:
-    import io
-
-    from prompt_toolkit.application import create_app_session
-    from prompt_toolkit.input import create_pipe_input
-    from prompt_toolkit.output import DummyOutput
-
-    from chinwag import Client
-    from chinwag.cli.shell import Shell
-
     target = tmp_path / "made"
     touch = Script(tool_calls=[_call("touch", {"path": str(target)})])
     server.script(touch, Script(text="Refused."), touch, Script(text="Refused again."))
     with Client(make_config(server, **{"mcp.servers.notes": stdio()})) as client:
         bot = client.bots.create(name="Notes", tools=["mcp:notes/touch"])
-        out = io.StringIO()
-        with create_pipe_input() as pipe, create_app_session(input=pipe, output=DummyOutput()):
-            # /retry shows no calls, so nobody could answer a question: config decides.
-            pipe.send_text("make it\rn\r/retry\r/exit\r")
-            shell = Shell(client, bot=bot.slug, input=pipe, output=DummyOutput(), out=out,
-                          markdown=False)  # fmt: skip
-            started = time.monotonic()
-            shell.run()
+        # /retry shows no calls, so nobody could answer a question: config decides.
+        keys = "make it\rn\r/retry\r/exit\r"
+        started = time.monotonic()
+        shown = in_the_shell(client, bot.slug, keys)
     assert time.monotonic() - started < 30
-    assert "Refused again." in out.getvalue()
+    assert "Refused again." in shown
     assert not target.exists()
