@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import subprocess
 import sys
 import textwrap
 import threading
 import time
+from concurrent.futures import CancelledError
 
 import pytest
 
@@ -258,3 +260,22 @@ def test_a_stream_nobody_reads_lets_its_conversation_go(
         next(held)  # read one word, then never again (and never close it)
         later = client.ask("next", conversation=cid, wait=False)
         assert later.result(timeout=30).text == "You said: next"
+
+
+def test_calls_queued_while_the_client_closes_all_end(server: FakeOpenAI) -> None:
+    """Futures handed out as the loop stops are answered or cancelled, never left waiting."""
+    client = chinwag.Client(make_config(server))
+    futures = [client.ask(f"question {n}", wait=False) for n in range(50)]
+    closer = threading.Thread(target=client.close)
+    closer.start()
+    for _ in range(50):
+        try:
+            futures.append(client.ask("late", wait=False))
+        except chinwag.ChinwagError:  # closed: said at once
+            break
+    closer.join(10)
+    for future in futures:
+        # Answered before the close, or cut off by it and said so; a timeout fails.
+        with contextlib.suppress(chinwag.ChinwagError, CancelledError):
+            future.result(timeout=10)
+    assert all(future.done() for future in futures)

@@ -12,13 +12,18 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures.thread  # its exit hook registers before ours, so ours runs first
 import contextlib
+import contextvars
 import threading
 from collections.abc import Awaitable, Callable
+from concurrent.futures import Future
 from contextlib import AbstractAsyncContextManager
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
+from anyio.abc import TaskGroup
 from anyio.from_thread import BlockingPortal
+
+T = TypeVar("T")
 
 Closer = Callable[[float], Awaitable[None]]  # closes what runs on the loop, given a grace
 Serve = Callable[[], AbstractAsyncContextManager[None]]  # what runs for the loop's lifetime
@@ -42,6 +47,9 @@ class LoopThread:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: anyio.Event | None = None
         self._grace = 0.0
+        self._calls: TaskGroup
+        self._context: contextvars.Context  # the loop's own, where anyio knows its backend
+        self._pending: set[Future[Any]] = set()
         self.portal: BlockingPortal
         self.thread = threading.Thread(target=self._main, name=name, daemon=True)
         _hook_exit()
@@ -56,12 +64,16 @@ class LoopThread:
             self._loop = asyncio.get_running_loop()
             self._stop = anyio.Event()
             async with self._serve():
-                async with BlockingPortal() as portal:
-                    self.portal = portal
-                    self._ready.set()
-                    await self._stop.wait()
-                    # Cancelled streams and calls store their partial answers as they end.
-                    await portal.stop(cancel_remaining=True)
+                async with anyio.create_task_group() as calls:
+                    self._calls = calls
+                    self._context = contextvars.copy_context()
+                    async with BlockingPortal() as portal:
+                        self.portal = portal
+                        self._ready.set()
+                        await self._stop.wait()
+                        # Cancelled streams and calls store their partial answers as they end.
+                        await portal.stop(cancel_remaining=True)
+                    calls.cancel_scope.cancel()
                 with anyio.CancelScope(shield=True):
                     await self._closer(self._grace)
 
@@ -72,6 +84,8 @@ class LoopThread:
         finally:
             self._ready.set()
             _running.discard(self)
+            for future in list(self._pending):  # queued as the loop ended: never spawned
+                future.cancel()
 
     def request_stop(self, grace: float) -> None:
         """Stop the loop soon, from any thread, without waiting: cancel, then close."""
@@ -92,8 +106,57 @@ class LoopThread:
     def running(self) -> bool:
         return self.thread.is_alive()
 
-    def submit(self, func: Callable[[], Awaitable[Any]]) -> concurrent.futures.Future[Any]:
-        return self.portal.start_task_soon(func)
+    def submit(self, func: Callable[[], Awaitable[T]]) -> Future[T]:
+        """Run `func` on the loop; its Future at once, cancelled if the loop stops first.
+
+        One hop to the loop, not the portal's two: `BlockingPortal.start_task_soon` waits
+        for the loop to spawn the task before it returns, which cost each sync call a
+        second thread wake-up.
+        """
+        future: Future[T] = Future()
+        self._pending.add(future)
+        future.add_done_callback(self._pending.discard)
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            future.cancel()
+            return future
+
+        def spawn() -> None:
+            try:
+                self._calls.start_soon(self._run, func, future)
+            except RuntimeError:  # the task group has closed: the loop is stopping
+                future.cancel()
+
+        try:
+            loop.call_soon_threadsafe(spawn, context=self._context)
+        except RuntimeError:  # the loop closed meanwhile
+            future.cancel()
+        return future
+
+    async def _run(self, func: Callable[[], Awaitable[T]], future: Future[T]) -> None:
+        """Run one submitted call, as the portal does: cancelling the Future cancels it."""
+        loop = asyncio.get_running_loop()
+        with anyio.CancelScope() as scope:
+
+            def on_done(done: Future[T]) -> None:
+                if done.cancelled():
+                    with contextlib.suppress(RuntimeError):  # the loop is gone
+                        loop.call_soon_threadsafe(scope.cancel)
+
+            future.add_done_callback(on_done)
+            try:
+                result = await func()
+            except anyio.get_cancelled_exc_class():
+                future.cancel()
+                raise
+            except BaseException as exc:
+                if future.set_running_or_notify_cancel():
+                    future.set_exception(exc)
+                if not isinstance(exc, Exception):
+                    raise
+            else:
+                if future.set_running_or_notify_cancel():
+                    future.set_result(result)
 
 
 def _stop_all_at_exit() -> None:

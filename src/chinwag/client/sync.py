@@ -456,13 +456,13 @@ class Client(Closing):
     def _call(self, call: Callable[[], Awaitable[T]]) -> T:
         """Run an AsyncClient call on the background loop and wait for it."""
         self._check_open()
-        result: T = self._portal.call(call)
+        result: T = self._loop.submit(call).result()
         return result
 
     def _submit(self, call: Callable[[], Awaitable[T]]) -> Future[T]:
         """Run an AsyncClient call on the background loop; its Future at once."""
         self._check_open()
-        return self._portal.start_task_soon(call)
+        return self._loop.submit(call)
 
     def _check_open(self) -> None:
         if os.getpid() != self._pid:
