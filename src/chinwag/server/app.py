@@ -37,12 +37,13 @@ def create_app(config: Config | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.config = config
-    app.add_middleware(BodyLimit, limit=config.settings.server.max_body)
-    _handle_errors(app)
     from chinwag.server.api import router as chinwag_api
-    from chinwag.server.openai_api import router as openai_api
+    from chinwag.server.openai_api import Completions, router as openai_api
     from chinwag.server.web import mount
 
+    app.add_middleware(Completions)  # inside BodyLimit, added after it: bodies are checked
+    app.add_middleware(BodyLimit, limit=config.settings.server.max_body)
+    _handle_errors(app)
     app.include_router(openai_api)
     app.include_router(chinwag_api)
     mount(app)  # the web page at /
@@ -53,39 +54,11 @@ def _handle_errors(app: FastAPI) -> None:
     """Every error leaves in OpenAI's envelope; nothing leaks a traceback."""
 
     @app.exception_handler(ChinwagError)
-    async def chinwag_error(request: Request, exc: ChinwagError) -> JSONResponse:
-        status, body, headers = errors.of(exc)
-        return JSONResponse(body, status_code=status, headers=headers)
-
     @app.exception_handler(RequestValidationError)
-    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        first = exc.errors()[0] if exc.errors() else {}
-        where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
-        message = f"{where}: {first.get('msg', 'invalid request')}" if where else "Invalid request."
-        body = errors.envelope(message, "invalid_request_error", "InputError", where or None)
-        return JSONResponse(body, status_code=400)
-
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        kind, code = {
-            400: ("invalid_request_error", "InputError"),
-            401: ("authentication_error", "AccessError"),
-            403: ("permission_error", "PermissionDeniedError"),
-            404: ("not_found_error", "NotFoundError"),
-            405: ("invalid_request_error", "MethodNotAllowed"),
-        }.get(exc.status_code, ("invalid_request_error", "Error"))
-        message = str(exc.detail)
-        if exc.status_code == 400:  # FastAPI's only one: a body json.loads could not read
-            message = "The body is not readable JSON: send UTF-8 JSON, nested less deeply."
-        body = errors.envelope(message, kind, code)
-        return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
-
     @app.exception_handler(Exception)
-    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
-        body = errors.envelope(
-            "The server failed unexpectedly; the error is in its log.", "server_error", "Error"
-        )
-        return JSONResponse(body, status_code=500)
+    async def failed(request: Request, exc: Exception) -> JSONResponse:
+        return errors.response(exc)
 
 
 class BodyLimit:

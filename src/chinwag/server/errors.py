@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
 from typing import Any
+
+from starlette.responses import JSONResponse
 
 from chinwag.errors import (
     AccessError,
@@ -82,6 +85,53 @@ def of(error: ChinwagError) -> tuple[int, dict[str, Any], dict[str, str]]:
     return status, body, headers
 
 
+def response(exc: Exception) -> JSONResponse:
+    """Any exception a request ended with, as its answer in the envelope: chinwag's errors
+    by their class, a body that failed validation as 400 (never FastAPI's 422), HTTP errors
+    by their status, and anything else as a 500 that names nothing of the server (the
+    server's error middleware logs it)."""
+    from fastapi.exceptions import RequestValidationError
+    from pydantic import ValidationError
+    from starlette.exceptions import HTTPException
+
+    if isinstance(exc, ChinwagError):
+        status, body, headers = of(exc)
+        return JSONResponse(body, status_code=status, headers=headers)
+    if isinstance(exc, RequestValidationError | ValidationError):
+        return JSONResponse(_invalid(exc.errors()), status_code=400)
+    if isinstance(exc, HTTPException):
+        kind, code = _HTTP.get(exc.status_code, ("invalid_request_error", "Error"))
+        message = str(exc.detail)
+        if exc.status_code == 400:  # FastAPI's only one: a body json.loads could not read
+            message = _UNREADABLE
+        body = envelope(message, kind, code)
+        return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+    body = envelope(
+        "The server failed unexpectedly; the error is in its log.", "server_error", "Error"
+    )
+    return JSONResponse(body, status_code=500)
+
+
+_UNREADABLE = "The body is not readable JSON: send UTF-8 JSON, nested less deeply."
+_HTTP = {
+    400: ("invalid_request_error", "InputError"),
+    401: ("authentication_error", "AccessError"),
+    403: ("permission_error", "PermissionDeniedError"),
+    404: ("not_found_error", "NotFoundError"),
+    405: ("invalid_request_error", "MethodNotAllowed"),
+}
+
+
+def _invalid(problems: Sequence[Any]) -> dict[str, Any]:
+    """The first problem of a body that failed validation, named by where it is."""
+    first = problems[0] if problems else {}
+    if first.get("type") == "json_invalid":
+        return envelope(_UNREADABLE, "invalid_request_error", "InputError")
+    where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
+    message = f"{where}: {first.get('msg', 'invalid request')}" if where else "Invalid request."
+    return envelope(message, "invalid_request_error", "InputError", where or None)
+
+
 def sse_error(error: ChinwagError) -> bytes:
     """A failure after the first streamed byte: one error frame (then the caller sends
     `[DONE]`)."""
@@ -89,4 +139,4 @@ def sse_error(error: ChinwagError) -> bytes:
     return b"data: " + json.dumps(body).encode() + b"\n\n"
 
 
-__all__ = ["envelope", "of", "sse_error", "status_of"]
+__all__ = ["envelope", "of", "response", "sse_error", "status_of"]
