@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
 from typing import Any, Protocol
 
 import anyio
@@ -210,17 +212,26 @@ def test_import_chinwag_loads_nothing_heavy() -> None:
     assert out.stdout.split("\n")[:2] == ["[]", "False False"]
 
 
-def test_from_chinwag_import_client_builds_no_model_yet() -> None:
-    # Each pydantic model built at import (a model instance made at module level, a model
-    # without defer_build) costs import time, and the first loads pydantic's plugins
-    # through importlib.metadata: the first call builds what it uses, and no more.
+def test_from_chinwag_import_client_defers_the_engine_to_the_first_client(
+    tmp_path: Path,
+) -> None:
+    # The import loads the facade alone; a Client loads the engine, and builds the pydantic
+    # models its config needs, but no model of a reply, message or event until one is used.
     code = (
-        "import sys, pydantic\n"
+        "import sys\n"
         "from chinwag import Client\n"
-        "built = [m for m, module in sys.modules.items() if m.startswith('chinwag')\n"
-        "         for k in vars(module).values() if isinstance(k, type)\n"
-        "         and issubclass(k, pydantic.BaseModel) and k.__pydantic_complete__]\n"
-        "print(built, 'importlib.metadata' in sys.modules)\n"
+        "heavy = {'pydantic', 'anyio', 'asyncio', 'httpx', 'sqlalchemy', 'yaml'}\n"
+        "print(sorted(heavy & {m.split('.')[0] for m in sys.modules}),\n"
+        "      'chinwag.engine' in sys.modules)\n"
+        "client = Client()\n"
+        "import pydantic, chinwag.types\n"
+        "print([k.__name__ for k in vars(chinwag.types).values() if isinstance(k, type)\n"
+        "       and issubclass(k, pydantic.BaseModel) and k.__pydantic_complete__],\n"
+        "      'chinwag.engine' in sys.modules)\n"
+        "client.close()\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[] False"
+    env = {**os.environ, "CHINWAG_HOME": str(tmp_path)}
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
+    )
+    assert out.stdout.split("\n")[:2] == ["[] False", "[] True"]

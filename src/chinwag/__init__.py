@@ -15,8 +15,10 @@ from typing import TYPE_CHECKING, Any
 from chinwag.version import __version__ as __version__
 
 if TYPE_CHECKING:  # the public names, each once (`as` marks it exported)
-    from chinwag.client import (
+    from chinwag.client.aio import (
         AsyncClient as AsyncClient,
+    )
+    from chinwag.client.sync import (
         Client as Client,
     )
     from chinwag.config import (

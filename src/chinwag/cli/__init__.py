@@ -174,7 +174,7 @@ def main(argv: list[str] | None = None) -> None:
 
 def client_from(ctx: click.Context) -> Any:
     """The sync Client for this invocation, closed when the command ends."""
-    from chinwag.client import Client
+    from chinwag.client.sync import Client
 
     root = ctx.find_root()
     obj = root.obj or {}

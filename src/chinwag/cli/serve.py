@@ -70,7 +70,7 @@ def serve(ctx: click.Context, host: str | None, port: int | None, workers: int) 
 
 
 def _has_keys(config: Config) -> bool:
-    from chinwag.client import Client
+    from chinwag.client.sync import Client
 
     with Client(config) as client:
         return any(key.active for key in client.accounts.list_keys())

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from prompt_toolkit.completion import CompleteEvent, Completion
     from prompt_toolkit.document import Document
 
-    from chinwag.client import Client
+    from chinwag.client.sync import Client
     from chinwag.types import Bot, Reply
 
 

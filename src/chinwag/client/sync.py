@@ -15,30 +15,29 @@ from concurrent.futures import Future
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, Unpack, overload
 
-from chinwag.client.aio import AsyncClient
 from chinwag.closing import Closing
-from chinwag.config import Config
 from chinwag.errors import ChinwagError
-from chinwag.plan import TurnOptions
-from chinwag.streams import AsyncStream, Stream
-from chinwag.types import (
-    ApiKey,
-    Bot,
-    Conversation,
-    Health,
-    Message,
-    NewKey,
-    Reply,
-    StatisticItem,
-    Statistics,
-    StatisticTotal,
-    User,
-)
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # imported when a Client is made: `from chinwag import Client` stays light
     import ssl
 
+    from chinwag.config import Config
+    from chinwag.plan import TurnOptions
+    from chinwag.streams import AsyncStream, Stream
     from chinwag.templates import Rendered, Template
+    from chinwag.types import (
+        ApiKey,
+        Bot,
+        Conversation,
+        Health,
+        Message,
+        NewKey,
+        Reply,
+        StatisticItem,
+        Statistics,
+        StatisticTotal,
+        User,
+    )
     from chinwag.workflows import Progress, Workflow, WorkflowResult
 
 T = TypeVar("T")
@@ -425,6 +424,7 @@ class Client(Closing):
     ) -> None:
         import weakref
 
+        from chinwag.client.aio import AsyncClient
         from chinwag.loop import LoopThread
 
         self._async = AsyncClient(
@@ -497,6 +497,8 @@ class Client(Closing):
 
     def _streamed(self, events: AsyncStream) -> Stream:
         """A sync Stream over the events of an AsyncStream, read on the client's loop."""
+        from chinwag.streams import Stream
+
         self._check_open()
         return Stream(self._portal, events, self._check_open)
 

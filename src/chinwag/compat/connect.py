@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import ssl
 
-    from chinwag.client import AsyncClient, Client
+    from chinwag.client.aio import AsyncClient
+    from chinwag.client.sync import Client
     from chinwag.config import Config
 
 
@@ -26,7 +27,7 @@ def client(
     verify: ssl.SSLContext | bool = True,
 ) -> Client:
     """A sync Client: against the server at `base_url` (or the config's), else in-process."""
-    from chinwag.client import Client
+    from chinwag.client.sync import Client
 
     return Client(config, base_url=base_url, api_key=api_key, verify=verify)
 
@@ -39,7 +40,7 @@ def async_client(
     verify: ssl.SSLContext | bool = True,
 ) -> AsyncClient:
     """An AsyncClient: against the server at `base_url` (or the config's), else in-process."""
-    from chinwag.client import AsyncClient
+    from chinwag.client.aio import AsyncClient
 
     return AsyncClient(config, base_url=base_url, api_key=api_key, verify=verify)
 

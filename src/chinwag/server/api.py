@@ -20,7 +20,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from chinwag.accounts import digest
-from chinwag.client import AsyncClient
+from chinwag.client.aio import AsyncClient
 from chinwag.errors import ChinwagError, InputError
 from chinwag.server import sessions
 from chinwag.server.auth import Caller, caller, tables

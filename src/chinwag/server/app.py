@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from chinwag.client import AsyncClient
+from chinwag.client.aio import AsyncClient
 from chinwag.config import Config
 from chinwag.errors import ChinwagError
 from chinwag.server import errors

@@ -21,7 +21,7 @@ from fastapi import Depends, HTTPException, Request
 from fastapi.security import APIKeyCookie, APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from chinwag.accounts import digest
-from chinwag.client import AsyncClient
+from chinwag.client.aio import AsyncClient
 from chinwag.errors import AccessError
 from chinwag.server import sessions
 from chinwag.store.accounts import AccountStore, KeyHolder

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from chinwag.client import AsyncClient
+from chinwag.client.aio import AsyncClient
 from chinwag.errors import ChinwagError, InputError, NotFoundError, error_from
 from chinwag.server import errors
 from chinwag.server.auth import Caller, caller

@@ -21,7 +21,8 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Self, TypeVar
 
 from chinwag import checks
-from chinwag.client import AsyncClient, Client
+from chinwag.client.aio import AsyncClient
+from chinwag.client.sync import Client
 from chinwag.closing import Closing
 from chinwag.compat import connect
 from chinwag.errors import ChinwagError, InputError

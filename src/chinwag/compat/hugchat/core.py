@@ -21,7 +21,7 @@ from chinwag.compat import connect
 from chinwag.errors import ChinwagError, InputError, NotFoundError
 
 if TYPE_CHECKING:
-    from chinwag.client import Client
+    from chinwag.client.sync import Client
     from chinwag.config import Config
     from chinwag.plan import TurnOptions
     from chinwag.types import Event, Reply
