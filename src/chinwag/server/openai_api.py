@@ -22,7 +22,7 @@ from chinwag.client import AsyncClient
 from chinwag.errors import ChinwagError, InputError, NotFoundError, error_from
 from chinwag.server import errors
 from chinwag.server.auth import Caller, caller
-from chinwag.server.limits import Ticket, admit
+from chinwag.server.limits import Ticket, ticket_for
 from chinwag.streams import AsyncStream
 from chinwag.types import Bot, Done, ErrorEvent, Event, Reply, TextDelta, ToolCall, ToolCallEvent
 
@@ -137,7 +137,7 @@ async def chat_completions(
             raise InputError("The last message must be the user's prompt (role 'user').")
         await client.conversations.get(conversation, user=who.user)
         messages = [messages[-1]]  # the stored conversation holds the history
-    ticket = await admit(request, who, messages, options.get("max_tokens"))
+    ticket = ticket_for(request, who, options)
     made = conversation == "new"
     if made:  # made first, so that even a stream can name it
         conversation = (await client.conversations.create(bot=options["bot"], user=who.user)).id
