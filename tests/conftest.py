@@ -40,6 +40,14 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 @pytest.fixture(scope="session")
+def gemma(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The packaged embedded model, assembled once for the whole session."""
+    from chinwag.providers import gguf
+
+    return gguf.packaged_model(tmp_path_factory.mktemp("cache"))
+
+
+@pytest.fixture(scope="session")
 def _fake_server() -> Iterator[FakeOpenAI]:
     with FakeOpenAI() as server:
         yield server

@@ -155,17 +155,13 @@ async def test_turns_not_kept_are_priced_in_the_stats_too(server: FakeOpenAI) ->
 
 async def test_turns_rolled_up_before_costs_were_kept_count_as_unpriced(store_url: str) -> None:
     from alembic import command
-    from alembic.config import Config as AlembicConfig
     from sqlalchemy import create_engine, text
 
-    import chinwag.store.store as module
+    from chinwag.store.store import migrations
 
     engine = create_engine(normalize_url(store_url))
-    cfg = AlembicConfig()
-    cfg.set_main_option("script_location", str(Path(module.__file__).parent / "migrations"))
     with engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "0005")
+        command.upgrade(migrations(conn), "0005")
         conn.execute(text("INSERT INTO users (name, created_at) VALUES ('old', '2026-01-01')"))
         conn.execute(
             text(

@@ -32,12 +32,6 @@ HELLO = "Say hello in one short sentence."
 COUNTING = "Continue the sequence: 1, 2, 3, 4, 5, 6, 7, 8, 9, 10,"  # answered at length
 
 
-@pytest.fixture(scope="session")
-def gemma(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The packaged model, assembled once for the whole session."""
-    return gguf.packaged_model(tmp_path_factory.mktemp("cache"))
-
-
 def local_config(gemma: Path, **values: Any) -> Config:
     settings = {"provider": "local", "providers.local.model_path": str(gemma), "titles": False}
     return Config({**settings, **values})

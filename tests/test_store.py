@@ -75,14 +75,11 @@ async def test_open_migrates_an_empty_database_to_head(store_url: str) -> None:
 
 
 def test_schema_revision_constant_is_alembic_head() -> None:
-    from alembic.config import Config as AlembicConfig
     from alembic.script import ScriptDirectory
 
-    import chinwag.store.store as module
+    from chinwag.store.store import migrations
 
-    cfg = AlembicConfig()
-    cfg.set_main_option("script_location", str(Path(module.__file__).parent / "migrations"))
-    scripts = ScriptDirectory.from_config(cfg)
+    scripts = ScriptDirectory.from_config(migrations())
     assert scripts.get_current_head() == SCHEMA_REVISION
     history = [rev.revision for rev in scripts.walk_revisions()]
     assert tuple(reversed(history)) == SCHEMA_REVISIONS
@@ -234,18 +231,13 @@ async def test_a_locked_sqlite_file_neither_blocks_the_loop_nor_loses_the_turn(
 
 async def test_an_older_schema_is_migrated_on_open_and_keeps_its_data(store_url: str) -> None:
     from alembic import command
-    from alembic.config import Config as AlembicConfig
     from sqlalchemy import create_engine, text
 
-    import chinwag.store.store as module
+    from chinwag.store.store import migrations
 
-    sync_url = normalize_url(store_url)
-    engine = create_engine(sync_url)
-    cfg = AlembicConfig()
-    cfg.set_main_option("script_location", str(Path(module.__file__).parent / "migrations"))
+    engine = create_engine(normalize_url(store_url))
     with engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "0001")  # the first release's schema
+        command.upgrade(migrations(conn), "0001")  # the first release's schema
         conn.execute(text("INSERT INTO users (name, created_at) VALUES ('old', '2026-01-01')"))
     engine.dispose()
     store = await Store.open(store_url)

@@ -16,6 +16,8 @@ from chinwag.errors import InputError
 from chinwag.types import ApiKey, NewKey, User
 
 if TYPE_CHECKING:
+    from decimal import Decimal
+
     from chinwag.engine import Engine
     from chinwag.store.accounts import AccountStore
 
@@ -56,9 +58,13 @@ class Accounts:
         rpm: int | None = None,
         tpm: int | None = None,
         tokens_per_day: int | None = None,
+        cost_per_day: float | Decimal | str | None = None,
+        cost_per_month: float | Decimal | str | None = None,
         expires: date | datetime | str | None = None,
     ) -> NewKey:
-        """Make an API key for a user; its secret is on the returned `.key`, and only there."""
+        """Make an API key for a user; its secret is on the returned `.key`, and only there.
+        `cost_per_day` and `cost_per_month` are money budgets in US dollars (UTC days and
+        calendar months), kept to the micro-dollar."""
         user = _name(user)
         limits = {
             what: None if value is None else checks.count(value, what, maximum=10**12)
@@ -66,6 +72,8 @@ class Accounts:
         }
         if any(value == 0 for value in limits.values()):
             raise InputError("A limit of 0 would refuse every request: give 1 or more, or none.")
+        for what, amount in (("cost_per_day", cost_per_day), ("cost_per_month", cost_per_month)):
+            limits[what] = None if amount is None else checks.dollars(amount, what)
         key = KEY_PREFIX + secrets.token_urlsafe(32)
         stamp = datetime.now(UTC)
         values: dict[str, Any] = {
@@ -83,6 +91,11 @@ class Accounts:
     async def list_keys(self, *, user: str | None = None) -> list[ApiKey]:
         """Every key (never the secrets), or one user's."""
         return await (await self._tables()).list_keys(checks.user(user))
+
+    async def get_key(self, key_id: str, *, user: str | None = None) -> ApiKey:
+        """One key by its id (of this user only, if one is given): its limits and state."""
+        key_id = checks.identifier(key_id, "key id")
+        return await (await self._tables()).key(key_id, checks.user(user))
 
     async def revoke_key(self, key_id: str, *, user: str | None = None) -> ApiKey:
         """Revoke a key by its id (of this user only, if one is given); it fails from the

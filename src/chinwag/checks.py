@@ -78,6 +78,35 @@ def count(value: Any, what: str, maximum: int = 1_000_000) -> int:
     return value
 
 
+MAX_DOLLARS = 10**9  # a budget above a billion US dollars is a typo, not a budget
+
+
+def dollars(value: Any, what: str) -> int:
+    """An amount of US dollars (a number, or its text) as whole micro-dollars, rounded to
+    the nearest: more than 0, at most MAX_DOLLARS. Decimal, so 0.1 is 100,000 exactly."""
+    from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+
+    if isinstance(value, bool) or not isinstance(value, int | float | str | Decimal):
+        raise InputError(f"{what} must be an amount of US dollars, like 5 or 0.25, not "
+                         f"{type(value).__name__}: {value!r:.60}.")  # fmt: skip
+    try:  # a float by its shortest repr: 0.1 is "0.1", not 0.1000000000000000055...
+        amount = (
+            Decimal(value.strip().removeprefix("$")) if isinstance(value, str)
+            else value if isinstance(value, Decimal) else Decimal(repr(value))
+        )  # fmt: skip
+    except (InvalidOperation, ValueError):
+        amount = Decimal("NaN")
+    if not amount.is_finite() or not 0 < amount <= MAX_DOLLARS:
+        raise InputError(f"{what} must be an amount of US dollars above 0 and at most "
+                         f"{MAX_DOLLARS:,}, like 5 or 0.25, not {value!r:.60}.")  # fmt: skip
+    micro = int((amount * 1_000_000).quantize(Decimal(1), ROUND_HALF_UP))
+    if micro == 0:
+        raise InputError(
+            f"{what} must be at least $0.000001 (one micro-dollar), not {value!r:.60}."
+        )
+    return micro
+
+
 def user(value: Any) -> str | None:
     """A user as a name: `42` and `"42"` are one user; whitespace around it is ignored."""
     if value is None:
@@ -195,6 +224,12 @@ def _choice(value: Any, what: str) -> Any:
     return value
 
 
+def _hook(value: Any, what: str) -> Any:
+    if value is not None and not callable(value):
+        raise InputError(f"{what} must be an async function, not {type(value).__name__}.")
+    return value
+
+
 def name(value: Any, what: str) -> str:
     """A non-empty name, such as a provider's or a model's."""
     if not key(value, what).strip():
@@ -237,6 +272,7 @@ _OPTION_CHECKS: dict[str, Callable[[Any, str], Any]] = {
     "tools": _tools,
     "tool_schemas": _schemas,
     "tool_choice": _choice,
+    "admit": _hook,
 }
 
 
@@ -284,6 +320,7 @@ def turn_options(options: Mapping[str, Any]) -> dict[str, Any]:
 __all__ = [
     "bot",
     "count",
+    "dollars",
     "flag",
     "identifier",
     "key",

@@ -38,6 +38,7 @@ from chinwag.types import (
     Event,
     Health,
     SearchEvent,
+    Source,
     Status,
     TextDelta,
     ToolCall,
@@ -293,6 +294,11 @@ class Engine:
             prompt, messages, stream=stream, retry=retry, edit=edit, options=options, keep=keep
         )
         plan = await self.plan(request)
+        admit = request.options.get("admit")
+        if admit is not None:  # a server key's limits: refused here, nothing is stored
+            cap = await admit(plan)
+            if cap is not None:
+                plan = planning.capped(plan, cap)
         answer = await self._start(plan) if keep else Answer.unkept(await self.store(), plan)
         # From here on, everything ends in a stored answer: complete, partial or failed.
         # One generator, no nesting: every layer would cost each text delta a hand-off.
@@ -478,24 +484,7 @@ class Engine:
 
     @staticmethod
     def _fit_context(plan: Plan, answer: Answer) -> None:
-        """What the model reads: the system prompt (with any search results), then as much
-        history as fits the window, then the question."""
-        system = plan.system
-        if plan.request.raw is not None:  # the caller's messages, as they are
-            own = any(m.get("role") == "system" for m in plan.request.raw)
-            head = [] if own or not system else [{"role": "system", "content": system}]
-            answer.context = [*head, *plan.request.raw]
-            return
-        if answer.sources:
-            from chinwag.search import context_block
-
-            block = context_block(plan.prompt, answer.sources)
-            system = f"{system}\n\n{block}" if system else block
-        context = build_context(
-            system=system, history=plan.history, prompt=plan.prompt,
-            window=plan.window, reserve=plan.reserve,
-        )  # fmt: skip
-        answer.context, answer.trimmed = context.messages, context.trimmed
+        answer.context, answer.trimmed = context_of(plan, answer.sources)
 
     async def _end(self, answer: Answer, failure: ChinwagError | None) -> list[Event]:
         """Record the answer; the events that end the turn: usage and Done, or one
@@ -517,6 +506,27 @@ class Engine:
             work = partial(title_in_background, self, plan.user_id, plan.user, plan.bot)
             self.background.spawn(partial(work, plan.prompt, reply), "a conversation's title")
         return [UsageEvent(usage=reply.usage), Done(reply=reply)]
+
+
+def context_of(plan: Plan, sources: Sequence[Source] = ()) -> tuple[list[dict[str, Any]], int]:
+    """What the model reads: the system prompt (with any search results), then as much
+    history as fits the window, then the question; and how many history messages were
+    left out."""
+    system = plan.system
+    if plan.request.raw is not None:  # the caller's messages, as they are
+        own = any(m.get("role") == "system" for m in plan.request.raw)
+        head = [] if own or not system else [{"role": "system", "content": system}]
+        return [*head, *plan.request.raw], 0
+    if sources:
+        from chinwag.search import context_block
+
+        block = context_block(plan.prompt, list(sources))
+        system = f"{system}\n\n{block}" if system else block
+    context = build_context(
+        system=system, history=plan.history, prompt=plan.prompt,
+        window=plan.window, reserve=plan.reserve,
+    )  # fmt: skip
+    return context.messages, context.trimmed
 
 
 def _runaway(plan: Plan, limit: int) -> ProviderError:

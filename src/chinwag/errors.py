@@ -81,8 +81,9 @@ class AccessError(ChinwagError, PermissionError):
 
 
 class LimitError(ChinwagError):
-    """A key's limit (requests or tokens per minute, tokens per day) is spent (429).
-    `retry_after` says when the window opens again; `should_retry` is False for a day."""
+    """A key's limit (requests or tokens per minute, tokens per day, a money budget per day
+    or month) is spent (429). `retry_after` says when the window opens again;
+    `should_retry` is False for a day or a month."""
 
     def __init__(
         self, message: str, *, retry_after: float | None = None, should_retry: bool = True

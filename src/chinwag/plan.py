@@ -4,8 +4,8 @@ branch, system prompt, history, tools) before anything is stored. No I/O here.""
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, TypedDict
 
 from pydantic import ValidationError
@@ -57,6 +57,10 @@ class TurnOptions(TypedDict, total=False):
     # as ToolCallEvents and Reply.tool_calls, not run; with keep=False and messages only.
     tool_schemas: Sequence[Mapping[str, Any]] | None
     tool_choice: str | Mapping[str, Any] | None
+    # The server's: counts the planned turn against an API key's limits, before anything
+    # is stored or sent (it raises to refuse it). It returns the most tokens the answer may
+    # use when the key's money budget caps a call that named no max_tokens.
+    admit: Callable[[Plan], Awaitable[int | None]] | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -256,6 +260,14 @@ def make_plan(
     )
 
 
+def capped(plan: Plan, max_tokens: int) -> Plan:
+    """The plan with the answer held to `max_tokens`; in its request too, so that planning
+    it again (after waiting for the conversation) keeps the cap. The context it fits stays
+    the one admitted (its `reserve`)."""
+    request = replace(plan.request, options={**plan.request.options, "max_tokens": max_tokens})
+    return replace(plan, request=request, params=plan.params.merged(max_tokens=max_tokens))
+
+
 def _caller_schemas(options: Mapping[str, Any]) -> list[dict[str, Any]] | None:
     given = options.get("tool_schemas")
     return [dict(t) for t in given] if given else None
@@ -353,4 +365,4 @@ def _with_chat_options(system: str | None, options: Mapping[str, Any]) -> str | 
     return "\n\n".join(part for part in (system, " ".join(extra)) if part)
 
 
-__all__ = ["NO_ANSWER", "Plan", "Request", "TurnOptions", "make_plan", "request"]
+__all__ = ["NO_ANSWER", "Plan", "Request", "TurnOptions", "capped", "make_plan", "request"]

@@ -4,6 +4,7 @@ pydantic's genai-prices table, else unknown (None, never 0)."""
 from __future__ import annotations
 
 import logging
+import math
 import time
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -23,6 +24,7 @@ _found: dict[tuple[str, str | None], tuple[Any, Any] | None] = {}
 _rates: dict[tuple[str, str | None], tuple[Decimal | None, Decimal | None, float]] = {}
 RATES_FOR = 60.0
 _MILLION = 10**6
+MICRO = 10**6  # micro-dollars in a dollar: what money budgets count in
 
 
 def turn_cost(
@@ -39,6 +41,18 @@ def turn_cost(
         # install): the turn stands, its cost is unknown
         log.warning("could not price a turn of %s: %s", model, exc)
         return None
+
+
+def micro_dollars(cost: float) -> int:
+    """A cost as a money budget is charged it: whole micro-dollars, rounded up, so that no
+    turn is free by rounding; float noise far below a micro-dollar is dropped first."""
+    return math.ceil(round(cost * MICRO, 6))
+
+
+def usd(dollars: float) -> str:
+    """An amount as people read it: "$5.00", "$0.0035", "$1,200.50"."""
+    shown = f"{dollars:,.6f}".rstrip("0")
+    return "$" + shown + "0" * (2 - len(shown.partition(".")[2]))
 
 
 def _table_cost(key: tuple[str, str | None], usage: Usage) -> float | None:
@@ -103,4 +117,4 @@ def _lookup(key: tuple[str, str | None]) -> tuple[Any, Any] | None:
     return entry
 
 
-__all__ = ["turn_cost"]
+__all__ = ["MICRO", "micro_dollars", "turn_cost", "usd"]

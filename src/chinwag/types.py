@@ -239,6 +239,8 @@ class ApiKey(_Model):
     rpm: int | None = None  # requests per minute; None: no limit
     tpm: int | None = None  # tokens per minute
     tokens_per_day: int | None = None
+    cost_per_day: float | None = None  # a money budget, US dollars a day (UTC)
+    cost_per_month: float | None = None  # US dollars a calendar month (UTC)
     expires_at: datetime | None = None
     revoked_at: datetime | None = None
     created_at: datetime

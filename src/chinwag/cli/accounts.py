@@ -52,16 +52,20 @@ def keys() -> None:
 @click.option("--rpm", type=click.IntRange(1), help="Requests per minute.")
 @click.option("--tpm", type=click.IntRange(1), help="Tokens per minute.")
 @click.option("--max-tokens-per-day", type=click.IntRange(1), help="Tokens per day (UTC).")
+@click.option("--max-cost-per-day", metavar="USD", help="US dollars per day (UTC), e.g. 5.")
+@click.option("--max-cost-per-month", metavar="USD", help="US dollars per calendar month.")
 @click.option("--expires", metavar="DATE", help="Last day it works (YYYY-MM-DD), or a time.")
 @click.pass_context
 def create_key(
     ctx: click.Context, user: str, label: str | None, rpm: int | None, tpm: int | None,
-    max_tokens_per_day: int | None, expires: str | None,
+    max_tokens_per_day: int | None, max_cost_per_day: str | None,
+    max_cost_per_month: str | None, expires: str | None,
 ) -> None:  # fmt: skip
     """Make a chinwag server's key and print it, this once: only its hash is kept."""
     made = client_from(ctx).accounts.create_key(
-        user, name=label, rpm=rpm, tpm=tpm, tokens_per_day=max_tokens_per_day, expires=expires
-    )
+        user, name=label, rpm=rpm, tpm=tpm, tokens_per_day=max_tokens_per_day,
+        cost_per_day=max_cost_per_day, cost_per_month=max_cost_per_month, expires=expires,
+    )  # fmt: skip
     click.echo(made.key)
     click.echo(
         f"Key {made.id} for {made.user}: copy it now, it is not shown again. "
@@ -75,12 +79,19 @@ def create_key(
 @click.pass_context
 def list_keys(ctx: click.Context, user: str | None) -> None:
     """A server's keys: id, user, label, limits and state (never the key itself)."""
+    from chinwag.prices import usd
+
     for key in client_from(ctx).accounts.list_keys(user=user):
-        limits = ", ".join(
+        limits = [
             f"{what} {value:,}"
             for what, value in (("rpm", key.rpm), ("tpm", key.tpm), ("per day", key.tokens_per_day))
             if value is not None
-        )
+        ]
+        limits += [
+            f"{usd(value)} a {span}"
+            for span, value in (("day", key.cost_per_day), ("month", key.cost_per_month))
+            if value is not None
+        ]
         if key.revoked_at is not None:
             state = f"revoked {_when(key.revoked_at)}"
         elif not key.active:
@@ -89,7 +100,7 @@ def list_keys(ctx: click.Context, user: str | None) -> None:
             state = f"until {_when(key.expires_at)}" if key.expires_at else "active"
         click.echo(
             f"{key.id:22s} {key.prefix}… {key.user:16s} {key.name or '-':16s} "
-            f"{limits or 'no limits':28s} {state}"
+            f"{', '.join(limits) or 'no limits':28s} {state}"
         )
 
 

@@ -20,6 +20,7 @@ from chinwag.errors import ChinwagError
 
 if TYPE_CHECKING:  # imported when a Client is made: `from chinwag import Client` stays light
     import ssl
+    from decimal import Decimal
 
     from chinwag.config import Config
     from chinwag.plan import TurnOptions
@@ -391,16 +392,24 @@ class Accounts(_Sync):
         rpm: int | None = None,
         tpm: int | None = None,
         tokens_per_day: int | None = None,
+        cost_per_day: float | Decimal | str | None = None,
+        cost_per_month: float | Decimal | str | None = None,
         expires: date | datetime | str | None = None,
     ) -> NewKey:
-        """Make an API key for a user; its secret is on the returned `.key`, and only there."""
+        """Make an API key for a user; its secret is on the returned `.key`, and only there.
+        `cost_per_day` and `cost_per_month` are money budgets in US dollars."""
         call = self._async.create_key(
-            user, name=name, rpm=rpm, tpm=tpm, tokens_per_day=tokens_per_day, expires=expires
-        )
+            user, name=name, rpm=rpm, tpm=tpm, tokens_per_day=tokens_per_day,
+            cost_per_day=cost_per_day, cost_per_month=cost_per_month, expires=expires,
+        )  # fmt: skip
         return self._client._call(lambda: call)
 
     def list_keys(self, *, user: str | None = None) -> builtins.list[ApiKey]:
         return self._client._call(lambda: self._async.list_keys(user=user))
+
+    def get_key(self, key_id: str, *, user: str | None = None) -> ApiKey:
+        """One key by its id (of this user only, if one is given): its limits and state."""
+        return self._client._call(lambda: self._async.get_key(key_id, user=user))
 
     def revoke_key(self, key_id: str, *, user: str | None = None) -> ApiKey:
         return self._client._call(lambda: self._async.revoke_key(key_id, user=user))

@@ -93,6 +93,9 @@ class Remote:
             raise InputError("keep=False is for the server's own /v1 API, not a remote client.")
         body = dict(request.options)
         await self.as_user(body.pop("user", None))
+        if body.pop("admit", None) is not None:
+            raise InputError("admit= is a server's own hook for its keys' limits; a remote "
+                             "client's key is counted on the server.")  # fmt: skip
         for local in ("tools", "tool_schemas", "tool_choice"):
             if body.pop(local, None) is not None:
                 raise InputError(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import builtins
 from datetime import date, datetime
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from chinwag import checks
@@ -247,22 +248,35 @@ class Accounts:
         rpm: int | None = None,
         tpm: int | None = None,
         tokens_per_day: int | None = None,
+        cost_per_day: float | Decimal | str | None = None,
+        cost_per_month: float | Decimal | str | None = None,
         expires: date | datetime | str | None = None,
     ) -> NewKey:
         if isinstance(expires, date):
             expires = expires.isoformat()
         body = {
             "user": user, "name": name, "rpm": rpm, "tpm": tpm,
-            "tokens_per_day": tokens_per_day, "expires": expires,
+            "tokens_per_day": tokens_per_day, "cost_per_day": _amount(cost_per_day),
+            "cost_per_month": _amount(cost_per_month), "expires": expires,
         }  # fmt: skip
         return await self._http.request("POST", "/keys", NewKey, json_body=body)
 
     async def list_keys(self, *, user: str | None = None) -> builtins.list[ApiKey]:
         return await self._http.request("GET", "/keys", list[ApiKey], params={"user": user})
 
+    async def get_key(self, key_id: str, *, user: str | None = None) -> ApiKey:
+        path = f"/keys/{_id(key_id, 'key_id')}"
+        return await self._http.request("GET", path, ApiKey)
+
     async def revoke_key(self, key_id: str, *, user: str | None = None) -> ApiKey:
         path = f"/keys/{_id(key_id, 'key_id')}"
         return await self._http.request("DELETE", path, ApiKey)
+
+
+def _amount(value: Any) -> Any:
+    """An amount as JSON carries it: a float or Decimal as its text (exact, and NaN too,
+    which JSON has no number for), so that the server checks it and names what is wrong."""
+    return str(value) if isinstance(value, float | Decimal) else value
 
 
 __all__ = ["Accounts", "Bots", "Conversations", "Stats"]

@@ -17,14 +17,14 @@ from typing import Annotated, Any, Literal
 import anyio
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr
 
 from chinwag.accounts import digest
 from chinwag.client.aio import AsyncClient
 from chinwag.errors import ChinwagError, InputError
 from chinwag.server import sessions
 from chinwag.server.auth import Caller, caller, tables
-from chinwag.server.limits import Ticket, admit
+from chinwag.server.limits import Ticket, ticket_for
 from chinwag.server.openai_api import prime
 from chinwag.streams import AsyncStream
 from chinwag.types import (
@@ -370,7 +370,7 @@ async def ask(cid: str, body: Ask, request: Request, who: Who) -> Any:
     """Ask in a conversation: the Reply, or with stream=true its events as SSE."""
     client = _client(request)
     options = {**body.options(), "conversation": cid, "user": who.user}
-    ticket = await admit(request, who, [{"content": body.prompt}], body.max_tokens)
+    ticket = ticket_for(request, who, options)
     if body.stream:
         return await _streamed(_started(client.stream(body.prompt, **options)), ticket)
     return await ticket.run(client.ask(body.prompt, **options))
@@ -379,9 +379,9 @@ async def ask(cid: str, body: Ask, request: Request, who: Who) -> Any:
 @router.post("/conversations/{cid}/retry", response_model=Reply, responses=ERRORS)
 async def retry(cid: str, body: TurnBody, request: Request, who: Who) -> Any:
     """Answer the conversation's last question again, on a new branch (stream=true: SSE)."""
-    ticket = await admit(request, who, [], body.max_tokens)
     conversations = _client(request).conversations
     options = {**body.options(), "user": who.user}
+    ticket = ticket_for(request, who, options)
     if body.stream:
         return await _streamed(conversations.retry(cid, stream=True, **options), ticket)
     return await ticket.run(conversations.retry(cid, **options))
@@ -391,9 +391,9 @@ async def retry(cid: str, body: TurnBody, request: Request, who: Who) -> Any:
 async def edit(mid: str, body: Edit, request: Request, who: Who) -> Any:
     """Ask `text` instead of an earlier question: a new branch from there, answered
     (stream=true: SSE)."""
-    ticket = await admit(request, who, [{"content": body.text}], body.max_tokens)
     conversations = _client(request).conversations
     options = {**body.options(), "user": who.user}
+    ticket = ticket_for(request, who, options)
     if body.stream:
         return await _streamed(conversations.edit(mid, body.text, stream=True, **options), ticket)
     return await ticket.run(conversations.edit(mid, body.text, **options))
@@ -408,8 +408,7 @@ async def chat(body: Chat, request: Request, who: Who) -> Any:
         options["search"] = body.use_search
     if (body.prompt is None) == (body.messages is None):
         raise InputError("Send either a prompt or messages.")
-    sent = [{"content": body.prompt}] if body.prompt is not None else body.messages or []
-    ticket = await admit(request, who, sent, body.max_tokens)
+    ticket = ticket_for(request, who, options)
     if body.stream:
         if body.prompt is not None:
             return await _streamed(_started(client.stream(body.prompt, **options)), ticket)
@@ -575,6 +574,13 @@ class KeyFields(BaseModel):
     rpm: int | None = Field(default=None, ge=1)
     tpm: int | None = Field(default=None, ge=1)
     tokens_per_day: int | None = Field(default=None, ge=1)
+    # Strict: true is not $1. Numbers or their text, checked to the micro-dollar.
+    cost_per_day: StrictInt | StrictFloat | StrictStr | None = Field(
+        default=None, description="A money budget: US dollars a day (UTC), above 0"
+    )
+    cost_per_month: StrictInt | StrictFloat | StrictStr | None = Field(
+        default=None, description="A money budget: US dollars a calendar month (UTC), above 0"
+    )
     expires: datetime | date | None = None
 
 
@@ -608,8 +614,16 @@ async def create_key(body: KeyFields, request: Request, who: Who) -> NewKey:
     _admin(who, "create keys")
     return await _client(request).accounts.create_key(
         body.user, name=body.name, rpm=body.rpm, tpm=body.tpm,
-        tokens_per_day=body.tokens_per_day, expires=body.expires,
+        tokens_per_day=body.tokens_per_day, cost_per_day=body.cost_per_day,
+        cost_per_month=body.cost_per_month, expires=body.expires,
     )  # fmt: skip
+
+
+@router.get("/keys/{key_id}", response_model=ApiKey, responses=ERRORS)
+async def get_key(key_id: str, request: Request, who: Who) -> ApiKey:
+    """One of the caller's keys (an admin: any key): its limits, budgets and state."""
+    user = None if who.admin else who.user
+    return await _client(request).accounts.get_key(key_id, user=user)
 
 
 @router.delete("/keys/{key_id}", response_model=ApiKey, responses=ERRORS)

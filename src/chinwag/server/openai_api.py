@@ -24,7 +24,7 @@ from chinwag.client.aio import AsyncClient
 from chinwag.errors import ChinwagError, InputError, NotFoundError, error_from
 from chinwag.server import errors
 from chinwag.server.auth import Caller, caller
-from chinwag.server.limits import Ticket, admit
+from chinwag.server.limits import Ticket, ticket_for
 from chinwag.server.sessions import SESSION_COOKIE
 from chinwag.streams import AsyncStream
 from chinwag.types import Bot, Done, ErrorEvent, Event, Reply, TextDelta, ToolCall, ToolCallEvent
@@ -176,7 +176,7 @@ async def complete(
             raise InputError("The last message must be the user's prompt (role 'user').")
         await client.conversations.get(conversation, user=who.user)
         messages = [messages[-1]]  # the stored conversation holds the history
-    ticket = await admit(request, who, messages, options.get("max_tokens"))
+    ticket = ticket_for(request, who, options)
     made = conversation == "new"
     if made:  # made first, so that even a stream can name it
         conversation = (await client.conversations.create(bot=options["bot"], user=who.user)).id

@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Column,
     Date,
@@ -25,9 +26,9 @@ from sqlalchemy import (
 from sqlalchemy.engine import Dialect
 
 # The schema revision this code expects; a test keeps it equal to Alembic's head.
-SCHEMA_REVISION = "0006"
+SCHEMA_REVISION = "0007"
 # Every revision this code can upgrade from, oldest first; a test keeps it equal to Alembic's.
-SCHEMA_REVISIONS = ("0001", "0002", "0003", "0004", "0005", "0006")
+SCHEMA_REVISIONS = ("0001", "0002", "0003", "0004", "0005", "0006", "0007")
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -146,21 +147,25 @@ api_keys = Table(
     Column("rpm", Integer, nullable=True),
     Column("tpm", Integer, nullable=True),
     Column("tokens_per_day", Integer, nullable=True),
+    # Money budgets in whole micro-dollars (US): counted exactly, never in floats.
+    Column("cost_per_day", BigInteger, nullable=True),
+    Column("cost_per_month", BigInteger, nullable=True),
     Column("expires_at", UTCDateTime, nullable=True),
     Column("revoked_at", UTCDateTime, nullable=True),
     Column("created_at", UTCDateTime, nullable=False),
 )
 
-# What each key has spent in its current minute and day: limits are conditional updates
-# of these rows, so they hold across workers and processes.
+# What each key has spent in its current minute, day and month: limits are conditional
+# updates of these rows, so they hold across workers and processes.
 key_windows = Table(
     "key_windows",
     metadata,
     Column("key_id", String(32), ForeignKey("api_keys.id", ondelete="CASCADE"), primary_key=True),
-    Column("span", String(8), primary_key=True),  # "minute" or "day"
+    Column("span", String(8), primary_key=True),  # "minute", "day" or "month"
     Column("start", Integer, primary_key=True),  # the window's first second (Unix time)
     Column("requests", Integer, nullable=False, default=0),
     Column("tokens", Integer, nullable=False, default=0),
+    Column("cost", BigInteger, nullable=False, default=0),  # micro-dollars
 )
 
 # The web page's sessions: a session acts as the key it was signed in with (its limits,

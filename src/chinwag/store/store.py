@@ -51,6 +51,7 @@ from chinwag.errors import ConfigError, ConflictError, InputError, NotFoundError
 
 if TYPE_CHECKING:
     # The asyncio extension costs ~45 ms to import; only PostgreSQL needs it.
+    from alembic.config import Config as AlembicConfig
     from sqlalchemy.ext.asyncio import AsyncEngine
 from chinwag.store.schema import (
     SCHEMA_REVISION,
@@ -1151,14 +1152,21 @@ def store_error(exc: SQLAlchemyError, where: str, lock_timeout: float) -> StoreE
     return StoreError(message, where=where)
 
 
-def _upgrade(conn: Connection) -> None:
-    from alembic import command
+def migrations(conn: Connection | None = None) -> AlembicConfig:
+    """Alembic's config for chinwag's migrations, run on `conn` (tests run them by hand)."""
     from alembic.config import Config as AlembicConfig
 
     cfg = AlembicConfig()
     cfg.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
-    cfg.attributes["connection"] = conn
-    command.upgrade(cfg, "head")
+    if conn is not None:
+        cfg.attributes["connection"] = conn
+    return cfg
+
+
+def _upgrade(conn: Connection) -> None:
+    from alembic import command
+
+    command.upgrade(migrations(conn), "head")
 
 
 __all__ = ["Store", "Thread", "normalize_url"]
