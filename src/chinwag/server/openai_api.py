@@ -359,31 +359,39 @@ async def _sse(
         body = {**head, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
         return b"data: " + json.dumps({**body, **more}, separators=(",", ":")).encode() + b"\n\n"
 
-    yield chunk({"role": "assistant", "content": ""})
+    # The opening frame goes out in one write with the first event's: one send, not two,
+    # before the first token reaches the client.
+    opening = chunk({"role": "assistant", "content": ""})
     calls = 0
     try:
         async for event in _chain(first, events):
             ticket.learn(event)
+            out = b""
             if type(event) is TextDelta:
-                yield chunk({"content": event.text})
+                out = chunk({"content": event.text})
             elif type(event) is ToolCallEvent:  # each call whole, by its index
-                yield chunk({"tool_calls": [_call(event.call, calls)]})
+                out = chunk({"tool_calls": [_call(event.call, calls)]})
                 calls += 1
             elif type(event) is Done:
                 reply = event.reply
-                yield chunk({}, reply.finish_reason or "stop")
+                out = chunk({}, reply.finish_reason or "stop")
                 if include_usage:
                     body = {**head, "choices": [], "usage": _usage(reply)}
-                    yield b"data: " + json.dumps(body).encode() + b"\n\n"
+                    out += b"data: " + json.dumps(body).encode() + b"\n\n"
             elif type(event) is ErrorEvent:
-                yield errors.sse_error(error_from(event))
+                yield opening + errors.sse_error(error_from(event))
+                opening = b""
                 break
+            if opening or out:
+                yield opening + out
+                opening = b""
     except ChinwagError as exc:
-        yield errors.sse_error(exc)
+        yield opening + errors.sse_error(exc)
+        opening = b""
     finally:
         await stream.aclose()
         await ticket.settle()
-    yield b"data: [DONE]\n\n"
+    yield opening + b"data: [DONE]\n\n"
 
 
 async def _chain(first: Event, rest: AsyncIterator[Event]) -> AsyncIterator[Event]:
