@@ -15,12 +15,11 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from chinwag import checks, plan as planning
+from chinwag import attachments, checks, context, plan as planning
 from chinwag.answer import Answer, add_usage
 from chinwag.background import Background
 from chinwag.bots import BotFiles, builtin_bots, not_found, on_model, resolve
 from chinwag.config import Config
-from chinwag.context import build_context
 from chinwag.errors import ChinwagError, ConfigError, NotFoundError, ProviderError, StoreError
 from chinwag.plan import Plan
 from chinwag.providers import (
@@ -292,6 +291,9 @@ class Engine:
         request = planning.request(
             prompt, messages, stream=stream, retry=retry, edit=edit, options=options, keep=keep
         )
+        if request.given:  # read and checked before anything is stored or sent
+            limits = self.config.settings.attachments
+            request = planning.with_files(request, await attachments.load(request.given, limits))
         plan = await self.plan(request)
         answer = await self._start(plan) if keep else Answer.unkept(await self.store(), plan)
         # From here on, everything ends in a stored answer: complete, partial or failed.
@@ -301,7 +303,7 @@ class Engine:
             if plan.search:
                 yield SearchEvent(step="searching", query=plan.prompt)
                 yield await self._search(plan, answer)
-            self._fit_context(plan, answer)
+            await self._fit_context(plan, answer)
             limit = self.config.settings.tool_rounds
             for rounds in range(limit + 1):
                 calls: list[ToolCall] = []
@@ -422,7 +424,7 @@ class Engine:
             parent_id=plan.parent_id, expected=plan.leaf_id, branch=branch, until=until,
             bot_uid=plan.bot.uid, system_prompt=plan.request.seed_system,
             seed=plan.request.seed, prompt=plan.prompt, meta=dict(plan.meta),
-            title=self._title_now(plan),
+            files=plan.files, data=plan.request.data, title=self._title_now(plan),
         )  # fmt: skip
         if started is None:
             return None
@@ -476,10 +478,10 @@ class Engine:
             return SearchEvent(step="failed", query=query, error=str(exc))
         return SearchEvent(step="results", query=query, results=answer.sources)
 
-    @staticmethod
-    def _fit_context(plan: Plan, answer: Answer) -> None:
+    async def _fit_context(self, plan: Plan, answer: Answer) -> None:
         """What the model reads: the system prompt (with any search results), then as much
-        history as fits the window, then the question."""
+        history as fits the window, then the question; files with the messages they came
+        with (the stored ones read now, only those that are sent)."""
         system = plan.system
         if plan.request.raw is not None:  # the caller's messages, as they are
             own = any(m.get("role") == "system" for m in plan.request.raw)
@@ -491,11 +493,19 @@ class Engine:
 
             block = context_block(plan.prompt, answer.sources)
             system = f"{system}\n\n{block}" if system else block
-        context = build_context(
-            system=system, history=plan.history, prompt=plan.prompt,
-            window=plan.window, reserve=plan.reserve,
+        question = context.Entry("user", plan.prompt, plan.files)
+        kept, answer.trimmed = context.fit(
+            system=system, history=plan.history, question=question, window=plan.window,
+            reserve=plan.reserve, images=plan.images,
         )  # fmt: skip
-        answer.context, answer.trimmed = context.messages, context.trimmed
+        entries = [*kept, question]
+        data = plan.request.data
+        stored = {
+            sha for e in entries for sha in attachments.needed(e.files, images=plan.images)
+        } - data.keys()
+        if stored:
+            data = {**data, **await (await self.store()).blobs(plan.user_id, stored)}
+        answer.context = context.messages(system, entries, data, images=plan.images)
 
     async def _end(self, answer: Answer, failure: ChinwagError | None) -> list[Event]:
         """Record the answer; the events that end the turn: usage and Done, or one

@@ -13,12 +13,14 @@ import time
 from collections.abc import AsyncIterator, Awaitable
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any, Literal
+from urllib.parse import quote
 
 import anyio
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from chinwag import attachments
 from chinwag.accounts import digest
 from chinwag.client import AsyncClient
 from chinwag.errors import ChinwagError, InputError
@@ -314,7 +316,33 @@ async def export_conversation(
     )
 
 
+@router.get(
+    "/attachments/{sha256}",
+    responses={**ERRORS, 200: {"content": {"application/octet-stream": {}}}},
+)
+async def attachment(sha256: str, request: Request, who: Who) -> Response:
+    """A file attached to one of the user's messages, by its sha256 (as the messages'
+    `attachments` show it), with its media type; another user's file is 404."""
+    store, uid, _ = await _client(request)._engine.scope(who.user)  # its name and type too
+    info, data = await store.attachment(uid, sha256)
+    return Response(
+        data,
+        media_type=info.media_type,
+        headers={"content-disposition": f"attachment; filename*=UTF-8''{quote(info.name)}"},
+    )
+
+
 # -- turns --------------------------------------------------------------------------------
+
+
+class FileBody(BaseModel):
+    """A file attached to the question; the server types it (text or image) as the
+    library does, from its name and bytes."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=255)
+    data: str = Field(description="The file's bytes, base64")
 
 
 class TurnBody(BaseModel):
@@ -341,11 +369,20 @@ class TurnBody(BaseModel):
     top_k: int | None = None
     stop: list[str] | None = None
     seed: int | None = None
+    files: list[FileBody] | None = Field(
+        default=None, max_length=1000, description="Files for the question (attachments.*)"
+    )
     stream: bool = False
 
     def options(self) -> dict[str, Any]:
-        skip = {"stream", "prompt", "messages", "text", "use_search"}
-        return self.model_dump(exclude=skip, exclude_none=True)
+        skip = {"stream", "prompt", "messages", "text", "use_search", "files"}
+        options = self.model_dump(exclude=skip, exclude_none=True)
+        if self.files:
+            options["files"] = [
+                (f.name, attachments.decode(f.data, f"files[{i}].data"))
+                for i, f in enumerate(self.files)
+            ]
+        return options
 
 
 class Ask(TurnBody):
@@ -370,7 +407,7 @@ async def ask(cid: str, body: Ask, request: Request, who: Who) -> Any:
     """Ask in a conversation: the Reply, or with stream=true its events as SSE."""
     client = _client(request)
     options = {**body.options(), "conversation": cid, "user": who.user}
-    ticket = await admit(request, who, [{"content": body.prompt}], body.max_tokens)
+    ticket = await admit(request, who, [{"content": body.prompt}], body.max_tokens, _sent(options))
     if body.stream:
         return await _streamed(_started(client.stream(body.prompt, **options)), ticket)
     return await ticket.run(client.ask(body.prompt, **options))
@@ -391,9 +428,9 @@ async def retry(cid: str, body: TurnBody, request: Request, who: Who) -> Any:
 async def edit(mid: str, body: Edit, request: Request, who: Who) -> Any:
     """Ask `text` instead of an earlier question: a new branch from there, answered
     (stream=true: SSE)."""
-    ticket = await admit(request, who, [{"content": body.text}], body.max_tokens)
-    conversations = _client(request).conversations
     options = {**body.options(), "user": who.user}
+    ticket = await admit(request, who, [{"content": body.text}], body.max_tokens, _sent(options))
+    conversations = _client(request).conversations
     if body.stream:
         return await _streamed(conversations.edit(mid, body.text, stream=True, **options), ticket)
     return await ticket.run(conversations.edit(mid, body.text, **options))
@@ -409,7 +446,7 @@ async def chat(body: Chat, request: Request, who: Who) -> Any:
     if (body.prompt is None) == (body.messages is None):
         raise InputError("Send either a prompt or messages.")
     sent = [{"content": body.prompt}] if body.prompt is not None else body.messages or []
-    ticket = await admit(request, who, sent, body.max_tokens)
+    ticket = await admit(request, who, sent, body.max_tokens, _sent(options))
     if body.stream:
         if body.prompt is not None:
             return await _streamed(_started(client.stream(body.prompt, **options)), ticket)
@@ -417,6 +454,11 @@ async def chat(body: Chat, request: Request, who: Who) -> Any:
     if body.prompt is not None:
         return await ticket.run(client.ask(body.prompt, **options))
     return await ticket.run(client.chat(body.messages or [], **options))
+
+
+def _sent(options: dict[str, Any]) -> int:
+    """The tokens a turn's files may add, for the key's reservation."""
+    return attachments.estimate(options.get("files") or ())
 
 
 async def _started(stream: AsyncStream) -> AsyncStream:

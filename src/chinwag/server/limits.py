@@ -89,13 +89,15 @@ async def admit(
     who: Caller,
     messages: Iterable[Mapping[str, Any]],
     max_tokens: int | None,
+    attached: int = 0,
 ) -> Ticket:
-    """Count a model call against the caller's key, or raise LimitError (429)."""
+    """Count a model call against the caller's key, or raise LimitError (429); `attached`
+    is the tokens its files add."""
     holder = who.holder
     if holder is None or (holder.rpm is None and holder.tpm is None
                           and holder.tokens_per_day is None):  # fmt: skip
         return Ticket()
-    prompt = estimate_prompt_tokens(dict(m) for m in messages)
+    prompt = estimate_prompt_tokens(dict(m) for m in messages) + attached
     token_limits = [n for n in (holder.tpm, holder.tokens_per_day) if n is not None]
     if max_tokens is None:
         default = request.app.state.config.settings.server.reserve_tokens
