@@ -22,6 +22,13 @@ from chinwag.errors import ConflictError
 from tests.fake_openai import FakeOpenAI, Script
 from tests.postgres import PostgresMissing, postgres_server as start_postgres
 
+# Images as attachments: a 1x1 PNG and a 1x1 GIF (binary, with NUL bytes, as images are).
+PNG = bytes.fromhex(
+    "89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c4890000000d49444154789c"
+    "63f8cfc0f01f0005000201e5270ede0000000049454e44ae426082"
+)
+GIF = bytes.fromhex("47494638396101000100800000ffffff0000002c00000000010001000002024401003b")
+
 
 @pytest.fixture
 def anyio_backend() -> str:

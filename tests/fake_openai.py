@@ -42,6 +42,13 @@ class Script:
     role: bool = True  # open a stream with the role chunk, as OpenAI does
 
 
+def _text(content: Any) -> str:
+    """A message's text: its content, or the text of its parts (a list with image parts)."""
+    if isinstance(content, list):
+        return "".join(p.get("text", "") for p in content if p.get("type") == "text")
+    return content or ""
+
+
 def _chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
     body = {
         "id": "chatcmpl-test",
@@ -157,7 +164,7 @@ class FakeOpenAI:
         if text is None and script.tool_calls:
             text = ""
         if text is None:
-            text = f"You said: {request['messages'][-1].get('content')}"
+            text = f"You said: {_text(request['messages'][-1].get('content'))}"
         chunks = script.chunks if script.chunks is not None else (_split(text) if text else [])
         if request.get("stream"):
             await self._stream(send, receive, request, script, chunks)
@@ -178,7 +185,7 @@ class FakeOpenAI:
         await send({"type": "http.response.body", "body": payload})
 
     def _usage(self, request: dict[str, Any], completion: list[str]) -> dict[str, int]:
-        prompt = sum(len((m.get("content") or "").split()) for m in request["messages"])
+        prompt = sum(len(_text(m.get("content")).split()) for m in request["messages"])
         return {
             "prompt_tokens": prompt,
             "completion_tokens": len(completion),

@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import Runner, default_sigint
+from tests.conftest import PNG, Runner, default_sigint
 from tests.fake_openai import FakeOpenAI, Script
 
 
@@ -31,6 +31,31 @@ def test_piped_stdin_joins_the_prompt(run: Runner, server: FakeOpenAI) -> None:
     out = run("ask", "Summarize:", stdin="line one\nline two\n")
     assert out.stdout == "You said: Summarize:\n\nline one\nline two\n"
     assert run(stdin="only piped").stdout == "You said: only piped\n"
+
+
+def test_ask_attaches_files_and_show_names_them(
+    run: Runner, server: FakeOpenAI, tmp_path: Path
+) -> None:
+    note, image = tmp_path / "note.txt", tmp_path / "cat.png"
+    note.write_text("Tea at five.\n")
+    image.write_bytes(PNG)
+    out = run("ask", "--json", "-a", str(note), "--attach", str(image), "What is this?")
+    assert out.returncode == 0, out.stderr
+    text, picture = server.requests[-1]["messages"][-1]["content"]
+    assert text["text"] == "File: note.txt\n```\nTea at five.\n```\n\nWhat is this?"
+    assert picture["image_url"]["url"].startswith("data:image/png;base64,iVBORw0KGgo")
+    shown = run("conversations", "show", json.loads(out.stdout)["conversation_id"])
+    assert f"Attached: note.txt (text/plain, 13 bytes), cat.png (image/png, {len(PNG)} bytes)" in (
+        shown.stdout
+    )
+    assert run("-a", str(note), "Summarize").returncode == 0  # a bare prompt takes them too
+    assert run("ask", "-a", str(note)).stdout == (  # and files alone are a question
+        "You said: File: note.txt\n```\nTea at five.\n```\n"
+    )
+    missing = run("ask", "-a", str(tmp_path / "nope.txt"), "hi")
+    assert missing.returncode == 1
+    assert f"No file {tmp_path}/nope.txt: check the path." in missing.stderr
+    assert len(server.requests) == 3  # nothing was sent for the missing file
 
 
 def test_json_no_stream_and_usage(run: Runner, server: FakeOpenAI) -> None:

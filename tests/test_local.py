@@ -25,6 +25,8 @@ from chinwag.providers.local import (
     _load,
     format_prompt,
 )
+from tests.conftest import PNG
+from tests.fake_openai import FakeOpenAI
 
 pytestmark = pytest.mark.anyio
 
@@ -356,3 +358,52 @@ async def test_the_embedded_model_never_writes_titles(gemma: Path) -> None:
         conversation = await client.conversations.get(reply.conversation_id)
         titled = await client.conversations.generate_title(reply.conversation_id)
     assert conversation.title == titled.title == "Say hello in one short sentence."
+
+
+# -- attachments ---------------------------------------------------------------------------
+
+
+def _transcript(*turns: str) -> str:
+    """The prompt the packaged model reads for these turns (user first), with its framing."""
+    examples = "".join(f"User: {q}\nAssistant: {a}\n" for q, a in EXAMPLES)
+    said = "".join(
+        f"{'User' if i % 2 == 0 else 'Assistant'}: {text}\n" for i, text in enumerate(turns)
+    )
+    return f"{TRANSCRIPT_INSTRUCTION} You are a helpful assistant.\n\n{examples}{said}Assistant:"
+
+
+async def test_the_embedded_model_refuses_images_and_reads_text_files(
+    config: Config, llm: Any
+) -> None:
+    async with AsyncClient(config) as client:
+        with pytest.raises(chinwag.InputError) as refused:
+            await client.ask("What is in this picture?", files=[("cat.png", PNG)])
+        assert await client.conversations.list() == []  # refused before it was stored
+        question = "What is the secret word in the file?"
+        reply = await client.ask(
+            question, files=[("facts.txt", b"The secret word is pineapple.\n")], temperature=0
+        )
+    assert str(refused.value) == (
+        "The provider 'local' (model gemma-3-270m-q4_k_m) takes no images, so cat.png cannot "
+        "be sent: ask a provider that does (an OpenAI-compatible one, with provider= or a bot "
+        "on it), or attach text files only."
+    )
+    sent = f"File: facts.txt\n```\nThe secret word is pineapple.\n```\n\n{question}"
+    assert reply.usage.prompt_tokens == len(llm.tokenize(_transcript(sent).encode(), add_bos=True))
+    assert "pineapple" in reply.text
+
+
+async def test_an_image_earlier_in_a_conversation_is_a_note_for_the_embedded_model(
+    gemma: Path, server: FakeOpenAI, llm: Any
+) -> None:
+    config = local_config(
+        gemma,
+        **{"providers.openai.base_url": server.base_url, "providers.openai.model": "test-model"},
+    )
+    async with AsyncClient(config) as client:
+        first = await client.ask("Look", files=[("cat.png", PNG)], provider="openai")
+        reply = await client.ask("Hi", conversation=first.conversation_id, max_tokens=5)
+    assert reply.provider == "local"
+    note = "(The image cat.png was attached here; this model takes no images.)\n\nLook"
+    expected = _transcript(note, "You said: Look", "Hi")
+    assert reply.usage.prompt_tokens == len(llm.tokenize(expected.encode(), add_bos=True))

@@ -4,6 +4,8 @@ assertions. This is the suite that keeps the two from drifting."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import subprocess
 import sys
@@ -18,7 +20,7 @@ import pytest
 import chinwag
 from chinwag import Client
 from chinwag.types import Done, TextDelta, UsageEvent
-from tests.conftest import Runner, chinwag_env, make_config
+from tests.conftest import GIF, PNG, Runner, chinwag_env, make_config
 from tests.fake_openai import FakeOpenAI, Script
 from tests.server import chinwag_serve
 
@@ -188,6 +190,66 @@ def test_conversations_list_rename_retry_edit_export_and_delete(
     restored = client.conversations.import_json(exported)
     assert restored.id == made.id
     assert client.conversations.export(made.id) == exported  # exactly as it was
+
+
+def test_files_go_with_the_question_and_come_back(
+    client: Client, server: FakeOpenAI, tmp_path: Path
+) -> None:
+    note = tmp_path / "note.txt"
+    note.write_text("Tea at five.\n")
+    reply = client.ask("Read", files=[note, ("cat.png", PNG)])
+    content = server.requests[-1]["messages"][-1]["content"]
+    assert content == [
+        {"type": "text", "text": "File: note.txt\n```\nTea at five.\n```\n\nRead"},
+        {"type": "image_url", "image_url": {"url": _data_url(PNG, "image/png")}},
+    ]
+    question = client.conversations.history(reply.conversation_id)[0]
+    assert [(f.name, f.media_type, f.size) for f in question.attachments] == [
+        ("note.txt", "text/plain", 13), ("cat.png", "image/png", len(PNG)),
+    ]  # fmt: skip
+    assert client.conversations.attachment(question.attachments[1].sha256) == PNG
+    stream = client.stream("And this?", conversation=reply.conversation_id, files=[GIF])
+    assert "".join(stream) == "You said: And this?"
+    sent = server.requests[-1]["messages"]
+    assert sent[1]["content"] == content  # the earlier turn, its files with it
+    assert sent[-1]["content"][1]["image_url"]["url"] == _data_url(GIF, "image/gif")
+    later = client.conversations.history(reply.conversation_id)[2]
+    assert [f.name for f in later.attachments] == ["attachment-1.gif"]
+    exported = client.conversations.export(reply.conversation_id)
+    assert "*Attached: note.txt (text/plain, 13 bytes), cat.png (image/png" in (
+        client.conversations.export(reply.conversation_id, format="markdown")
+    )
+    client.conversations.delete(reply.conversation_id)
+    restored = client.conversations.import_json(exported)
+    assert client.conversations.history(restored.id)[0].attachments == question.attachments
+    assert client.conversations.export(restored.id) == exported  # its files too
+
+
+def test_files_are_checked_before_anything_is_sent(
+    client: Client, server: FakeOpenAI, tmp_path: Path
+) -> None:
+    conversation = client.conversations.create()
+    client.config.set("attachments.max_bytes", 100)
+    for files, message in [
+        ([tmp_path / "missing.txt"], f"No file {tmp_path}/missing.txt"),
+        ([tmp_path], "is a folder"),
+        ([b"x" * 101], r"attachments\.max_bytes"),
+        ([("empty.txt", b"")], "empty.txt is empty"),
+        ([("x.bin", b"\x00\x01")], "binary data of an unknown type"),
+        ("note.txt", "files must be a list"),
+    ]:
+        with pytest.raises(chinwag.InputError, match=message):
+            client.ask("Look", files=files, conversation=conversation.id)  # type: ignore[call-overload]
+    with pytest.raises(chinwag.InputError, match="retry answers the stored question again"):
+        client.conversations.retry(conversation.id, files=[b"text"])
+    with pytest.raises(chinwag.NotFoundError):
+        client.conversations.attachment(hashlib.sha256(b"never attached").hexdigest())
+    assert server.requests == []
+    assert client.conversations.history(conversation.id) == []
+
+
+def _data_url(data: bytes, kind: str) -> str:
+    return f"data:{kind};base64,{base64.b64encode(data).decode()}"
 
 
 def test_bots_by_uid_slug_and_name(client: Client) -> None:

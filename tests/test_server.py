@@ -3,8 +3,10 @@ httpx for chinwag's API."""
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
+import os
 import signal
 import sqlite3
 from collections.abc import Iterator
@@ -15,7 +17,7 @@ import openai
 import pytest
 
 from chinwag import Client
-from tests.conftest import Runner, make_config
+from tests.conftest import PNG, Runner, make_config
 from tests.fake_openai import FakeOpenAI, Script
 from tests.server import chinwag_serve
 
@@ -217,7 +219,20 @@ def test_the_servers_own_failures_do_not_show_its_files(run: Runner) -> None:
         assert httpx.post(f"{base}/api/v1/conversations", json={}).status_code == 201
 
 
-def test_malformed_and_oversized_bodies(served: str) -> None:
+def test_malformed_and_oversized_bodies(run: Runner) -> None:
+    # The routes that take files allow them on top of server.max_body (1,000,000): here
+    # attachments.max_total in base64 (1,336) and 1,000 for each file's name (20 files).
+    with chinwag_serve({**run.env, "CHINWAG_ATTACHMENTS__MAX_TOTAL": "1000"}) as (served, _):
+        _oversized_bodies(served)
+
+
+def _oversized_bodies(served: str) -> None:
+    headers = {"content-type": "application/json"}
+    bots = httpx.post(f"{served}/api/v1/bots", content=b"x" * 1_010_000, headers=headers)
+    assert bots.status_code == 413
+    assert bots.json()["error"]["message"] == (
+        "The request body is over 1,000,000 bytes (server.max_body)."
+    )
     url = f"{served}/v1/chat/completions"
     bad = httpx.post(url, content=b"{not json", headers={"content-type": "application/json"})
     assert bad.status_code == 400
@@ -229,7 +244,9 @@ def test_malformed_and_oversized_bodies(served: str) -> None:
         assert "UTF-8 JSON" in refused.json()["error"]["message"]
     big = httpx.post(url, content=b"x" * 1_100_000, headers={"content-type": "application/json"})
     assert big.status_code == 413
-    assert "server.max_body" in big.json()["error"]["message"]
+    assert big.json()["error"]["message"] == (
+        "The request body is over 1,021,336 bytes (server.max_body and attachments.*)."
+    )
 
     def pieces(total: int) -> Iterator[bytes]:  # no length: sent chunked
         yield b'{"model": "default", "messages": [{"role": "user", "content": "'
@@ -237,7 +254,6 @@ def test_malformed_and_oversized_bodies(served: str) -> None:
             yield b"x" * 65_536
         yield b'"}]}'
 
-    headers = {"content-type": "application/json"}
     chunked = httpx.post(url, content=pieces(5_000_000), headers=headers)
     assert chunked.status_code == 413
     assert "server.max_body" in chunked.json()["error"]["message"]
@@ -305,6 +321,89 @@ def test_chinwags_own_api_does_the_library_s_work(served: str, server: FakeOpenA
     missing = httpx.get(f"{api}/conversations/{cid}")
     assert missing.status_code == 404
     assert missing.json()["error"]["code"] == "NotFoundError"
+
+
+def _data_url(data: bytes, kind: str = "image/png") -> str:
+    return f"data:{kind};base64,{base64.b64encode(data).decode()}"
+
+
+def test_the_openai_sdk_sends_images_through(
+    sdk: openai.OpenAI, server: FakeOpenAI, served: str
+) -> None:
+    image = {"type": "image_url", "image_url": {"url": _data_url(PNG)}}
+    question = [{"type": "text", "text": "What is this?"}, image]
+    whole = sdk.chat.completions.create(
+        model="default",
+        messages=[{"role": "user", "content": question}],  # type: ignore[misc,list-item]
+    )
+    assert whole.choices[0].message.content == "You said: What is this?"
+    assert server.requests[-1]["messages"][-1]["content"] == question  # passed through
+    # A stored turn keeps the image with its question, for its user to fetch.
+    body = {"model": "default", "messages": [{"role": "user", "content": question}]}
+    made = httpx.post(
+        f"{served}/v1/chat/completions", json=body, headers={"x-chinwag-conversation": "new"}
+    )
+    cid = made.headers["x-chinwag-conversation"]
+    (kept, _) = httpx.get(f"{served}/api/v1/conversations/{cid}/messages").json()
+    assert [(f["name"], f["media_type"]) for f in kept["attachments"]] == [
+        ("attachment-1.png", "image/png")
+    ]
+    fetched = httpx.get(f"{served}/api/v1/attachments/{kept['attachments'][0]['sha256']}")
+    assert (fetched.content, fetched.headers["content-type"]) == (PNG, "image/png")
+    assert fetched.headers["content-disposition"] == "attachment; filename*=UTF-8''attachment-1.png"
+    sent = len(server.requests)
+    # The embedded model takes no images: refused before anything is stored or sent.
+    for model, parts, message in [
+        ("local/gemma-3-270m-q4_k_m", question, "'local' (model gemma-3-270m-q4_k_m) takes no"),
+        ("default", [{"type": "image_url", "image_url": {"url": "https://x.test/a.png"}}],
+         "fetches none from the web"),
+        ("default", [{"type": "input_audio", "input_audio": {"data": "", "format": "wav"}}],
+         "must be a text, image_url or file part"),
+    ]:  # fmt: skip
+        with pytest.raises(openai.BadRequestError) as refused:
+            sdk.chat.completions.create(
+                model=model,
+                messages=[{"role": "user", "content": parts}],  # type: ignore[misc,list-item]
+                stream=True,
+            )
+        assert message in refused.value.message
+        assert refused.value.code == "InputError"
+    assert len(server.requests) == sent
+    assert [c["id"] for c in httpx.get(f"{served}/api/v1/conversations").json()] == [cid]
+
+
+def test_chinwags_api_takes_files_in_base64(run: Runner, server: FakeOpenAI) -> None:
+    env = {**run.env, "CHINWAG_ATTACHMENTS__MAX_BYTES": "2000000"}
+    with chinwag_serve(env) as (served, _):
+        chat = f"{served}/api/v1/chat"
+
+        def ask(*files: dict[str, str]) -> httpx.Response:
+            return httpx.post(chat, json={"prompt": "Look", "files": list(files)}, timeout=30)
+
+        def file(name: str, data: bytes) -> dict[str, str]:
+            return {"name": name, "data": base64.b64encode(data).decode()}
+
+        # 1.2 MB: over server.max_body (1 MB), which files do not count against.
+        big = PNG + os.urandom(1_200_000)
+        reply = ask(file("note.txt", b"Tea at five."), file("big.png", big))
+        assert reply.status_code == 200, reply.text
+        text, image = server.requests[-1]["messages"][-1]["content"]
+        assert text["text"] == "File: note.txt\n```\nTea at five.\n```\n\nLook"
+        assert image["image_url"]["url"] == _data_url(big)
+        sent = len(server.requests)
+        for files, message in [
+            ([file("huge.png", PNG + bytes(2_000_000))], "over the limit of 2,000,000 for one"),
+            ([file("x.bin", b"\x00\x01")], "x.bin is binary data of an unknown type"),
+            ([{"name": "a.txt", "data": "not base64!"}], "files[0].data is not valid base64"),
+            ([{"name": "", "data": ""}], "files.0.name"),
+        ]:
+            refused = ask(*files)
+            assert refused.status_code == 400
+            assert message in refused.json()["error"]["message"]
+            assert refused.json()["error"]["code"] == "InputError"
+        assert len(server.requests) == sent
+        listed = httpx.get(f"{served}/api/v1/conversations").json()
+        assert len(listed) == 1  # the refused ones stored nothing
 
 
 def test_the_openapi_document_lists_every_route(served: str) -> None:

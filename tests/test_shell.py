@@ -18,7 +18,7 @@ from prompt_toolkit.output import DummyOutput
 
 from chinwag import Client, Config
 from chinwag.cli.shell import Shell, SlashCompleter
-from tests.conftest import default_sigint
+from tests.conftest import PNG, default_sigint
 from tests.fake_openai import FakeOpenAI, Script
 
 
@@ -95,6 +95,40 @@ def test_tab_completes_commands_bots_and_conversations(client: Client) -> None:
     assert complete("/bot p") == ["pirate"]
     assert complete(f"/switch {reply.conversation_id[:4]}") == [reply.conversation_id]
     assert complete("hello") == []
+    folder = client.config.paths.data_dir
+    (folder / "notes.txt").write_text("x")
+    assert complete(f"/attach {folder}/no") == ["tes.txt"]  # file names, as the shell's
+
+
+def test_attach_sends_files_with_the_next_question(
+    client: Client, server: FakeOpenAI, tmp_path: Path
+) -> None:
+    note = tmp_path / "my notes.txt"
+    note.write_text("Tea at five.\n")
+    out = run_shell(
+        client, f"/attach '{note}'", "What does it say?", "/history", "And now?",
+        f"/attach {tmp_path}/nope.txt", f"/attach {tmp_path}", "/attach",
+    )  # fmt: skip
+    assert f"attached: {note}\nThey go with your next question (/attach off drops them)." in out
+    first, second = (r["messages"][-1]["content"] for r in server.requests)
+    assert first == "File: my notes.txt\n```\nTea at five.\n```\n\nWhat does it say?"
+    assert second == "And now?"  # sent once, with the question after /attach
+    assert "user: What does it say?\n  attached: my notes.txt (text/plain, 13 bytes)\n" in out
+    assert f"usage: no file {tmp_path}/nope.txt" in out
+    assert f"usage: {tmp_path} is a folder" in out
+    assert "No files attached: /attach FILE... adds some" in out
+
+    # Refused before it was stored: the files stay for the next question, until dropped.
+    client.config.set("providers.openai.images", False)
+    image = tmp_path / "cat.png"
+    image.write_bytes(PNG)
+    out = run_shell(client, f"/attach {image}", "Look", "/attach", "/attach off", "Plain")
+    assert "error: The provider 'openai' (model test-model) takes no images" in out
+    assert "(The attached files stay for your next question; /attach off drops them.)" in out
+    assert out.count(f"attached: {image}") == 2  # when attached, and listed after the error
+    assert "No files attached." in out
+    assert server.requests[-1]["messages"][-1]["content"] == "Plain"
+    assert len(server.requests) == 3
 
 
 def test_ctrl_c_stops_the_answer_in_a_real_terminal(server: FakeOpenAI, home: Path) -> None:

@@ -17,7 +17,7 @@ from chinwag.errors import ConfigError, NotFoundError, StoreError
 from chinwag.store import Store, normalize_url
 from chinwag.store.schema import SCHEMA_REVISION, SCHEMA_REVISIONS
 from chinwag.types import Usage
-from tests.conftest import Runner, make_config
+from tests.conftest import PNG, Runner, make_config
 from tests.fake_openai import FakeOpenAI, Script
 
 pytestmark = pytest.mark.anyio
@@ -533,3 +533,54 @@ async def test_web_sessions_are_stored_hashed_and_end(store_url: str) -> None:
         assert await tables.session(digest("s1"), datetime.now(UTC)) is None
     finally:
         await store.close()
+
+
+# -- attachments: content-addressed, each user's own ------------------------------------------
+
+
+def test_the_same_file_is_stored_once_and_reached_by_its_owners_only(
+    server: FakeOpenAI, store_url: str
+) -> None:
+    import hashlib
+
+    from sqlalchemy import create_engine, text
+
+    def stored() -> tuple[int, int]:
+        """Blobs and links, as the database holds them."""
+        engine = create_engine(normalize_url(store_url))
+        try:
+            with engine.connect() as conn:
+                blobs = conn.execute(text("SELECT count(*) FROM attachment_blobs")).scalar()
+                links = conn.execute(text("SELECT count(*) FROM message_attachments")).scalar()
+        finally:
+            engine.dispose()
+        return int(blobs or 0), int(links or 0)
+
+    sha = hashlib.sha256(PNG).hexdigest()
+    with Client(make_config(server, **{"store.url": store_url})) as client:
+        first = client.ask("Look", files=[("a.png", PNG)], user="alice")
+        second = client.ask("Twice", files=[("b.png", PNG), ("c.png", PNG)], user="alice")
+        theirs = client.ask("Mine", files=[("d.png", PNG)], user="bob")
+        assert stored() == (1, 4)  # four attachments, one copy of the bytes
+        assert client.conversations.attachment(sha, user="alice") == PNG
+        assert client.conversations.attachment(sha, user="bob") == PNG
+        with pytest.raises(NotFoundError, match="No attachment"):
+            client.conversations.attachment(sha, user="carol")  # never attached it
+        with pytest.raises(NotFoundError):
+            client.conversations.history(theirs.conversation_id, user="alice")
+        names = [
+            f.name
+            for f in client.conversations.history(second.conversation_id, user="alice")[
+                0
+            ].attachments
+        ]
+        assert names == ["b.png", "c.png"]
+        # Deleting conversations unlinks their files; bytes nobody links go too.
+        client.conversations.delete(first.conversation_id, user="alice")
+        client.conversations.delete(second.conversation_id, user="alice")
+        with pytest.raises(NotFoundError):
+            client.conversations.attachment(sha, user="alice")
+        assert client.conversations.attachment(sha, user="bob") == PNG
+        assert stored() == (1, 1)
+        client.conversations.delete(theirs.conversation_id, user="bob")
+        assert stored() == (0, 0)

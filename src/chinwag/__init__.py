@@ -54,6 +54,7 @@ if TYPE_CHECKING:  # the public names, each once (`as` marks it exported)
     )
     from chinwag.types import (
         ApiKey as ApiKey,
+        Attachment as Attachment,
         Bot as Bot,
         Conversation as Conversation,
         Done as Done,

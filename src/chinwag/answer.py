@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from chinwag.background import Background, Job
-from chinwag.counting import count_words, estimate_prompt_tokens, estimate_tokens
+from chinwag.counting import count_words, estimate_prompt_tokens, estimate_tokens, text_of
 from chinwag.errors import NotFoundError, StoreError
 from chinwag.prices import turn_cost
 from chinwag.providers.base import ChatRequest
@@ -278,7 +278,7 @@ def add_usage(total: Usage | None, more: Usage) -> Usage:
 
 def final_usage(reported: Usage | None, context: list[dict[str, Any]], text: str) -> Usage:
     """The provider's token counts (estimated when it sent none), and words both ways."""
-    prompt_words = sum(count_words(m.get("content") or "") for m in context)
+    prompt_words = sum(count_words(text_of(m.get("content"))) for m in context)
     completion_words = count_words(text)
     if reported is not None:
         return Usage(

@@ -4,6 +4,7 @@ TypeError, UnicodeEncodeError or database error from deep inside."""
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -183,6 +184,35 @@ def _tools(value: Any, what: str) -> Any:
     return value
 
 
+def files(value: Any, what: str = "files") -> tuple[Any, ...] | None:
+    """Files to attach: a list of paths (str or os.PathLike), bytes, or (name, bytes) pairs.
+    Nothing is read here."""
+    if value is None:
+        return None
+    if isinstance(value, str | bytes | os.PathLike) or not isinstance(value, Sequence):
+        raise InputError(
+            f"{what} must be a list of paths or bytes, as in {what}=['notes.txt'], not "
+            f"{type(value).__name__}: {value!r:.60}."
+        )
+    out: list[Any] = []
+    for i, item in enumerate(value):
+        if isinstance(item, bytearray | memoryview):
+            item = bytes(item)
+        pair = (
+            isinstance(item, tuple)
+            and len(item) == 2
+            and isinstance(item[0], str)
+            and isinstance(item[1], bytes | bytearray)
+        )
+        if not (pair or isinstance(item, str | bytes | os.PathLike)):
+            raise InputError(
+                f"{what}[{i}] must be a path (str or pathlib.Path), bytes, or a (name, bytes) "
+                f"pair, not {type(item).__name__}: {item!r:.60}."
+            )
+        out.append(item)
+    return tuple(out)
+
+
 def key(value: Any, what: str) -> str:
     """A name, slug or uid to look something up by."""
     if not isinstance(value, str):
@@ -265,6 +295,7 @@ _OPTION_CHECKS: dict[str, Callable[[Any, str], Any]] = {
     "model": _optional_name,
     "model_prompts": lambda v, w: None if v is None else model_prompts(v, w),
     "conversation": lambda v, w: None if v is None else identifier(v, w),
+    "files": files,
     "system": optional_text,
     "language": optional_text,
     "end_user": lambda v, w: None if v is None else _short(v, w),
@@ -321,6 +352,7 @@ __all__ = [
     "bot",
     "count",
     "dollars",
+    "files",
     "flag",
     "identifier",
     "key",

@@ -48,6 +48,9 @@ class ProviderSettings(BaseModel):
     # Connections at once (streams, requests); more wait for one to be free.
     max_connections: int = Field(default=1000, gt=0)
     headers: dict[str, str] = {}
+    # Whether its models take image parts; None: the type's own answer (openai: yes, for a
+    # server of vision models; local: no). False sends no image there, with a clear error.
+    images: bool | None = None
 
 
 class ModelPrice(_Section):
@@ -148,6 +151,14 @@ class ServerSettings(_Section):
     session_hours: int = Field(default=168, gt=0)  # how long the web page stays signed in
 
 
+class AttachmentSettings(_Section):
+    """Files attached to a turn: checked against these before anything is stored or sent."""
+
+    max_bytes: int = Field(default=5_000_000, gt=0)  # one file
+    max_total: int = Field(default=20_000_000, gt=0)  # all the files of one turn
+    max_files: int = Field(default=20, gt=0)  # files in one turn
+
+
 class MCPServerSettings(_Section):
     """One Model Context Protocol server: a command line (stdio) or a URL (streamable HTTP)."""
 
@@ -197,6 +208,7 @@ class Settings(_Section):
     templates: TemplateSettings = Field(default_factory=TemplateSettings)
     workflows: WorkflowSettings = Field(default_factory=WorkflowSettings)
     server: ServerSettings = Field(default_factory=ServerSettings)
+    attachments: AttachmentSettings = Field(default_factory=AttachmentSettings)
     mcp: MCPSettings = Field(default_factory=MCPSettings)
     profiles: dict[str, dict[str, Any]] = {}
 

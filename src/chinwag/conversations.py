@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import base64
 import builtins
+import hashlib
 import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Literal, Unpack, overload
 
 from pydantic import ValidationError
 
-from chinwag import checks
+from chinwag import attachments, checks
 from chinwag.errors import InputError
 from chinwag.streams import AsyncStream, complete
 from chinwag.types import Bot, Conversation, Message, Reply
@@ -189,6 +191,10 @@ class Conversations(Turns):
             checks.identifier(conversation_id, "conversation_id")
             store, uid, name = await self._engine.scope(user)
             data = await store.export_conversation(uid, name, conversation_id)
+            shas = {f["sha256"] for m in data["messages"] for f in m["attachments"]}
+            if shas:  # the files' bytes, once each, so that an import restores them
+                found = await store.blobs(uid, shas)
+                data["files"] = {sha: base64.b64encode(found[sha]).decode() for sha in sorted(shas)}
             return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
         if format in ("md", "markdown"):
             return markdown(await self._thread(conversation_id, user))
@@ -197,11 +203,19 @@ class Conversations(Turns):
     async def import_json(self, text: str, *, user: str | int | None = None) -> Conversation:
         """Store a conversation exported as JSON, exactly as it was."""
         data = parse_export(text)
+        files = _exported_files(data)
         store, uid, name = await self._engine.scope(user, create=True)
         try:
-            return await store.import_conversation(uid, name, data)
+            return await store.import_conversation(uid, name, data, files)
         except ValidationError as exc:
             raise InputError(f"Not a chinwag conversation export: {checks.problem(exc)}") from None
+
+    async def attachment(self, sha256: str, *, user: str | int | None = None) -> bytes:
+        """The bytes of a file attached to one of the user's messages, by the sha256 that
+        `history` shows in each message's `attachments`."""
+        checks.identifier(sha256, "sha256")
+        store, uid, _ = await self._engine.scope(user)
+        return (await store.attachment(uid, sha256))[1]
 
     async def generate_title(
         self, conversation_id: str, *, user: str | int | None = None
@@ -226,7 +240,29 @@ def markdown(thread: Thread) -> str:
         who = "You" if m.role == "user" else f"Assistant ({m.model or 'unknown model'})"
         note = "" if m.status == "complete" else f" *[{m.status}]*"
         lines += [f"**{who}**{note}:", "", m.content, ""]
+        if m.attachments:
+            lines += [f"*Attached: {attachments.shown(m.attachments)}*", ""]
     return "\n".join(lines)
+
+
+def _exported_files(data: dict[str, Any]) -> dict[str, bytes]:
+    """An export's files (base64 by sha256), each checked against its sha256, and its
+    messages' attachments typed as chinwag types them (an edited export cannot make text
+    an image)."""
+    raw = data.get("files") or {}
+    if not isinstance(raw, dict):
+        raise InputError("Not a chinwag conversation export: 'files' must be an object.")
+    files = {sha: attachments.decode(b64, f"files[{sha!r}]") for sha, b64 in raw.items()}
+    for sha, blob in files.items():
+        if hashlib.sha256(blob).hexdigest() != sha:
+            raise InputError(f"The export's file {sha} does not match its sha256: it is damaged.")
+    for m in data["messages"]:
+        for f in m.get("attachments") or []:
+            if isinstance(f, dict) and f.get("sha256") in files:
+                name = attachments.file_name(str(f.get("name")), "An attachment's name")
+                blob = files[f["sha256"]]
+                f.update(name=name, media_type=attachments.media_type(name, blob), size=len(blob))
+    return files
 
 
 def parse_export(text: str) -> dict[str, Any]:

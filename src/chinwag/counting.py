@@ -9,6 +9,9 @@ from typing import Any
 # cover the role and separators the chat format adds.
 _CHARS_PER_TOKEN = 4
 _TOKENS_PER_MESSAGE = 4
+# An image part, whatever its size: OpenAI's price of a 1024x1024 image in detail
+# (85 + 4 tiles x 170). Its pixels are not read to count them more closely.
+IMAGE_TOKENS = 765
 
 
 def count_words(text: str) -> int:
@@ -28,7 +31,27 @@ def estimate_message_tokens(content: str) -> int:
     return estimate_tokens(content) + _TOKENS_PER_MESSAGE
 
 
+def text_of(content: Any) -> str:
+    """A message's text: its content, or its text parts joined (image parts have none)."""
+    if isinstance(content, list):
+        return "".join(str(p.get("text") or "") for p in content if isinstance(p, dict))
+    return str(content or "")
+
+
+def images_in(content: Any) -> int:
+    """How many image parts a message's content holds."""
+    if not isinstance(content, list):
+        return 0
+    return sum(1 for p in content if isinstance(p, dict) and p.get("type") == "image_url")
+
+
 def estimate_prompt_tokens(messages: Iterable[dict[str, Any]]) -> int:
     # A tool call's message may have no text: its arguments count instead.
-    return sum(estimate_message_tokens(str(m.get("content") or m.get("tool_calls") or ""))
-               for m in messages) + 2  # fmt: skip
+    return (
+        sum(
+            estimate_message_tokens(text_of(m.get("content")) or str(m.get("tool_calls") or ""))
+            + IMAGE_TOKENS * images_in(m.get("content"))
+            for m in messages
+        )
+        + 2
+    )

@@ -15,12 +15,12 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from chinwag import checks, plan as planning
+from chinwag import attachments, checks, context, plan as planning
 from chinwag.answer import Answer, add_usage
 from chinwag.background import Background
 from chinwag.bots import BotFiles, builtin_bots, not_found, on_model, resolve
 from chinwag.config import Config
-from chinwag.context import build_context
+from chinwag.counting import estimate_prompt_tokens
 from chinwag.errors import ChinwagError, ConfigError, NotFoundError, ProviderError, StoreError
 from chinwag.plan import Plan
 from chinwag.providers import (
@@ -293,6 +293,9 @@ class Engine:
         request = planning.request(
             prompt, messages, stream=stream, retry=retry, edit=edit, options=options, keep=keep
         )
+        if request.given:  # read and checked before anything is stored or sent
+            limits = self.config.settings.attachments
+            request = planning.with_files(request, await attachments.load(request.given, limits))
         plan = await self.plan(request)
         admit = request.options.get("admit")
         if admit is not None:  # a server key's limits: refused here, nothing is stored
@@ -307,7 +310,7 @@ class Engine:
             if plan.search:
                 yield SearchEvent(step="searching", query=plan.prompt)
                 yield await self._search(plan, answer)
-            self._fit_context(plan, answer)
+            await self._fit_context(plan, answer)
             limit = self.config.settings.tool_rounds
             for rounds in range(limit + 1):
                 calls: list[ToolCall] = []
@@ -428,7 +431,7 @@ class Engine:
             parent_id=plan.parent_id, expected=plan.leaf_id, branch=branch, until=until,
             bot_uid=plan.bot.uid, system_prompt=plan.request.seed_system,
             seed=plan.request.seed, prompt=plan.prompt, meta=dict(plan.meta),
-            title=self._title_now(plan),
+            files=plan.files, data=plan.request.data, title=self._title_now(plan),
         )  # fmt: skip
         if started is None:
             return None
@@ -482,9 +485,20 @@ class Engine:
             return SearchEvent(step="failed", query=query, error=str(exc))
         return SearchEvent(step="results", query=query, results=answer.sources)
 
-    @staticmethod
-    def _fit_context(plan: Plan, answer: Answer) -> None:
-        answer.context, answer.trimmed = context_of(plan, answer.sources)
+    async def _fit_context(self, plan: Plan, answer: Answer) -> None:
+        """What the model reads (see `fitted`), with the files of the messages sent: the
+        stored ones read now, only those that are sent."""
+        if plan.request.raw is not None:
+            answer.context = _raw_context(plan)
+            return
+        system, entries, answer.trimmed = fitted(plan, answer.sources)
+        data = plan.request.data
+        stored = {
+            sha for e in entries for sha in attachments.needed(e.files, images=plan.images)
+        } - data.keys()
+        if stored:
+            data = {**data, **await (await self.store()).blobs(plan.user_id, stored)}
+        answer.context = context.messages(system, entries, data, images=plan.images)
 
     async def _end(self, answer: Answer, failure: ChinwagError | None) -> list[Event]:
         """Record the answer; the events that end the turn: usage and Done, or one
@@ -508,25 +522,41 @@ class Engine:
         return [UsageEvent(usage=reply.usage), Done(reply=reply)]
 
 
-def context_of(plan: Plan, sources: Sequence[Source] = ()) -> tuple[list[dict[str, Any]], int]:
-    """What the model reads: the system prompt (with any search results), then as much
-    history as fits the window, then the question; and how many history messages were
-    left out."""
+def fitted(
+    plan: Plan, sources: Sequence[Source] = ()
+) -> tuple[str | None, list[context.Entry], int]:
+    """What the model reads of a stored conversation: the system prompt (with any search
+    results), then as much history as fits the window, then the question with its files;
+    and how many history messages were left out."""
     system = plan.system
-    if plan.request.raw is not None:  # the caller's messages, as they are
-        own = any(m.get("role") == "system" for m in plan.request.raw)
-        head = [] if own or not system else [{"role": "system", "content": system}]
-        return [*head, *plan.request.raw], 0
     if sources:
         from chinwag.search import context_block
 
         block = context_block(plan.prompt, list(sources))
         system = f"{system}\n\n{block}" if system else block
-    context = build_context(
-        system=system, history=plan.history, prompt=plan.prompt,
-        window=plan.window, reserve=plan.reserve,
+    question = context.Entry("user", plan.prompt, plan.files)
+    kept, trimmed = context.fit(
+        system=system, history=plan.history, question=question, window=plan.window,
+        reserve=plan.reserve, images=plan.images,
     )  # fmt: skip
-    return context.messages, context.trimmed
+    return system, [*kept, question], trimmed
+
+
+def context_tokens(plan: Plan) -> int:
+    """The tokens the model will read, estimated before anything is read or sent (what a
+    key's limits reserve)."""
+    if plan.request.raw is not None:
+        return estimate_prompt_tokens(_raw_context(plan))
+    system, entries, _ = fitted(plan)
+    return context.tokens(system, entries, images=plan.images)
+
+
+def _raw_context(plan: Plan) -> list[dict[str, Any]]:
+    """The caller's messages as they are, after the system prompt unless they bring one."""
+    raw = plan.request.raw or ()
+    system = plan.system
+    own = any(m.get("role") == "system" for m in raw)
+    return [*([] if own or not system else [{"role": "system", "content": system}]), *raw]
 
 
 def _runaway(plan: Plan, limit: int) -> ProviderError:

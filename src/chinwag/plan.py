@@ -3,16 +3,20 @@ branch, system prompt, history, tools) before anything is stored. No I/O here.""
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import os
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, TypedDict
 
 from pydantic import ValidationError
 
-from chinwag import checks
+from chinwag import attachments, checks
+from chinwag.context import Entry
 from chinwag.errors import InputError
-from chinwag.types import Bot, GenerationParams, Message, Role
+from chinwag.providers.base import takes_images
+from chinwag.types import Attachment, Bot, GenerationParams, Message
 
 if TYPE_CHECKING:
     from chinwag.config import Config, ModelPrice
@@ -57,6 +61,9 @@ class TurnOptions(TypedDict, total=False):
     # as ToolCallEvents and Reply.tool_calls, not run; with keep=False and messages only.
     tool_schemas: Sequence[Mapping[str, Any]] | None
     tool_choice: str | Mapping[str, Any] | None
+    # Files for the question: paths, bytes or (name, bytes) pairs; text goes into the
+    # prompt under its name, images to models that take them (chinwag.attachments).
+    files: Sequence[str | os.PathLike[str] | bytes | tuple[str, bytes]] | None
     # The server's: counts the planned turn against an API key's limits, before anything
     # is stored or sent (it raises to refuse it). It returns the most tokens the answer may
     # use when the key's money budget caps a call that named no max_tokens.
@@ -68,7 +75,7 @@ class Request:
     """What the caller asked for, checked."""
 
     prompt: str | None  # None only for a retry
-    seed: tuple[tuple[Role, str], ...]  # earlier turns of a message list (chat)
+    seed: tuple[Entry, ...]  # earlier turns of a message list (chat)
     seed_system: str | None
     stream: bool
     retry: bool
@@ -77,6 +84,11 @@ class Request:
     keep: bool = True  # False: answer without storing the conversation (usage still counts)
     # The caller's message list as it is, tool calls and results included (tool_schemas).
     raw: tuple[dict[str, Any], ...] | None = None
+    # The files of each message of the turn as given: the seed's, then the question's; ()
+    # when there are none. The engine reads them (`with_files`) before it plans.
+    given: tuple[tuple[attachments.Given, ...], ...] = ()
+    attached: tuple[Attachment, ...] = ()  # the question's files, read
+    data: Mapping[str, bytes] = field(default_factory=dict)  # the files' bytes, by sha256
 
     @property
     def conversation(self) -> str | None:
@@ -100,7 +112,14 @@ def request(
         known = sorted(TurnOptions.__annotations__)
         raise InputError(f"Unknown option(s) {sorted(unknown)}; known: {known}.")
     checked = checks.turn_options(options)
-    seed: list[tuple[Role, str]] = []
+    seed: list[Entry] = []
+    given: list[tuple[attachments.Given, ...]] = [()]
+    files = checked.get("files") or ()
+    if files and retry:
+        raise InputError(
+            "retry answers the stored question again, with the files it had: files= is for "
+            "new questions (ask, stream, chat, edit)."
+        )
     seed_system = None
     raw = None
     if checked.get("tool_schemas") is not None:
@@ -109,20 +128,39 @@ def request(
                 "tool_schemas (tools the caller runs) need a message list and keep=False: "
                 "their calls and results live in the caller's messages."
             )
+        if files:
+            raise InputError(
+                "files= cannot go with tool_schemas: attach them to a turn of its own."
+            )
         raw, prompt = raw_messages(checks.messages(messages))
     elif messages is not None:
         if prompt is not None:
             raise InputError("Pass either a prompt or messages, not both.")
-        seed_system, seed, prompt = split_messages(checks.messages(messages))
+        seed_system, seed, prompt, given = split_messages(checks.messages(messages))
+    given[-1] = (*given[-1], *files)
     if not retry:
-        if prompt is None or (isinstance(prompt, str) and not prompt.strip()):
+        if prompt is None or (isinstance(prompt, str) and not prompt.strip() and not given[-1]):
             raise InputError("The prompt is empty: say something to the model.")
         checks.text(prompt, "The prompt")
     if edit is not None:
         checks.identifier(edit, "The message id to edit")
     if not keep and (retry or edit is not None or checked.get("conversation") is not None):
         raise InputError("A turn that is not kept cannot retry, edit or go on a conversation.")
-    return Request(prompt, tuple(seed), seed_system, stream, retry, edit, checked, keep, raw)
+    return Request(
+        prompt, tuple(seed), seed_system, stream, retry, edit, checked, keep, raw,
+        given=tuple(given) if any(given) else (),
+    )  # fmt: skip
+
+
+def with_files(request: Request, read: Sequence[Sequence[attachments.Upload]]) -> Request:
+    """The request with its files read (`read` holds the files of each message in `given`)."""
+    seed = tuple(
+        entry._replace(files=tuple(u.info for u in found))
+        for entry, found in zip(request.seed, read, strict=False)
+    )
+    data = {u.info.sha256: u.data for found in read for u in found}
+    question = tuple(u.info for u in read[-1]) if read else ()
+    return dataclasses.replace(request, seed=seed, attached=question, data=data)
 
 
 def raw_messages(
@@ -149,27 +187,52 @@ def raw_messages(
 
 def split_messages(
     messages: Sequence[Mapping[str, Any]],
-) -> tuple[str | None, list[tuple[Role, str]], str]:
-    """A message list's system prompt, earlier turns and final user prompt."""
+) -> tuple[str | None, list[Entry], str, list[tuple[attachments.Given, ...]]]:
+    """A message list's system prompt, earlier turns and final user prompt; and the files
+    of each turn, the prompt's last (OpenAI's image_url and file parts)."""
     if not messages:
         raise InputError("messages is empty: pass at least one {'role': 'user', ...} message.")
     system: list[str] = []
-    turns: list[tuple[Role, str]] = []
+    turns: list[Entry] = []
+    given: list[tuple[attachments.Given, ...]] = []
     for i, m in enumerate(messages):
         role, content = m.get("role"), m.get("content")
-        if role not in _ROLES or not isinstance(content, str):
+        if role not in _ROLES or not isinstance(content, str | list):
             raise InputError(
-                f"messages[{i}] must be {{'role': 'system'|'user'|'assistant', 'content': str}}, "
-                f"got {dict(m)!r:.200}."
+                f"messages[{i}] must be {{'role': 'system'|'user'|'assistant', 'content': str "
+                f"or a list of parts}}, got {dict(m)!r:.200}."
             )
-        checks.text(content, f"messages[{i}]['content']")
+        text, files = (content, ()) if isinstance(content, str) else _parts(content, i)
+        checks.text(text, f"messages[{i}]['content']")
+        if files and role != "user":
+            raise InputError(f"messages[{i}]: only the user's messages may carry images or files.")
         if role == "system":
-            system.append(content)
+            system.append(text)
         else:
-            turns.append((role, content))
-    if not turns or turns[-1][0] != "user":
+            turns.append(Entry(role, text))
+            given.append(files)
+    if not turns or turns[-1].role != "user":
         raise InputError("The last message must be the user's prompt (role 'user').")
-    return ("\n\n".join(system) or None), turns[:-1], turns[-1][1]
+    return ("\n\n".join(system) or None), turns[:-1], turns[-1].content, given
+
+
+def _parts(content: list[Any], i: int) -> tuple[str, tuple[attachments.Given, ...]]:
+    """A message's content parts: their text joined, and the files they carry."""
+    texts: list[str] = []
+    files: list[attachments.Given] = []
+    for j, part in enumerate(content):
+        what = f"messages[{i}]['content'][{j}]"
+        kind = part.get("type") if isinstance(part, Mapping) else None
+        if kind == "text":
+            texts.append(checks.text(part.get("text"), f"{what}['text']"))
+        elif kind in ("image_url", "file"):
+            files.append(attachments.from_part(part, what))
+        else:
+            raise InputError(
+                f"{what} must be a text, image_url or file part, such as {{'type': 'text', "
+                f"'text': 'Hi'}}, not {part!r:.80}."
+            )
+    return "".join(texts), tuple(files)
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,7 +253,9 @@ class Plan:
     busy: bool  # another turn is answering in the conversation now
     asked_id: str | None  # retry: the stored question answered again
     system: str | None  # without search results, which come later
-    history: tuple[tuple[str, str], ...]
+    history: tuple[Entry, ...]
+    files: tuple[Attachment, ...]  # the question's
+    images: bool  # whether the provider takes image parts
     tools: Mapping[str, Tool]
     schemas: list[dict[str, Any]] | None
     search: bool
@@ -219,7 +284,10 @@ def make_plan(
     """Resolve a checked request against what is stored; raises before anything is written."""
     options = request.options
     params = _params(bot, options)
-    prompt, parent, asked = branch_point(request, thread)
+    prompt, parent, asked, files = branch_point(request, thread)
+    images = takes_images(provider, model)
+    if not images:
+        _refuse_images(provider, model, [*files, *(f for e in request.seed for f in e.files)])
     conv_system = request.seed_system
     if conv_system is None and thread is not None:
         conv_system = thread.conversation.system_prompt
@@ -250,6 +318,8 @@ def make_plan(
         asked_id=asked,
         system=system,
         history=tuple(history(thread.branch(parent) if thread else [], request.seed)),
+        files=files,
+        images=images,
         tools={t.name: t for t in tools},
         schemas=[t.schema() for t in tools] or _caller_schemas(options),
         search=bot.search if search is None else search,
@@ -273,9 +343,27 @@ def _caller_schemas(options: Mapping[str, Any]) -> list[dict[str, Any]] | None:
     return [dict(t) for t in given] if given else None
 
 
-def branch_point(request: Request, thread: Thread | None) -> tuple[str, str | None, str | None]:
-    """The question, where it goes (its parent), and for a retry the stored question
-    answered again: after the current leaf, or on a new branch for retry and edit."""
+def _refuse_images(provider: Provider, model: str, files: Sequence[Attachment]) -> None:
+    """A turn's own images are refused before anything is stored where they cannot go."""
+    image = next((f for f in files if f.image), None)
+    if image is None:
+        return
+    why = (
+        f" (providers.{provider.name}.images is false)" if provider.settings.images is False else ""
+    )
+    raise InputError(
+        f"The provider {provider.name!r} (model {model}) takes no images{why}, so {image.name} "
+        "cannot be sent: ask a provider that does (an OpenAI-compatible one, with provider= "
+        "or a bot on it), or attach text files only."
+    )
+
+
+def branch_point(
+    request: Request, thread: Thread | None
+) -> tuple[str, str | None, str | None, tuple[Attachment, ...]]:
+    """The question, where it goes (its parent), for a retry the stored question answered
+    again, and the question's files: after the current leaf, or on a new branch for retry
+    and edit."""
     prompt, parent = request.prompt, thread.leaf_id if thread else None
     if request.retry:
         question = next(
@@ -283,7 +371,7 @@ def branch_point(request: Request, thread: Thread | None) -> tuple[str, str | No
         ) if thread else None  # fmt: skip
         if question is None:
             raise InputError("retry needs a conversation with a question to answer again.")
-        return question.content, question.parent_id, question.id
+        return question.content, question.parent_id, question.id, tuple(question.attachments)
     if request.edit is not None and thread is not None:
         original = thread.message(request.edit)
         if original is None or original.role != "user":
@@ -292,21 +380,21 @@ def branch_point(request: Request, thread: Thread | None) -> tuple[str, str | No
             )
         parent = original.parent_id
     assert prompt is not None
-    return prompt, parent, None
+    return prompt, parent, None, request.attached
 
 
-def history(branch: Sequence[Message], seed: Sequence[tuple[Role, str]]) -> list[tuple[str, str]]:
+def history(branch: Sequence[Message], seed: Sequence[Entry]) -> list[Entry]:
     """The earlier turns the model reads: tool rounds left out (their answers carry what
     they found), and a note where a question got no answer, never two questions in a row."""
-    out: list[tuple[str, str]] = []
+    out: list[Entry] = []
     for m in branch:
-        if not m.content or m.role == "tool" or "tool_calls" in m.meta:
+        if (not m.content and not m.attachments) or m.role == "tool" or "tool_calls" in m.meta:
             continue
-        if m.role == "user" and out and out[-1][0] == "user":
-            out.append(("assistant", NO_ANSWER))
-        out.append((m.role, m.content))
-    if out and out[-1][0] == "user":  # the new question comes next
-        out.append(("assistant", NO_ANSWER))
+        if m.role == "user" and out and out[-1].role == "user":
+            out.append(Entry("assistant", NO_ANSWER))
+        out.append(Entry(m.role, m.content, tuple(m.attachments)))
+    if out and out[-1].role == "user":  # the new question comes next
+        out.append(Entry("assistant", NO_ANSWER))
     out.extend(seed)  # a message list is sent as the caller wrote it
     return out
 
@@ -365,4 +453,13 @@ def _with_chat_options(system: str | None, options: Mapping[str, Any]) -> str | 
     return "\n\n".join(part for part in (system, " ".join(extra)) if part)
 
 
-__all__ = ["NO_ANSWER", "Plan", "Request", "TurnOptions", "capped", "make_plan", "request"]
+__all__ = [
+    "NO_ANSWER",
+    "Plan",
+    "Request",
+    "TurnOptions",
+    "capped",
+    "make_plan",
+    "request",
+    "with_files",
+]

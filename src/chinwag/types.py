@@ -77,6 +77,25 @@ class Bot(_Model):
         return name
 
 
+# The image types chinwag sends as image parts (what OpenAI-compatible models take).
+IMAGE_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
+
+
+class Attachment(_Model):
+    """A file attached to a message: text that went into the prompt under its name, or an
+    image sent as an image part. Stored once per content (its sha256), whoever attached it;
+    `conversations.attachment(sha256)` gives the bytes back."""
+
+    name: str
+    media_type: str
+    size: int  # bytes
+    sha256: str
+
+    @property
+    def image(self) -> bool:
+        return self.media_type in IMAGE_TYPES
+
+
 class Message(_Model):
     """One stored message; messages form a tree through parent_id."""
 
@@ -91,6 +110,7 @@ class Message(_Model):
     error: str | None = None
     meta: dict[str, Any] = {}  # the options the turn was asked with (language, search...)
     created_at: datetime
+    attachments: list[Attachment] = []  # the files attached to a question, in order
 
 
 class Conversation(_Model):

@@ -35,6 +35,14 @@ from chinwag.cli.render import AnswerPrinter, echo_err, money
 @click.option("--max-words", type=click.IntRange(min=1), help="Answer in at most N words.")
 @click.option("--user", help="Whose turn this is (default: the local user).")
 @click.option("--search/--no-search", default=None, help="Search the web first (search.url).")
+@click.option(
+    "-a",
+    "--attach",
+    "files",
+    multiple=True,
+    metavar="FILE",
+    help="Attach a file: text goes into the prompt, an image to models that take images.",
+)
 @click.pass_context
 def ask(
     ctx: click.Context,
@@ -51,13 +59,15 @@ def ask(
     max_words: int | None,
     user: str | None,
     search: bool | None,
+    files: tuple[str, ...],
 ) -> None:
-    """Answer PROMPT, streamed. Piped input is added after the prompt."""
+    """Answer PROMPT, streamed. Piped input is added after the prompt, attached files
+    (-a) after that."""
     text = " ".join(prompt)
     if not sys.stdin.isatty():
         piped = sys.stdin.read().strip()
         text = f"{text}\n\n{piped}" if text and piped else text or piped
-    if not text.strip():
+    if not text.strip() and not files:
         raise click.UsageError('Give a prompt, as in: chinwag "Say hello", or pipe text in.')
     client = client_from(ctx)
     if continue_ and conversation is None:
@@ -68,6 +78,7 @@ def ask(
     options: dict[str, Any] = {
         "bot": bot, "conversation": conversation, "system": system, "language": language,
         "max_words": max_words, "user": user, "search": search, **parse_params(params),
+        "files": list(files) or None,
     }  # fmt: skip
     options = {k: v for k, v in options.items() if v is not None}
     if as_json or no_stream:

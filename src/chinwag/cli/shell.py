@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 import click
 from prompt_toolkit.completion import Completer  # this module loads only for `chinwag chat`
+from prompt_toolkit.document import Document
 
 from chinwag.cli import client_from
 from chinwag.cli.render import AnswerPrinter, money
@@ -23,7 +24,6 @@ from chinwag.cli.signals import Terminated
 
 if TYPE_CHECKING:
     from prompt_toolkit.completion import CompleteEvent, Completion
-    from prompt_toolkit.document import Document
 
     from chinwag.client.sync import Client
     from chinwag.types import Bot, Reply
@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 class Command:
     run: Callable[[Shell, str], bool | None]  # True: leave the shell
     help: str
-    argument: str = ""  # what completes after it: "bot", "conversation" or ""
+    argument: str = ""  # what completes after it: "bot", "conversation", "file" or ""
 
 
 COMMANDS: dict[str, Command] = {}
@@ -78,6 +78,7 @@ class Shell:
         self.bot: Bot = self.find_bot(bot)
         self.model: str | None = None  # /model: the bot on another model (a turn's model=)
         self.system: str | None = None
+        self.files: list[str] = []  # /attach: paths sent with the next question
         self.out = out
         self.markdown = markdown
         keys = KeyBindings()
@@ -164,7 +165,10 @@ class Shell:
 
     def prompt(self) -> str:
         where = self.conversation[:8] if self.conversation else "new"
-        return f"{self.bot.slug} {where}> "
+        attached = (
+            f" +{len(self.files)} file{'s' if len(self.files) > 1 else ''}" if self.files else ""
+        )
+        return f"{self.bot.slug} {where}{attached}> "
 
     def run(self) -> None:
         if self.bot.welcome_message:
@@ -208,13 +212,19 @@ class Shell:
             options["user"] = self.user
         return options
 
+    def attached(self) -> dict[str, Any]:
+        """The files /attach set aside, as a question's option."""
+        return {"files": list(self.files)} if self.files else {}
+
     def send(self, text: str, **overrides: Any) -> None:
-        """Stream an answer; Ctrl-C stops it and keeps the partial text."""
+        """Stream an answer; Ctrl-C stops it and keeps the partial text. Files set aside go
+        with the question, and stay for the next one if it was refused before it was stored."""
         from chinwag.errors import ChinwagError
         from chinwag.types import SearchEvent, TextDelta, ToolCallEvent, ToolResultEvent
 
-        stream = self.client.stream(text, **{**self.options(), **overrides})
+        stream = self.client.stream(text, **{**self.options(), **self.attached(), **overrides})
         reply: Reply | None = None
+        refused = False
         with self._asking():  # only here is a call shown, so only here asked
             try:
                 with AnswerPrinter(markdown=self.markdown, out=self.out) as printer:
@@ -238,7 +248,12 @@ class Shell:
                 self.say("[stopped: the partial answer is kept]")
             except ChinwagError as exc:
                 reply = getattr(exc, "partial", None)
+                refused = reply is None
                 self.say(f"error: {exc}")
+        if refused and self.files:
+            self.say("(The attached files stay for your next question; /attach off drops them.)")
+        elif not refused:
+            self.files = []
         if reply is not None:
             self.conversation = reply.conversation_id
         elif self.conversation is None:
@@ -276,6 +291,12 @@ class SlashCompleter(Completer):
             return
         takes = COMMANDS[name].argument if name in COMMANDS else ""
         if not takes:
+            return
+        if takes == "file":
+            from prompt_toolkit.completion import PathCompleter
+
+            inner = Document(word, len(word))
+            yield from PathCompleter(expanduser=True).get_completions(inner, event)
             return
         client = self.shell.client
         if takes == "bot":
@@ -349,9 +370,13 @@ def _list(shell: Shell, rest: str) -> None:
 
 @command("history", "Show this conversation's messages.")
 def _history(shell: Shell, rest: str) -> None:
+    from chinwag.attachments import shown
+
     for m in shell.client.conversations.history(shell.need_conversation(), user=shell.user):
         note = "" if m.status == "complete" else f" [{m.status}]"
         shell.say(f"{m.role}{note}: {m.content}")
+        if m.attachments:
+            shell.say(f"  attached: {shown(m.attachments)}")
 
 
 @command("title", "Show the title, or write one now: /title new.")
@@ -397,7 +422,36 @@ def _edit(shell: Shell, rest: str) -> None:
         raise click.UsageError("there is no question to edit yet")
     options = shell.options()
     options.pop("conversation")
-    shell.show(shell.client.conversations.edit(last.id, rest, **options))
+    shell.show(shell.client.conversations.edit(last.id, rest, **options, **shell.attached()))
+    shell.files = []
+
+
+@command("attach", "Attach files to your next question: /attach FILE... (/attach off).", "file")
+def _attach(shell: Shell, rest: str) -> None:
+    import os
+    import shlex
+
+    if rest == "off":
+        shell.files = []
+        shell.say("No files attached.")
+        return
+    try:
+        paths = shlex.split(rest)
+    except ValueError as exc:
+        raise click.UsageError(f"/attach FILE... ({exc}; quote names with spaces)") from None
+    for path in paths:
+        found = os.path.expanduser(path)
+        if os.path.isdir(found):
+            raise click.UsageError(f"{path} is a folder: attach the files in it, one by one")
+        if not os.path.exists(found):
+            raise click.UsageError(f"no file {path}")
+    shell.files += paths
+    if not shell.files:
+        shell.say("No files attached: /attach FILE... adds some to your next question.")
+    for path in shell.files:
+        shell.say(f"attached: {path}")
+    if paths:
+        shell.say("They go with your next question (/attach off drops them).")
 
 
 @command("bot", "Talk to another bot: /bot SLUG.", "bot")

@@ -222,6 +222,10 @@ class Conversations(_Sync):
         """Store a conversation exported as JSON, exactly as it was."""
         return self._client._call(lambda: self._async.import_json(text, user=user))
 
+    def attachment(self, sha256: str, *, user: str | int | None = None) -> bytes:
+        """The bytes of a file attached to one of the user's messages, by its sha256."""
+        return self._client._call(lambda: self._async.attachment(sha256, user=user))
+
 
 class Bots(_Sync):
     """Bots (sync): built-in, from YAML files in the config dir, and saved by the user."""

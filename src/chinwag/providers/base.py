@@ -72,3 +72,11 @@ class Provider(Protocol):
         ...
 
     async def aclose(self) -> None: ...
+
+
+def takes_images(provider: Provider, model: str) -> bool:
+    """Whether a provider sends image parts to `model`: what its `takes_images(model)`
+    says. A provider without that method (a plugin's, written before attachments) is sent
+    text only, as the OpenAI format's plain string content."""
+    declared = getattr(provider, "takes_images", None)
+    return bool(declared(model)) if callable(declared) else False

@@ -346,6 +346,10 @@ class LocalProvider:
     def context_window(self, model: str) -> int:
         return self.local.n_ctx
 
+    def takes_images(self, model: str) -> bool:
+        """llama.cpp runs the model's text side only here (no vision projector is loaded)."""
+        return False
+
     async def _loaded(self) -> _Loaded:
         def load() -> _Loaded:
             return _load(model_file(self.local.model_path, self.paths.cache_dir), self.local)

@@ -396,6 +396,11 @@ class OpenAIProvider:
         """Unknown: the OpenAI API does not say; models.<name>.context_window tells chinwag."""
         return None
 
+    def takes_images(self, model: str) -> bool:
+        """Image parts go to an OpenAI-compatible server unless providers.<name>.images is
+        false (a server of text-only models): the API does not say which models see."""
+        return self.settings.images is not False
+
     async def health(self) -> ProviderHealth:
         started = time.perf_counter()
         try:

@@ -8,6 +8,7 @@ store run here exactly as in-process (chinwag.plan.request); the rest is the ser
 
 from __future__ import annotations
 
+import base64
 import ssl
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -15,7 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from chinwag import checks, plan as planning
+from chinwag import attachments, checks, plan as planning
 from chinwag.bots import bot_key
 from chinwag.config import Config
 from chinwag.errors import AccessError, ChinwagError, InputError, PermissionDeniedError
@@ -104,6 +105,12 @@ class Remote:
                 )
         if body.get("bot") is not None:
             body["bot"] = bot_key(body["bot"])
+        if body.get("files"):  # read here, where the paths are, and checked before sending
+            limits = self.config.settings.attachments
+            (read,) = await attachments.load([body["files"]], limits)
+            body["files"] = [
+                {"name": u.info.name, "data": base64.b64encode(u.data).decode()} for u in read
+            ]
         if self._model_prompts:
             body["model_prompts"] = {**self._model_prompts, **(body.get("model_prompts") or {})}
         conversation = body.pop("conversation", None)

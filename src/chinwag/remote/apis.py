@@ -121,6 +121,10 @@ class Conversations(Turns):
         body = checks.text(text, "The export")
         return await self._http.request("POST", "/conversations/import", Conversation, content=body)
 
+    async def attachment(self, sha256: str, *, user: str | int | None = None) -> bytes:
+        await self._remote.as_user(user)
+        return await self._http.request("GET", f"/attachments/{_id(sha256, 'sha256')}", bytes)
+
     async def generate_title(
         self, conversation_id: str, *, user: str | int | None = None
     ) -> Conversation:

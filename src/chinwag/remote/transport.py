@@ -129,13 +129,16 @@ class Transport:
         content: str | None = None,
         params: Mapping[str, Any] | None = None,
     ) -> T | None:
-        """Send one request and read its answer as `into` (a model, a list of them, or str
-        for the text as sent); None reads nothing. The server's errors are raised."""
+        """Send one request and read its answer as `into` (a model, a list of them, str for
+        the text as sent, bytes for the body); None reads nothing. The server's errors are
+        raised."""
         response = await self._send(method, path, json_body, content, params, stream=False)
         if into is None:
             return None
         if into is str:
             return response.text  # type: ignore[return-value]
+        if into is bytes:
+            return response.content  # type: ignore[return-value]
         try:
             found: T = _adapter(into).validate_json(response.content)
             return found

@@ -13,12 +13,14 @@ import time
 from collections.abc import AsyncIterator, Awaitable
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any, Literal
+from urllib.parse import quote
 
 import anyio
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr
 
+from chinwag import attachments
 from chinwag.accounts import digest
 from chinwag.client.aio import AsyncClient
 from chinwag.errors import ChinwagError, InputError
@@ -314,7 +316,33 @@ async def export_conversation(
     )
 
 
+@router.get(
+    "/attachments/{sha256}",
+    responses={**ERRORS, 200: {"content": {"application/octet-stream": {}}}},
+)
+async def attachment(sha256: str, request: Request, who: Who) -> Response:
+    """A file attached to one of the user's messages, by its sha256 (as the messages'
+    `attachments` show it), with its media type; another user's file is 404."""
+    store, uid, _ = await _client(request)._engine.scope(who.user)  # its name and type too
+    info, data = await store.attachment(uid, sha256)
+    return Response(
+        data,
+        media_type=info.media_type,
+        headers={"content-disposition": f"attachment; filename*=UTF-8''{quote(info.name)}"},
+    )
+
+
 # -- turns --------------------------------------------------------------------------------
+
+
+class FileBody(BaseModel):
+    """A file attached to the question; the server types it (text or image) as the
+    library does, from its name and bytes."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=255)
+    data: str = Field(description="The file's bytes, base64")
 
 
 class TurnBody(BaseModel):
@@ -341,11 +369,20 @@ class TurnBody(BaseModel):
     top_k: int | None = None
     stop: list[str] | None = None
     seed: int | None = None
+    files: list[FileBody] | None = Field(
+        default=None, max_length=1000, description="Files for the question (attachments.*)"
+    )
     stream: bool = False
 
     def options(self) -> dict[str, Any]:
-        skip = {"stream", "prompt", "messages", "text", "use_search"}
-        return self.model_dump(exclude=skip, exclude_none=True)
+        skip = {"stream", "prompt", "messages", "text", "use_search", "files"}
+        options = self.model_dump(exclude=skip, exclude_none=True)
+        if self.files:
+            options["files"] = [
+                (f.name, attachments.decode(f.data, f"files[{i}].data"))
+                for i, f in enumerate(self.files)
+            ]
+        return options
 
 
 class Ask(TurnBody):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -41,8 +42,11 @@ def create_app(config: Config | None = None) -> FastAPI:
     from chinwag.server.openai_api import Completions, router as openai_api
     from chinwag.server.web import mount
 
+    settings = config.settings
+    # Files travel base64 in JSON (4 bytes for 3), with a little room for their names.
+    files = 4 * -(-settings.attachments.max_total // 3) + 1_000 * settings.attachments.max_files
     app.add_middleware(Completions)  # inside BodyLimit, added after it: bodies are checked
-    app.add_middleware(BodyLimit, limit=config.settings.server.max_body)
+    app.add_middleware(BodyLimit, limit=settings.server.max_body, files=files)
     _handle_errors(app)
     app.include_router(openai_api)
     app.include_router(chinwag_api)
@@ -61,22 +65,34 @@ def _handle_errors(app: FastAPI) -> None:
         return errors.response(exc)
 
 
+# The routes whose bodies may carry files: turns, and conversations imported with theirs.
+_CARRY_FILES = re.compile(
+    r"/v1/chat/completions|/api/v1/(chat|conversations/import|conversations/[^/]+/messages"
+    r"|messages/[^/]+/edit)"
+)
+
+
 class BodyLimit:
     """Refuse bodies over `limit` bytes with 413 before they are parsed: by Content-Length,
-    or, for a chunked body (no length), by reading it up to the limit first."""
+    or, for a chunked body (no length), by reading it up to the limit first. The routes
+    that take files allow `files` bytes more."""
 
-    def __init__(self, app: ASGIApp, limit: int) -> None:
+    def __init__(self, app: ASGIApp, limit: int, files: int = 0) -> None:
         self.app = app
         self.limit = limit
+        self.files = files
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.limit
+        if self.files and _CARRY_FILES.fullmatch(scope["path"]):
+            limit += self.files
         length = dict(scope["headers"]).get(b"content-length")
         if length is not None:  # the HTTP server holds the body to it
-            if length.isdigit() and int(length) > self.limit:
-                await self._refuse(send)
+            if length.isdigit() and int(length) > limit:
+                await self._refuse(send, limit)
                 return
             await self.app(scope, receive, send)
             return
@@ -89,8 +105,8 @@ class BodyLimit:
                 return  # the client left before its body was whole
             body += message.get("body", b"")
             more = message.get("more_body", False)
-            if len(body) > self.limit:
-                await self._refuse(send)
+            if len(body) > limit:
+                await self._refuse(send, limit)
                 return
         replayed = False
 
@@ -103,9 +119,10 @@ class BodyLimit:
 
         await self.app(scope, replay, send)
 
-    async def _refuse(self, send: Send) -> None:
+    async def _refuse(self, send: Send, limit: int) -> None:
+        why = "server.max_body" if limit == self.limit else "server.max_body and attachments.*"
         body = errors.envelope(
-            f"The request body is over {self.limit:,} bytes (server.max_body).",
+            f"The request body is over {limit:,} bytes ({why}).",
             "invalid_request_error",
             "InputError",
         )

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 from fastapi import Request
 
-from chinwag.counting import estimate_chars, estimate_prompt_tokens
+from chinwag.counting import estimate_chars
 from chinwag.errors import ChinwagError, InputError, LimitError
 from chinwag.prices import MICRO, micro_dollars, turn_cost, usd
 from chinwag.server.auth import Caller, tables
@@ -65,12 +65,12 @@ class Ticket:
         """Count the planned call against the key, or raise LimitError (429) or InputError
         (it can never fit, or cannot be priced). Returns the most tokens the answer may
         use when a money budget caps a call that named no max_tokens."""
-        from chinwag.engine import context_of
+        from chinwag.engine import context_tokens
 
         holder, request = self.holder, self.request
         assert holder is not None
         assert request is not None
-        prompt = estimate_prompt_tokens(context_of(plan)[0])
+        prompt = context_tokens(plan)
         token_limits = [n for n in (holder.tpm, holder.tokens_per_day) if n is not None]
         budgets = [(n, span) for n, span in ((holder.cost_per_day, "day"),
                    (holder.cost_per_month, "month")) if n is not None]  # fmt: skip

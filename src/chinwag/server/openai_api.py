@@ -257,17 +257,15 @@ async def _bot(client: AsyncClient, model: str, who: Caller) -> Bot | str:
 
 
 def _message(index: int, message: ChatMessage) -> dict[str, Any]:
-    """An OpenAI message as chinwag's: developer is system, text parts are joined, tool
-    calls and results kept as they are."""
+    """An OpenAI message as chinwag's: developer is system, text parts are joined, image
+    and file parts kept for the turn to read (chinwag.plan), tool calls and results kept as
+    they are."""
     content = message.content
-    if isinstance(content, list):
+    if isinstance(content, list) and all(part.get("type") == "text" for part in content):
         texts = []
         for part in content:
-            if part.get("type") != "text" or not isinstance(part.get("text"), str):
-                raise InputError(
-                    f"messages[{index}]: only text parts are supported here, not "
-                    f"{part.get('type')!r}."
-                )
+            if not isinstance(part.get("text"), str):
+                raise InputError(f"messages[{index}]: a text part needs its text.")
             texts.append(part["text"])
         content = "".join(texts)
     role = "system" if message.role == "developer" else message.role

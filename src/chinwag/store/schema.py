@@ -16,6 +16,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -26,9 +27,9 @@ from sqlalchemy import (
 from sqlalchemy.engine import Dialect
 
 # The schema revision this code expects; a test keeps it equal to Alembic's head.
-SCHEMA_REVISION = "0007"
+SCHEMA_REVISION = "0008"
 # Every revision this code can upgrade from, oldest first; a test keeps it equal to Alembic's.
-SCHEMA_REVISIONS = ("0001", "0002", "0003", "0004", "0005", "0006", "0007")
+SCHEMA_REVISIONS = ("0001", "0002", "0003", "0004", "0005", "0006", "0007", "0008")
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -113,6 +114,34 @@ messages = Table(
     Column("meta", JSON, nullable=True),  # the turn's options: language, max_words, search
     Column("created_at", UTCDateTime, nullable=False),
     Index("ix_messages_conversation_created", "conversation_id", "created_at"),
+)
+
+# Attached files, content-addressed: the same bytes are stored once, whoever attached them
+# and however often. Nobody reaches a blob but through a link of their own message.
+attachment_blobs = Table(
+    "attachment_blobs",
+    metadata,
+    Column("sha256", String(64), primary_key=True),
+    Column("size", Integer, nullable=False),
+    Column("data", LargeBinary, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+# Which files a message carries, in order, under the name and type they were attached with.
+message_attachments = Table(
+    "message_attachments",
+    metadata,
+    Column(
+        "message_id",
+        String(32),
+        ForeignKey("messages.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("position", Integer, primary_key=True),
+    Column("sha256", String(64), ForeignKey("attachment_blobs.sha256"), nullable=False),
+    Column("name", String(255), nullable=False),
+    Column("media_type", String(100), nullable=False),
+    Index("ix_message_attachments_sha256", "sha256"),
 )
 
 # One row per user, day, bot and model: the statistics never scan messages.

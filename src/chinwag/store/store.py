@@ -25,8 +25,8 @@ import random
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from functools import partial
 from pathlib import Path
@@ -40,6 +40,7 @@ from sqlalchemy import (
     bindparam,
     create_engine,
     event,
+    exists,
     func,
     select,
     text,
@@ -56,13 +57,24 @@ if TYPE_CHECKING:
 from chinwag.store.schema import (
     SCHEMA_REVISION,
     SCHEMA_REVISIONS,
+    attachment_blobs,
     bots,
     conversations,
+    message_attachments,
     messages,
     usage_daily,
     users,
 )
-from chinwag.types import USAGE_COUNTERS, Bot, Conversation, Message, Role, Status, Usage
+from chinwag.types import (
+    USAGE_COUNTERS,
+    Attachment,
+    Bot,
+    Conversation,
+    Message,
+    Role,
+    Status,
+    Usage,
+)
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -105,17 +117,18 @@ class Thread:
     leaf_id: str | None
     rows: Sequence[Row[Any]]  # every message, all branches
     busy: bool = False  # a turn is answering in it now
+    files: Mapping[str, list[Attachment]] = field(default_factory=dict)  # by message id
 
     def branch(self, leaf_id: str | None) -> list[Message]:
         """The messages from the first one down to `leaf_id`, oldest first."""
-        return _branch(self.rows, leaf_id)
+        return _branch(self.rows, leaf_id, self.files)
 
     def message(self, message_id: str) -> Message | None:
         row = next((r for r in self.rows if r.id == message_id), None)
-        return _message(row) if row is not None else None
+        return _message(row, self.files.get(message_id, ())) if row is not None else None
 
 
-def _message(row: Row[Any]) -> Message:
+def _message(row: Row[Any], files: Sequence[Attachment] = ()) -> Message:
     usage = None
     if row.prompt_tokens is not None:
         usage = Usage(
@@ -138,6 +151,7 @@ def _message(row: Row[Any]) -> Message:
         error=row.error,
         meta=row.meta or {},
         created_at=row.created_at,
+        attachments=list(files),
     )
 
 
@@ -168,7 +182,9 @@ def _conversation(row: Row[Any], user: str) -> Conversation:
     )
 
 
-def _branch(rows: Sequence[Row[Any]], leaf_id: str | None) -> list[Message]:
+def _branch(
+    rows: Sequence[Row[Any]], leaf_id: str | None, files: Mapping[str, list[Attachment]]
+) -> list[Message]:
     by_id = {row.id: row for row in rows}
     out: list[Message] = []
     seen: set[str] = set()
@@ -176,7 +192,7 @@ def _branch(rows: Sequence[Row[Any]], leaf_id: str | None) -> list[Message]:
     # A cycle in stored parent ids (written by an old version or by hand) ends the walk.
     while node is not None and node.id not in seen:
         seen.add(node.id)
-        out.append(_message(node))
+        out.append(_message(node, files.get(node.id, ())))
         node = by_id.get(node.parent_id) if node.parent_id else None
     out.reverse()
     return out
@@ -228,6 +244,70 @@ def _conversation_row(conn: Connection, user_id: int, cid: str) -> Row[Any]:
             f"No conversation {cid!r} for this user. `conversations.list()` shows the ids."
         )
     return row
+
+
+_LINKS, _BLOBS = message_attachments.c, attachment_blobs.c
+# A conversation's files, by message, in order (with the size their blob has).
+_FILES_OF = (
+    select(_LINKS.message_id, _LINKS.name, _LINKS.media_type, _LINKS.sha256, _BLOBS.size)
+    .join(attachment_blobs, _BLOBS.sha256 == _LINKS.sha256)
+    .join(messages, messages.c.id == _LINKS.message_id)
+    .where(messages.c.conversation_id == bindparam("cid"))
+    .order_by(_LINKS.message_id, _LINKS.position)
+)
+# The links to files in a user's conversations: the only way to a blob.
+_OWN_LINKS = message_attachments.join(messages, messages.c.id == _LINKS.message_id).join(
+    conversations, conversations.c.id == messages.c.conversation_id
+)
+
+
+def _files_of(conn: Connection, cid: str) -> dict[str, list[Attachment]]:
+    out: dict[str, list[Attachment]] = {}
+    for row in conn.execute(_FILES_OF, {"cid": cid}):
+        out.setdefault(row.message_id, []).append(
+            Attachment(name=row.name, media_type=row.media_type, size=row.size, sha256=row.sha256)
+        )
+    return out
+
+
+def _owned(user_id: int) -> Any:
+    """Whether the blob of the row at hand is linked from one of this user's messages."""
+    return exists(
+        select(_LINKS.sha256)
+        .select_from(_OWN_LINKS)
+        .where(_LINKS.sha256 == _BLOBS.sha256, conversations.c.user_id == user_id)
+    )
+
+
+def _link(message_id: str, files: Sequence[Attachment], out: list[dict[str, Any]]) -> None:
+    """The rows that link a message to its files, in order, added to `out`."""
+    out.extend(
+        {"message_id": message_id, "position": n, "sha256": f.sha256, "name": f.name,
+         "media_type": f.media_type}
+        for n, f in enumerate(files)
+    )  # fmt: skip
+
+
+def _store_files(
+    conn: Connection, insert: Any, links: list[dict[str, Any]], data: Mapping[str, bytes]
+) -> None:
+    """Link messages to their files, storing each file's bytes once: a blob that is stored
+    already (anyone's, the same bytes) is not sent to the database again."""
+    if not links:
+        return
+    wanted = sorted({link["sha256"] for link in links})
+    have = set(conn.execute(select(_BLOBS.sha256).where(_BLOBS.sha256.in_(wanted))).scalars())
+    stamp = now()
+    new = [
+        {"sha256": sha, "size": len(data[sha]), "data": data[sha], "created_at": stamp}
+        for sha in wanted
+        if sha not in have
+    ]
+    if new:  # two turns storing the same new file at once: the first one's row stays
+        conn.execute(
+            insert(attachment_blobs).on_conflict_do_nothing(index_elements=["sha256"]), new
+        )
+    conn.execute(message_attachments.insert(), links)
 
 
 _INSERT_CONVERSATION = conversations.insert()
@@ -556,7 +636,9 @@ class Store:
             rows = conn.execute(select(messages).where(messages.c.conversation_id == cid)).all()
             leaf = row.current_message_id
             busy = row.busy_until is not None and row.busy_until > now()
-            return Thread(_conversation(row, user), _branch(rows, leaf), leaf, rows, busy)
+            files = _files_of(conn, cid)
+            conversation = _conversation(row, user)
+            return Thread(conversation, _branch(rows, leaf, files), leaf, rows, busy, files)
 
         return await self._run(load)
 
@@ -628,8 +710,15 @@ class Store:
 
         def write(conn: Connection) -> None:
             _conversation_row(conn, user_id, cid)  # NotFoundError for anyone else's
+            ids = select(messages.c.id).where(messages.c.conversation_id == cid)
+            linked = select(_LINKS.sha256).where(_LINKS.message_id.in_(ids)).distinct()
+            shas = list(conn.execute(linked).scalars())
+            conn.execute(message_attachments.delete().where(_LINKS.message_id.in_(ids)))
             conn.execute(messages.delete().where(messages.c.conversation_id == cid))
             conn.execute(conversations.delete().where(conversations.c.id == cid))
+            if shas:  # files nobody's message carries any more go with it
+                unlinked = ~exists(select(_LINKS.sha256).where(_LINKS.sha256 == _BLOBS.sha256))
+                conn.execute(attachment_blobs.delete().where(_BLOBS.sha256.in_(shas), unlinked))
 
         await self._run(write)
 
@@ -689,7 +778,10 @@ class Store:
                     "A turn is answering in this conversation now: switch branches once it "
                     "has finished."
                 )
-            return Thread(_conversation(row, user), _branch(rows, leaf), leaf, rows)
+            files = _files_of(conn, cid)
+            return Thread(
+                _conversation(row, user), _branch(rows, leaf, files), leaf, rows, files=files
+            )
 
         return await self._run(write)
 
@@ -700,15 +792,32 @@ class Store:
         return {
             "conversation": thread.conversation.model_dump(mode="json", exclude={"user"}),
             "current_message_id": thread.leaf_id,
-            "messages": [_message(row).model_dump(mode="json") for row in rows],
+            "messages": [
+                _message(row, thread.files.get(row.id, ())).model_dump(mode="json") for row in rows
+            ],
         }
 
     async def import_conversation(
-        self, user_id: int, user: str, data: dict[str, Any]
+        self,
+        user_id: int,
+        user: str,
+        data: dict[str, Any],
+        files: Mapping[str, bytes] | None = None,
     ) -> Conversation:
-        """Store an exported conversation as it was: same ids, branches and timestamps."""
+        """Store an exported conversation as it was: same ids, branches and timestamps; and
+        the bytes of its messages' attachments, by sha256, from `files`."""
         conv = Conversation.model_validate({**data["conversation"], "user": user})
         msgs = [Message.model_validate(m) for m in data["messages"]]
+        files = files or {}
+        links: list[dict[str, Any]] = []
+        for m in msgs:
+            missing = next((f.name for f in m.attachments if f.sha256 not in files), None)
+            if missing is not None:
+                raise InputError(
+                    f"Message {m.id!r} carries {missing}, whose bytes are not in the export's "
+                    "files: the export is damaged."
+                )
+            _link(m.id, m.attachments, links)
         ids = {m.id for m in msgs}
         leaf = data.get("current_message_id")
         if leaf is not None and leaf not in ids:
@@ -740,6 +849,7 @@ class Store:
             )  # fmt: skip
             if msgs:
                 conn.execute(_INSERT_MESSAGE, [_message_row(m) for m in msgs])
+            _store_files(conn, self._insert, links, files)
             return _conversation(_conversation_row(conn, user_id, conv.id), user)
 
         return await self._run(write)
@@ -759,6 +869,41 @@ class Store:
             )
         return str(cid)
 
+    # -- attachments ----------------------------------------------------------------------
+
+    async def blobs(self, user_id: int, shas: Collection[str]) -> dict[str, bytes]:
+        """The bytes of files attached to this user's messages, by sha256."""
+        wanted = sorted(shas)
+        stmt = select(_BLOBS.sha256, _BLOBS.data).where(_BLOBS.sha256.in_(wanted), _owned(user_id))
+        found = {sha: bytes(data) for sha, data in await self._run(lambda c: c.execute(stmt).all())}
+        missing = [sha for sha in wanted if sha not in found]
+        if missing:
+            raise StoreError(
+                f"The attachment {missing[0]} is missing from the database {self.where}: was "
+                "it changed by hand?",
+                where=self.where,
+            )
+        return found
+
+    async def attachment(self, user_id: int, sha256: str) -> tuple[Attachment, bytes]:
+        """A file attached to one of this user's messages: how it was attached (the first
+        link found, for a file attached more than once) and its bytes."""
+        stmt = (
+            select(_LINKS.name, _LINKS.media_type, _BLOBS.size, _BLOBS.data)
+            .select_from(_OWN_LINKS.join(attachment_blobs, _BLOBS.sha256 == _LINKS.sha256))
+            .where(_LINKS.sha256 == sha256, conversations.c.user_id == user_id)
+            .limit(1)
+        )
+        row = await self._run(lambda conn: conn.execute(stmt).first())
+        if row is None:
+            # Another user's file reads exactly like a missing one.
+            raise NotFoundError(
+                f"No attachment {sha256!r} for this user: a message's attachments (history) "
+                "show their sha256."
+            )
+        info = Attachment(name=row.name, media_type=row.media_type, size=row.size, sha256=sha256)
+        return info, bytes(row.data)
+
     # -- turns ----------------------------------------------------------------------------
 
     async def start_turn(
@@ -772,9 +917,11 @@ class Store:
         until: datetime,
         bot_uid: str,
         system_prompt: str | None,
-        seed: Sequence[tuple[Role, str]],
+        seed: Sequence[tuple[str, str, Sequence[Attachment]]],
         prompt: str,
         meta: dict[str, Any] | None = None,
+        files: Sequence[Attachment] = (),
+        data: Mapping[str, bytes] | None = None,
         title: str | None = None,
     ) -> tuple[str, str, bool] | None:
         """Store the user's message (and the conversation if new) before the model is called.
@@ -783,12 +930,14 @@ class Store:
         `until`) only if it is still at `expected` and no other turn holds it. Otherwise
         nothing is written and None is returned, unless `branch` is set: then the question
         is stored on a branch of its own, and the conversation stays as it is.
+        Each message's files are stored with it: `data` holds their bytes, by sha256.
         Returns the conversation id, the question's id and whether the turn took it.
         """
         stamp = now()
         cid = conversation_id or new_id()
         rows: list[dict[str, Any]] = []
-        for role, content in [*seed, ("user", prompt)]:
+        links: list[dict[str, Any]] = []
+        for role, content, attached in [*seed, ("user", prompt, files)]:
             mid = new_id()
             rows.append(
                 {
@@ -796,6 +945,7 @@ class Store:
                     "content": content, "status": "complete", "meta": None, "created_at": stamp,
                 }
             )  # fmt: skip
+            _link(mid, attached, links)
             parent_id = mid
         question_id = rows[-1]["id"]
         rows[-1]["meta"] = meta or None
@@ -823,9 +973,11 @@ class Store:
                         .values(title=title)
                     )
             conn.execute(_INSERT_MESSAGE, rows)
+            _store_files(conn, self._insert, links, data or {})
             return moved
 
-        moved = await self._short(write)
+        # Files can be megabytes: written on a worker thread, never on the event loop's.
+        moved = await (self._run(write) if links else self._short(write))
         return None if moved is None else (cid, question_id, moved)
 
     async def open_answer(
