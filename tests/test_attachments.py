@@ -364,3 +364,18 @@ def test_a_servers_key_reaches_its_own_users_files_only(served: Served) -> None:
     mine = fetch(sha, alice_key)
     assert (mine.status_code, mine.content, mine.headers["content-type"]) == (200, PNG, "image/png")
     assert fetch(sha, "cw-not-a-key").status_code == 401
+
+
+def test_a_keys_token_limit_counts_the_files_before_anything_is_sent(
+    served: Served, server: FakeOpenAI
+) -> None:
+    user, _ = served.new_user()
+    key = served.admin.accounts.create_key(user, tpm=1_000).key
+    with Client(base_url=served.url, api_key=key) as remote:
+        asked = len(server.requests)
+        assert remote.ask("Short", max_tokens=10).text  # the question alone fits
+        notes = ("notes.txt", b"word " * 2_000)  # about 2,500 tokens: over the minute's 1,000
+        with pytest.raises(InputError, match=r"more than the key's limit of 1,000"):
+            remote.ask("Read this", files=[notes], max_tokens=10)
+        assert len(server.requests) == asked + 1  # the refused one never reached the model
+        assert [c.title for c in remote.conversations.list()] == ["Short"]  # nor the store
