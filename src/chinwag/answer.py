@@ -105,7 +105,8 @@ class Answer:
         """Keep the conversation held, and the answer saved as it streams, until recorded.
         Where nothing can run in the background, the answer is stored when it ends."""
         self._background = background
-        self._keeper = background.spawn(self._keep, "keeping a turn's answer saved")
+        first = min(self._save_every, self._lease / 3)  # a shorter answer costs no extra write
+        self._keeper = background.spawn(self._keep, "keeping a turn's answer saved", after=first)
 
     def add(self, text: str) -> None:
         """More of the answer: the hot path, so it only wakes the keeper."""
@@ -119,8 +120,6 @@ class Answer:
         whose reader stopped reading (ABANDONED_AFTER) stops holding its conversation."""
         renew_every = self._lease / 3
         pulled, idle_since = self.pulled, time.monotonic()
-        # The first save waits too: an answer shorter than that costs no extra write.
-        await anyio.sleep(min(self._save_every, renew_every))
         while True:
             with anyio.move_on_after(renew_every):
                 await self._wake.wait()

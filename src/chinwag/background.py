@@ -21,12 +21,23 @@ log = logging.getLogger("chinwag.background")
 class Job:
     """One background job: cancel it and wait for it to end."""
 
-    def __init__(self) -> None:
+    def __init__(self, end: Callable[[Job], None] = lambda job: None) -> None:
         self.scope = anyio.CancelScope()
         self.done = anyio.Event()
+        self.timer: asyncio.TimerHandle | None = None  # a job that has not started yet
+        self._end = end
+
+    def ended(self) -> None:
+        self.done.set()
+        self._end(self)
 
     async def stop(self) -> None:
         """Cancel the job and wait until it has ended (its shielded writes included)."""
+        timer, self.timer = self.timer, None
+        if timer is not None:
+            timer.cancel()  # it never started: nothing to wait for
+            self.ended()
+            return
         self.scope.cancel()
         with anyio.CancelScope(shield=True):
             await self.done.wait()
@@ -45,34 +56,65 @@ class Background:
         self._group = group
 
     def spawn(
-        self, work: Callable[[], Awaitable[None]], what: str, *, lasting: bool = False
+        self,
+        work: Callable[[], Awaitable[None]],
+        what: str,
+        *,
+        lasting: bool = False,
+        after: float = 0.0,
     ) -> Job | None:
         """Start `work` in the background; None if there is nowhere to run it. A lasting
-        job (a connection held open) runs until cancelled: `settle` does not wait for it."""
-        job = Job()
+        job (a connection held open) runs until cancelled: `settle` does not wait for it.
+        With `after`, the work starts that many seconds from now."""
+        job = Job(self._forget)
+        wait = after  # slept first by a job with no timer to start it
 
         async def run() -> None:
             try:
                 with job.scope:
+                    if wait:
+                        await anyio.sleep(wait)
                     await work()
             except Exception:  # a background job must never surface as an error
                 log.exception("background work failed: %s", what)
             finally:
-                job.done.set()
-                self._jobs.discard(job)
-                self._lasting.discard(job)
+                job.ended()
 
-        if self._group is not None:
+        def start() -> None:
+            if self._group is not None:
+                self._group.start_soon(run)
+            else:
+                task = asyncio.get_running_loop().create_task(run())
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # not asyncio: a task group, or nothing
+            if self._group is None:
+                return None  # the caller does without
             self._group.start_soon(run)
         else:
-            try:
-                task = asyncio.get_running_loop().create_task(run())
-            except RuntimeError:  # not asyncio, and no task group: the caller does without
-                return None
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            if after:
+                # A timer, not a task that sleeps: most delayed jobs (a turn's keeper) are
+                # stopped before they start, and a timer costs a fraction of a task.
+                def begin() -> None:
+                    job.timer = None
+                    try:
+                        start()
+                    except RuntimeError:  # the client is closing: nowhere to run it
+                        job.ended()
+
+                wait = 0.0
+                job.timer = loop.call_later(after, begin)
+            else:
+                start()
         (self._lasting if lasting else self._jobs).add(job)
         return job
+
+    def _forget(self, job: Job) -> None:
+        self._jobs.discard(job)
+        self._lasting.discard(job)
 
     async def settle(self, within: float) -> None:
         """Wait for the jobs to finish, at most `within` seconds."""

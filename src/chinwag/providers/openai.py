@@ -55,6 +55,7 @@ class OpenAIProvider:
         self.base_url = (settings.base_url or OPENAI_URL).rstrip("/")
         self.shown_url = mask_url(self.base_url)  # for messages: a key in the URL is hidden
         self._http: httpx.AsyncClient | None = None  # made on first use: no I/O in constructors
+        self._completions: httpx.URL | str = "/chat/completions"  # absolute with the client
 
     def _client(self) -> httpx.AsyncClient:
         if self._http is None:
@@ -79,6 +80,9 @@ class OpenAIProvider:
                 timeout=httpx.Timeout(s.timeout, connect=s.connect_timeout),
                 limits=pool_limits(s.max_connections),
             )
+            # Merged once, as httpx merges a relative URL on every request (40 us of it).
+            base = self._http.base_url
+            self._completions = base.copy_with(raw_path=base.raw_path + b"chat/completions")
         return self._http
 
     def _check_base_url(self) -> None:
@@ -198,7 +202,7 @@ class OpenAIProvider:
         client = self._client()
 
         async def attempt() -> httpx.Response:
-            request = client.build_request("POST", "/chat/completions", json=body)
+            request = client.build_request("POST", self._completions, json=body)
             try:
                 response = await client.send(request, stream=True)
             except httpx.TransportError as exc:
