@@ -89,6 +89,7 @@ def test_continue_conversation_and_turn_options(run: Runner, server: FakeOpenAI)
     assert (request["temperature"], request["max_tokens"], request["stop"]) == (0.3, 7, ["END"])
     listed = run("conversations", "list", "--user", "bob").stdout.splitlines()
     assert len(listed) == 1
+    assert " unknown  " in listed[0]  # its cost: the fake's model has no known price
     cid = listed[0].split()[0]
     run("--conversation", cid, "--user", "bob", "again")
     assert server.requests[-1]["messages"][-2]["content"] == "You said: hi"

@@ -217,3 +217,33 @@ def test_genai_prices_loads_only_when_a_turn_is_priced(tmp_path: Path) -> None:
         capture_output=True, text=True, check=True, env=env,
     )  # fmt: skip
     assert "genai_prices" not in cli.stderr
+
+
+async def test_each_conversation_says_what_its_answers_cost_every_branch_counted(
+    server: FakeOpenAI, store_url: str
+) -> None:
+    priced = {"models": {"test-model": {"price": {"input": 3.0, "output": 0.5}}}}
+    config = make_config(server, **{"store.url": store_url, **priced})
+    async with AsyncClient(config) as client:
+        empty = await client.conversations.create()
+        assert (empty.cost, empty.unpriced) == (0.0, 0)
+        first = await client.ask("What does this cost?")
+        second = await client.ask("And now?", conversation=first.conversation_id)
+        again = await client.conversations.retry(first.conversation_id)  # a branch: it counts
+        spent = [r.usage.cost for r in (first, second, again)]
+        assert all(c is not None and c > 0 for c in spent)
+        found = await client.conversations.get(first.conversation_id)
+        assert found.cost == pytest.approx(sum(c for c in spent if c is not None))
+        assert found.unpriced == 0
+        # A model with no known price in the same conversation: counted, not priced.
+        await client.ask("Unpriced", conversation=first.conversation_id, model="other-model")
+        listed = {c.id: c for c in await client.conversations.list()}
+        assert listed[first.conversation_id].cost == found.cost
+        assert listed[first.conversation_id].unpriced == 1
+        # Only unpriced answers: unknown, never 0.
+        other = await client.ask("Nothing known", model="other-model")
+        alone = await client.conversations.get(other.conversation_id)
+        assert (alone.cost, alone.unpriced) == (None, 1)
+        assert listed[empty.id].cost == 0.0
+        page = await client.conversations.export(first.conversation_id, format="markdown")
+        assert f"*Cost: ${found.cost:.6f} + 1 unpriced*" in page

@@ -331,6 +331,12 @@ def test_costs_on_replies_and_in_stats(client: Client) -> None:
     assert after.unpriced == before.unpriced + 1
     assert after.cost == pytest.approx((before.cost or 0.0) + priced.usage.cost)
     assert client.stats.day().cost == client.stats.usage().items[-1].cost
+    # Each conversation says what it cost: the priced part, and the answers without a price.
+    client.ask("Once more", conversation=priced.conversation_id)
+    found = client.conversations.get(priced.conversation_id)
+    assert (found.cost, found.unpriced) == (pytest.approx(priced.usage.cost), 1)
+    listed = {c.id: c for c in client.conversations.list()}
+    assert listed[unknown.conversation_id].cost is None
 
 
 def test_errors_are_the_same_classes(client: Client, server: FakeOpenAI) -> None:

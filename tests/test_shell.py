@@ -47,7 +47,7 @@ def test_a_conversation_and_its_slash_commands(client: Client, server: FakeOpenA
     assert "Another answer" in out
     (conversation,) = client.conversations.list()
     assert conversation.title == "Greeting"
-    assert f"* {conversation.id}  Greeting" in out
+    assert f"* {conversation.id}  {'unknown':>10s}  Greeting" in out  # the fake has no price
     assert "user: hello\nassistant: Another answer" in out  # history follows the new branch
     assert "today: 2 requests" in out
 

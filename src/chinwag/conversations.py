@@ -230,12 +230,17 @@ class Conversations(Turns):
     async def _thread(self, conversation_id: str, user: str | int | None) -> Thread:
         checks.identifier(conversation_id, "conversation_id")
         store, uid, name = await self._engine.scope(user)
-        return await store.thread(uid, name, conversation_id)
+        return await store.thread(uid, name, conversation_id, spent=True)
 
 
 def markdown(thread: Thread) -> str:
     """A conversation's current branch for people to read."""
-    lines = [f"# {thread.conversation.title or 'Untitled conversation'}", ""]
+    from chinwag.prices import money
+
+    conversation = thread.conversation
+    lines = [f"# {conversation.title or 'Untitled conversation'}", ""]
+    if conversation.cost != 0 or conversation.unpriced:  # free (or unanswered): not said
+        lines += [f"*Cost: {money(conversation.cost, conversation.unpriced)}*", ""]
     for m in thread.messages:
         who = "You" if m.role == "user" else f"Assistant ({m.model or 'unknown model'})"
         note = "" if m.status == "complete" else f" *[{m.status}]*"

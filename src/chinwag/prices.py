@@ -49,6 +49,15 @@ def micro_dollars(cost: float) -> int:
     return math.ceil(round(cost * MICRO, 6))
 
 
+def money(cost: float | None, unpriced: int = 0) -> str:
+    """A cost as people read it: "$0.000450", "unknown" (no price known), or the priced
+    part and how many requests had no price ("$0.0012 + 3 unpriced")."""
+    if cost is None:
+        return "unknown"
+    shown = f"${cost:.6f}" if cost < 0.01 else f"${cost:.4f}"
+    return f"{shown} + {unpriced} unpriced" if unpriced else shown
+
+
 def usd(dollars: float) -> str:
     """An amount as people read it: "$5.00", "$0.0035", "$1,200.50"."""
     shown = f"{dollars:,.6f}".rstrip("0")

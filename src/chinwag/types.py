@@ -123,6 +123,10 @@ class Conversation(_Model):
     system_prompt: str | None = None
     created_at: datetime
     updated_at: datetime
+    # What its answers cost, every branch, in US dollars: the priced ones' sum (0 before
+    # any answer), None when none had a known price; `unpriced` counts the others.
+    cost: float | None = 0.0
+    unpriced: int = 0
 
 
 class Source(_Model):

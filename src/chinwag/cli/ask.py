@@ -9,7 +9,8 @@ import click
 
 from chinwag.cli import client_from
 from chinwag.cli.options import parse_params
-from chinwag.cli.render import AnswerPrinter, echo_err, money
+from chinwag.cli.render import AnswerPrinter, echo_err
+from chinwag.prices import money
 
 
 @click.command()

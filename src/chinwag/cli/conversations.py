@@ -23,9 +23,12 @@ def conversations() -> None:
 @click.pass_context
 def list_conversations(ctx: click.Context, limit: int, offset: int, user: str | None) -> None:
     """Conversations, newest activity first."""
+    from chinwag.prices import money
+
     for c in client_from(ctx).conversations.list(limit=limit, offset=offset, user=user):
         when = c.updated_at.astimezone().strftime("%Y-%m-%d %H:%M")
-        click.echo(f"{c.id}  {when}  {c.title or '(untitled)'}")
+        cost = money(c.cost, c.unpriced)
+        click.echo(f"{c.id}  {when}  {cost:>10s}  {c.title or '(untitled)'}")
 
 
 @conversations.command("show")

@@ -64,14 +64,5 @@ class AnswerPrinter:
             self.out.flush()
 
 
-def money(cost: float | None, unpriced: int = 0) -> str:
-    """A cost as people read it: "$0.000450", "unknown" (no price known), or the priced
-    part and how many requests had no price ("$0.0012 + 3 unpriced")."""
-    if cost is None:
-        return "unknown"
-    shown = f"${cost:.6f}" if cost < 0.01 else f"${cost:.4f}"
-    return f"{shown} + {unpriced} unpriced" if unpriced else shown
-
-
 def echo_err(message: str) -> None:
     print(message, file=sys.stderr, flush=True)

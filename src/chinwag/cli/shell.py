@@ -19,8 +19,9 @@ from prompt_toolkit.completion import Completer  # this module loads only for `c
 from prompt_toolkit.document import Document
 
 from chinwag.cli import client_from
-from chinwag.cli.render import AnswerPrinter, money
+from chinwag.cli.render import AnswerPrinter
 from chinwag.cli.signals import Terminated
+from chinwag.prices import money
 
 if TYPE_CHECKING:
     from prompt_toolkit.completion import CompleteEvent, Completion
@@ -365,7 +366,8 @@ def _switch(shell: Shell, rest: str) -> None:
 def _list(shell: Shell, rest: str) -> None:
     for c in shell.client.conversations.list(limit=20, user=shell.user):
         mark = "*" if c.id == shell.conversation else " "
-        shell.say(f"{mark} {c.id}  {c.title or '(untitled)'}")
+        cost = money(c.cost, c.unpriced)
+        shell.say(f"{mark} {c.id}  {cost:>10s}  {c.title or '(untitled)'}")
 
 
 @command("history", "Show this conversation's messages.")

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import click
 
 from chinwag.cli import client_from
-from chinwag.cli.render import money
+from chinwag.prices import money
 
 BAR = 40
 

@@ -171,6 +171,8 @@ def _message_row(m: Message) -> dict[str, Any]:
 
 
 def _conversation(row: Row[Any], user: str) -> Conversation:
+    found = row._mapping
+    spent, unpriced = found.get("spent"), found.get("unpriced") or 0
     return Conversation(
         id=row.id,
         title=row.title,
@@ -179,6 +181,8 @@ def _conversation(row: Row[Any], user: str) -> Conversation:
         system_prompt=row.system_prompt,
         created_at=row.created_at,
         updated_at=row.updated_at,
+        cost=spent if spent is not None else None if unpriced else 0.0,
+        unpriced=unpriced,
     )
 
 
@@ -233,8 +237,30 @@ def _refuse_cycles(parents: dict[str, str | None]) -> None:
         rooted.update(path)
 
 
-def _conversation_row(conn: Connection, user_id: int, cid: str) -> Row[Any]:
-    stmt = select(conversations).where(
+# What a conversation's answers cost: the priced ones' sum, and how many had no price
+# (a model call's answer has usage; one stored before costs were kept has no cost).
+_SPENT = (
+    select(func.sum(messages.c.cost))
+    .where(messages.c.conversation_id == conversations.c.id)
+    .scalar_subquery()
+    .label("spent")
+)
+_UNPRICED = (
+    select(func.count())
+    .where(
+        messages.c.conversation_id == conversations.c.id,
+        messages.c.prompt_tokens.is_not(None),
+        messages.c.cost.is_(None),
+    )
+    .scalar_subquery()
+    .label("unpriced")
+)
+_WITH_SPEND = select(conversations, _SPENT, _UNPRICED)
+
+
+def _conversation_row(conn: Connection, user_id: int, cid: str, *, spent: bool = False) -> Row[Any]:
+    """The user's conversation (with what it cost, where that is shown), or NotFoundError."""
+    stmt = (_WITH_SPEND if spent else select(conversations)).where(
         conversations.c.id == cid, conversations.c.user_id == user_id
     )
     row = conn.execute(stmt).first()
@@ -628,11 +654,11 @@ class Store:
 
     # -- conversations --------------------------------------------------------------------
 
-    async def thread(self, user_id: int, user: str, cid: str) -> Thread:
-        """A conversation with its current branch."""
+    async def thread(self, user_id: int, user: str, cid: str, *, spent: bool = False) -> Thread:
+        """A conversation with its current branch (and what it cost, with `spent`)."""
 
         def load(conn: Connection) -> Thread:
-            row = _conversation_row(conn, user_id, cid)
+            row = _conversation_row(conn, user_id, cid, spent=spent)
             rows = conn.execute(select(messages).where(messages.c.conversation_id == cid)).all()
             leaf = row.current_message_id
             busy = row.busy_until is not None and row.busy_until > now()
@@ -644,7 +670,7 @@ class Store:
 
     async def conversation(self, user_id: int, user: str, cid: str) -> Conversation:
         return await self._run(
-            lambda conn: _conversation(_conversation_row(conn, user_id, cid), user)
+            lambda conn: _conversation(_conversation_row(conn, user_id, cid, spent=True), user)
         )
 
     async def list_conversations(
@@ -659,8 +685,7 @@ class Store:
         """The user's conversations, newest activity first; with `query`, those whose title
         or any message holds it (case-insensitive)."""
         stmt = (
-            select(conversations)
-            .where(conversations.c.user_id == user_id)
+            _WITH_SPEND.where(conversations.c.user_id == user_id)
             .order_by(conversations.c.updated_at.desc(), conversations.c.id)
             .limit(limit)
             .offset(offset)
@@ -739,7 +764,7 @@ class Store:
                 conn.execute(
                     conversations.update().where(conversations.c.id == cid).values(title=title)
                 )
-            return _conversation(_conversation_row(conn, user_id, cid), user)
+            return _conversation(_conversation_row(conn, user_id, cid, spent=True), user)
 
         return await self._run(write)
 
@@ -755,7 +780,7 @@ class Store:
                 .where(conversations.c.id == cid)
                 .values(system_prompt=system_prompt)
             )
-            return _conversation(_conversation_row(conn, user_id, cid), user)
+            return _conversation(_conversation_row(conn, user_id, cid, spent=True), user)
 
         return await self._run(write)
 
@@ -787,7 +812,7 @@ class Store:
 
     async def export_conversation(self, user_id: int, user: str, cid: str) -> dict[str, Any]:
         """The conversation with every message of every branch, as JSON-ready data."""
-        thread = await self.thread(user_id, user, cid)
+        thread = await self.thread(user_id, user, cid, spent=True)
         rows = sorted(thread.rows, key=lambda r: (r.created_at, r.id))
         return {
             "conversation": thread.conversation.model_dump(mode="json", exclude={"user"}),
@@ -850,7 +875,7 @@ class Store:
             if msgs:
                 conn.execute(_INSERT_MESSAGE, [_message_row(m) for m in msgs])
             _store_files(conn, self._insert, links, files)
-            return _conversation(_conversation_row(conn, user_id, conv.id), user)
+            return _conversation(_conversation_row(conn, user_id, conv.id, spent=True), user)
 
         return await self._run(write)
 
