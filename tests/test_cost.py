@@ -96,6 +96,13 @@ async def test_an_unknown_model_costs_unknown_not_zero_and_a_mix_says_so(
         assert stats.total.unpriced == 1
         assert stats.total.cost == pytest.approx(known.usage.cost)
         assert stats.items[-1].cost == stats.total.cost
+        # Each model's own: its requests and what they cost.
+        by_model = {
+            m: (await client.stats.usage(model=m)).total for m in ("gpt-4o-mini", "test-model")
+        }
+        assert (by_model["gpt-4o-mini"].requests, by_model["gpt-4o-mini"].unpriced) == (1, 0)
+        assert by_model["gpt-4o-mini"].cost == pytest.approx(known.usage.cost)
+        assert (by_model["test-model"].requests, by_model["test-model"].cost) == (1, None)
         # A day without use spent nothing: that is known.
         quiet = await client.stats.day("2020-01-01")
         assert (quiet.requests, quiet.cost) == (0, 0.0)
@@ -200,6 +207,13 @@ def test_usage_and_stats_in_the_command_show_the_cost(
     total = next(line for line in stats.splitlines() if line.startswith("total"))
     assert total.split()[1] == "2"
     assert total.split()[-2:] == [f"${cost:.6f}", "1"]  # the priced one's cost; 1 unpriced
+    lines = run("stats", "--model", "gpt-4o-mini").stdout.splitlines()
+    total = next(line for line in lines if line.startswith("total"))
+    assert total.split()[1] == "1"  # its one request
+    assert total.split()[-2:] == [f"${cost:.6f}", "0"]
+    listed = run("conversations", "list").stdout
+    assert f"${cost:.6f}" in listed  # the priced conversation says what it cost
+    assert "unknown" in listed  # and the other, whose model has no price, that it is not known
 
 
 def test_genai_prices_loads_only_when_a_turn_is_priced(tmp_path: Path) -> None:

@@ -334,9 +334,16 @@ def test_costs_on_replies_and_in_stats(client: Client) -> None:
     # Each conversation says what it cost: the priced part, and the answers without a price.
     client.ask("Once more", conversation=priced.conversation_id)
     found = client.conversations.get(priced.conversation_id)
-    assert (found.cost, found.unpriced) == (pytest.approx(priced.usage.cost), 1)
+    assert found.cost == pytest.approx(priced.usage.cost)
+    assert found.unpriced == 1
     listed = {c.id: c for c in client.conversations.list()}
     assert listed[unknown.conversation_id].cost is None
+    # Usage of one model: its own requests and cost only.
+    mine = client.stats.usage(model="gpt-4o-mini").total
+    assert mine.unpriced == 0
+    assert mine.cost is not None
+    assert mine.cost >= priced.usage.cost
+    assert client.stats.usage(model="no-such-model").total.requests == 0
 
 
 def test_errors_are_the_same_classes(client: Client, server: FakeOpenAI) -> None:

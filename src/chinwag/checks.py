@@ -267,7 +267,7 @@ def name(value: Any, what: str) -> str:
     return str(value)
 
 
-def _optional_name(value: Any, what: str) -> str | None:
+def optional_name(value: Any, what: str) -> str | None:
     return None if value is None else name(value, what)
 
 
@@ -291,8 +291,8 @@ def _short(value: Any, what: str, limit: int = 256) -> str:
 
 _OPTION_CHECKS: dict[str, Callable[[Any, str], Any]] = {
     "bot": _bot,
-    "provider": _optional_name,
-    "model": _optional_name,
+    "provider": optional_name,
+    "model": optional_name,
     "model_prompts": lambda v, w: None if v is None else model_prompts(v, w),
     "conversation": lambda v, w: None if v is None else identifier(v, w),
     "files": files,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from chinwag import checks
 from chinwag.errors import InputError
 from chinwag.types import USAGE_COUNTERS, Bot, StatisticItem, Statistics, StatisticTotal
 
@@ -28,12 +29,17 @@ class Stats:
         user: str | int | None = None,
         bot: str | Bot | None = None,
         empty_days: bool = True,
+        model: str | None = None,
     ) -> Statistics:
         """One item per day from start_date to end_date (default: today), and the total;
-        `empty_days=False` lists only the days with use, over any span (as aBLT's)."""
+        `empty_days=False` lists only the days with use, over any span (as aBLT's); one
+        bot's or one model's use only, if given."""
         if not isinstance(empty_days, bool):
             raise InputError(f"empty_days must be True or False, not {empty_days!r:.60}.")
-        return await self._report(start_date, end_date, user, bot, items=True, empty=empty_days)
+        model = checks.optional_name(model, "model")
+        return await self._report(
+            start_date, end_date, user, bot, items=True, empty=empty_days, model=model
+        )
 
     async def day(
         self, date: date | str | None = None, *, user: str | int | None = None
@@ -61,6 +67,7 @@ class Stats:
         *,
         items: bool,
         empty: bool = True,
+        model: str | None = None,
     ) -> Statistics:
         start = day_of(start_date)
         end = day_of(end_date) if end_date is not None else max(start, day_of(None))
@@ -77,7 +84,8 @@ class Stats:
         bot_uid = (await self._engine.bot(bot, uid)).uid if bot is not None else None
         # Only days with use have rows, so the cost follows the use, never the span.
         rows = {
-            row[0]: row[1:] for row in await store.usage_by_day(uid, start, end, bot_uid=bot_uid)
+            row[0]: row[1:]
+            for row in await store.usage_by_day(uid, start, end, bot_uid=bot_uid, model=model)
         }
         total = StatisticTotal(start_date=start, end_date=end, **_counts(list(rows.values())))
         listed = []

@@ -350,12 +350,15 @@ class Stats(_Sync):
         user: str | int | None = None,
         bot: str | Bot | None = None,
         empty_days: bool = True,
+        model: str | None = None,
     ) -> Statistics:
         """One item per day from start_date to end_date (default: today), and the total;
-        `empty_days=False` lists only the days with use, over any span (as aBLT's)."""
+        `empty_days=False` lists only the days with use, over any span (as aBLT's); one
+        bot's or one model's use only, if given."""
         call = self._async.usage(
-            start_date=start_date, end_date=end_date, user=user, bot=bot, empty_days=empty_days
-        )
+            start_date=start_date, end_date=end_date, user=user, bot=bot,
+            empty_days=empty_days, model=model,
+        )  # fmt: skip
         return self._client._call(lambda: call)
 
     def day(

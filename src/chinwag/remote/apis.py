@@ -197,11 +197,13 @@ class Stats:
         user: str | int | None = None,
         bot: str | Bot | None = None,
         empty_days: bool = True,
+        model: str | None = None,
     ) -> Statistics:
         params = {
             "start_date": _day(start_date), "end_date": _day(end_date), "user": checks.user(user),
             "bot": bot_key(checks.bot(bot)) if bot is not None else None,
             "empty_days": checks.flag(empty_days, "empty_days"),
+            "model": checks.optional_name(model, "model"),
         }  # fmt: skip
         return await self._http.request("GET", "/stats/usage", Statistics, params=params)
 

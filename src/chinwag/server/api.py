@@ -512,15 +512,18 @@ async def stats_usage(
     bot: str | None = None,
     user: str | None = None,
     empty_days: bool = True,
+    model: str | None = None,
 ) -> Statistics:
     """One item per day, and the total, in tokens and words (an admin may pass user=);
-    `empty_days=false` lists only the days with use, over any span."""
+    `empty_days=false` lists only the days with use, over any span; `bot` or `model`, one
+    bot's or one model's use only."""
     return await _client(request).stats.usage(
         start_date=start_date,
         end_date=end_date,
         bot=bot,
         user=_user_for_stats(who, user),
         empty_days=empty_days,
+        model=model,
     )
 
 

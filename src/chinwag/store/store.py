@@ -1220,10 +1220,17 @@ class Store:
     # -- usage ----------------------------------------------------------------------------
 
     async def usage_by_day(
-        self, user_id: int, start: date, end: date, *, bot_uid: str | None = None
+        self,
+        user_id: int,
+        start: date,
+        end: date,
+        *,
+        bot_uid: str | None = None,
+        model: str | None = None,
     ) -> list[tuple[Any, ...]]:
         """Per day in [start, end]: the USAGE_COUNTERS (requests, errors, tokens in/out,
-        words in/out, unpriced requests), then the known costs added up."""
+        words in/out, unpriced requests), then the known costs added up; one bot's or one
+        model's only, if given."""
         c = usage_daily.c
         stmt = (
             select(c.day, *(func.sum(c[name]) for name in (*USAGE_COUNTERS, "cost")))
@@ -1233,6 +1240,8 @@ class Store:
         )
         if bot_uid is not None:
             stmt = stmt.where(c.bot_uid == bot_uid)
+        if model is not None:
+            stmt = stmt.where(c.model == model)
         return await self._run(lambda conn: [tuple(row) for row in conn.execute(stmt).all()])
 
 
