@@ -11,6 +11,8 @@ import threading
 import time
 from concurrent.futures import CancelledError
 
+import anyio
+import httpx
 import pytest
 
 import chinwag
@@ -279,3 +281,53 @@ def test_calls_queued_while_the_client_closes_all_end(server: FakeOpenAI) -> Non
         with contextlib.suppress(chinwag.ChinwagError, CancelledError):
             future.result(timeout=10)
     assert all(future.done() for future in futures)
+
+
+def _saved(client: chinwag.Client) -> tuple[str, str]:
+    """The newest conversation's stored answer so far: (status, text)."""
+    newest = client.conversations.list()[0]
+    messages = client.conversations.history(newest.id)
+    return (messages[-1].status, messages[-1].content) if len(messages) == 2 else ("", "")
+
+
+@pytest.mark.parametrize("place", ["async with", "server"])
+def test_a_streamed_answer_is_saved_while_it_runs(
+    server: FakeOpenAI, run: Runner, place: str
+) -> None:
+    # Every store.save_every (1 s) while the answer grows, wherever the turn runs: a crash
+    # then loses at most the last second of it.
+    server.script(Script(text=" ".join(f"w{i}" for i in range(40)), chunk_delay=0.1))
+    seen: list[str] = []
+    saved: list[tuple[str, str]] = []
+    with chinwag.Client(make_config(server)) as reader:
+
+        def check() -> None:  # once 2.5 s of the answer have come
+            saved.append(_saved(reader))
+
+        if place == "async with":
+
+            async def turn() -> None:
+                async with chinwag.AsyncClient(make_config(server)) as client:
+                    async for text in client.stream("count slowly"):
+                        seen.append(text)
+                        if len(seen) == 25:
+                            check()
+
+            anyio.run(turn)
+        else:
+            from tests.server import chinwag_serve
+
+            with chinwag_serve(run.env) as (base, _):
+                body = {"model": "default", "stream": True,
+                        "messages": [{"role": "user", "content": "count slowly"}]}  # fmt: skip
+                headers = {"x-chinwag-conversation": "new"}
+                url = f"{base}/v1/chat/completions"
+                with httpx.stream("POST", url, json=body, headers=headers, timeout=30) as answer:
+                    for line in answer.iter_lines():
+                        if '"content":"w' in line or '"content":" w' in line:
+                            seen.append(line)
+                            if len(seen) == 25:
+                                check()
+    status, text = saved[0]
+    assert status == "partial"  # saved as it grew, not only at its end
+    assert len(text.split()) >= 10

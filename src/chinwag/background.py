@@ -80,13 +80,10 @@ class Background:
             finally:
                 job.ended()
 
-        def start() -> None:
-            if self._group is not None:
-                self._group.start_soon(run)
-            else:
-                task = asyncio.get_running_loop().create_task(run())
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
+        def task() -> None:  # an asyncio task of the loop's own, outside any task group
+            made = asyncio.get_running_loop().create_task(run())
+            self._tasks.add(made)
+            made.add_done_callback(self._tasks.discard)
 
         try:
             loop = asyncio.get_running_loop()
@@ -97,18 +94,20 @@ class Background:
         else:
             if after:
                 # A timer, not a task that sleeps: most delayed jobs (a turn's keeper) are
-                # stopped before they start, and a timer costs a fraction of a task.
+                # stopped before they start, and a timer costs a fraction of a task. Its
+                # callback runs outside any task, where anyio's task groups cannot start
+                # one, so the job is an asyncio task (stopped by stop() and cancel() all
+                # the same).
                 def begin() -> None:
                     job.timer = None
-                    try:
-                        start()
-                    except RuntimeError:  # the client is closing: nowhere to run it
-                        job.ended()
+                    task()
 
                 wait = 0.0
                 job.timer = loop.call_later(after, begin)
+            elif self._group is not None:
+                self._group.start_soon(run)
             else:
-                start()
+                task()
         (self._lasting if lasting else self._jobs).add(job)
         return job
 
