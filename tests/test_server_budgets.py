@@ -417,3 +417,27 @@ async def test_keys_made_before_budgets_keep_their_limits_through_the_migration(
         command.downgrade(migrations(conn), "0006")
         command.upgrade(migrations(conn), "head")
     engine.dispose()
+
+
+def test_calls_without_max_tokens_are_held_to_what_is_left_not_refused(
+    budgeted: tuple[str, str], server: FakeOpenAI, home: Path, run: Runner
+) -> None:
+    base, key = budgeted
+    costs, prompt = [], 0
+    for i in range(20):  # bounded: each call spends at least its prompt's price
+        answer = ask(base, key, f"question {i}")  # no max_tokens: sized from what is left
+        if answer.status_code != 200:
+            assert answer.status_code == 429
+            break
+        usage = answer.json()["usage"]
+        costs.append(micro(usage))
+        prompt = int(usage["prompt_tokens"])
+        assert server.requests[-1]["max_tokens"] >= 1  # told how much answer is left to pay
+        assert cost_today(home) == sum(costs) <= 10_000
+    assert len(costs) >= 3  # not one call a day: the whole budget, spent call by call
+    # Refused only once what is left could not pay for such a prompt and a word of answer.
+    assert 10_000 - sum(costs) < 2 * (prompt * 100 + 200)
+    # Token limits too: a key's second call in a minute is sized from what the first left.
+    minute = new_key(run, "bob", "--tpm", "1000")
+    with chinwag_serve(run.env) as (again, _):
+        assert [ask(again, minute, f"q{i}").status_code for i in range(2)] == [200, 200]

@@ -37,6 +37,7 @@ _NAMES = {
     ("tokens", "day"): "tokens per day",
 }
 _PER = {"day": "a day", "month": "a month"}
+_ATTEMPTS = 3  # reservations sized from what was left, each lost to a concurrent request
 
 
 @dataclass(slots=True)
@@ -71,38 +72,47 @@ class Ticket:
         assert holder is not None
         assert request is not None
         prompt = context_tokens(plan)
-        token_limits = [n for n in (holder.tpm, holder.tokens_per_day) if n is not None]
+        tokens = [(n, span) for n, span in ((holder.tpm, "minute"),
+                  (holder.tokens_per_day, "day")) if n is not None]  # fmt: skip
         budgets = [(n, span) for n, span in ((holder.cost_per_day, "day"),
                    (holder.cost_per_month, "month")) if n is not None]  # fmt: skip
         price = _Price(plan) if budgets else None
-        given = max_tokens = plan.params.max_tokens
-        if max_tokens is None:
-            room = [request.app.state.config.settings.server.reserve_tokens]
-            room += [n - prompt for n in token_limits]
-            if price is not None:
-                room += [_tokens_for(price, prompt, n) for n, _ in budgets]
-            max_tokens = max(1 if budgets else 0, min(room))
-        reserve = prompt + max_tokens
-        for limit in token_limits:
-            if reserve > limit:
-                raise InputError(
-                    f"This request may use {reserve:,} tokens (its messages and max_tokens), "
-                    f"more than the key's limit of {limit:,}: send less, or lower max_tokens."
-                )
-        cost = 0 if price is None else micro_dollars(price(prompt, max_tokens))
-        for budget, span in budgets:
-            if cost > budget:
-                raise InputError(
-                    f"This request may cost up to {usd(cost / MICRO)} (its messages and "
-                    f"max_tokens at the model's price), more than the key's whole budget of "
-                    f"{usd(budget / MICRO)} {_PER[span]}: send less, or lower max_tokens."
-                )
+        given = plan.params.max_tokens
         store = await tables(request)
-        clock = time.time()
-        try:
-            self.windows = await store.admit(holder, reserve, cost, clock)
-        except Refused as refused:
-            raise _spent(refused, holder, cost, clock) from None
+        for attempt in range(_ATTEMPTS):
+            clock = time.time()
+            max_tokens = given
+            if max_tokens is None:  # as much as is left, up to server.reserve_tokens
+                used = await store.used(holder, clock)
+                room = [request.app.state.config.settings.server.reserve_tokens]
+                room += [n - used.get(span, (0, 0))[0] - prompt for n, span in tokens]
+                if price is not None:
+                    left = [n - used.get(span, (0, 0))[1] for n, span in budgets]
+                    room += [_tokens_for(price, prompt, n) for n in left]
+                max_tokens = max(1 if budgets else 0, min(room))
+            reserve = prompt + max_tokens
+            for limit, _ in tokens:
+                if reserve > limit:
+                    raise InputError(
+                        f"This request may use {reserve:,} tokens (its messages and max_tokens), "
+                        f"more than the key's limit of {limit:,}: send less, or lower max_tokens."
+                    )
+            cost = 0 if price is None else micro_dollars(price(prompt, max_tokens))
+            for budget, span in budgets:
+                if cost > budget:
+                    raise InputError(
+                        f"This request may cost up to {usd(cost / MICRO)} (its messages and "
+                        f"max_tokens at the model's price), more than the key's whole budget "
+                        f"of {usd(budget / MICRO)} {_PER[span]}: send less, or lower max_tokens."
+                    )
+            try:
+                self.windows = await store.admit(holder, reserve, cost, clock)
+                break
+            except Refused as refused:
+                # Sized from what was left, the reservation may have lost a race with another
+                # request of the key's: size it again (a few times), unless nothing is left.
+                if given is not None or attempt + 1 == _ATTEMPTS or max_tokens < 1:
+                    raise _spent(refused, holder, cost, clock) from None
         self.tables, self.plan = store, plan
         self.reserved, self.reserved_cost, self.prompt = reserve, cost, prompt
         return max_tokens if budgets and given is None else None

@@ -256,6 +256,21 @@ class AccountStore:
 
     # -- limits ---------------------------------------------------------------------------
 
+    async def used(self, holder: KeyHolder, clock: float) -> dict[str, tuple[int, int]]:
+        """What the key's windows have used so far: span -> (tokens, micro-dollars); a span
+        missing here has used nothing yet."""
+        now = {
+            "minute": int(clock // MINUTE * MINUTE),
+            "day": int(clock // DAY * DAY),
+            "month": month_of(clock)[0],
+        }
+        c = key_windows.c
+        stmt = select(c.span, c.start, c.tokens, c.cost).where(c.key_id == holder.key_id)
+        rows = await self._store._short(lambda conn: conn.execute(stmt).all())
+        return {
+            span: (tokens, cost) for span, start, tokens, cost in rows if now.get(span) == start
+        }
+
     async def admit(self, holder: KeyHolder, tokens: int, cost: int, clock: float) -> list[Window]:
         """Count one request and reserve `tokens` and `cost` (micro-dollars) in the key's
         windows, all or nothing; Refused names the first limit that is spent."""
