@@ -19,7 +19,7 @@ import pytest
 
 from chinwag import Client, Config
 from chinwag.errors import ChinwagError, InputError, NotFoundError
-from tests.conftest import GIF, PNG, Served, make_config
+from tests.conftest import GIF, PNG, Runner, Served, make_config
 from tests.fake_openai import FakeOpenAI
 
 
@@ -180,6 +180,21 @@ def test_a_pipe_is_read_like_a_file(client: Client, server: FakeOpenAI) -> None:
     finally:
         os.close(read)
     assert "piped text" in _parts(server.requests[-1]["messages"][-1])[0]
+
+
+def test_a_named_pipe_nobody_writes_to_is_refused_not_waited_for(
+    run: Runner, tmp_path: Path
+) -> None:
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    started = time.monotonic()
+    asked = subprocess.run(
+        [sys.executable, "-m", "chinwag", "ask", "-a", str(fifo), "hi"],
+        env=run.env, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert asked.returncode == 1
+    assert "fifo is empty" in asked.stderr
+    assert time.monotonic() - started < 30
 
 
 def test_a_file_that_changes_while_it_is_read_is_refused(

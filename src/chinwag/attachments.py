@@ -148,7 +148,11 @@ def _read(path: str | os.PathLike[str], limit: int) -> tuple[str, bytes]:
     where = os.path.expanduser(shown)
     name = os.path.basename(where.rstrip("/")) or shown
     try:
-        with open(where, "rb") as file:
+        # Without a writer, opening a named pipe would wait for one for good, past Ctrl-C:
+        # opened without waiting, it reads as empty instead. Reads then wait as usual.
+        fd = os.open(where, os.O_RDONLY | os.O_NONBLOCK)
+        os.set_blocking(fd, True)
+        with open(fd, "rb") as file:
             before = os.fstat(file.fileno())
             regular = stat.S_ISREG(before.st_mode)
             if regular and before.st_size > limit:
