@@ -112,6 +112,28 @@ def test_the_cookie_is_secure_behind_a_tls_proxy_and_strict_always(
             assert ("Secure" in cookie) is secure
 
 
+def test_a_keyless_server_answers_only_requests_addressed_to_this_machine(run: Runner) -> None:
+    # DNS rebinding: evil.example made to resolve to 127.0.0.1 lets its page call this
+    # server from the owner's browser, with its own name in Host (and Origin).
+    with chinwag_serve(run.env) as (base, _):
+        port = base.rsplit(":", 1)[1]
+        url = f"{base}/api/v1/conversations"
+        assert httpx.post(url, json={"title": "mine"}).status_code == 201
+        for host in (f"127.0.0.1:{port}", f"localhost:{port}", "localhost", f"[::1]:{port}"):
+            assert httpx.get(url, headers={"host": host}).status_code == 200, host
+        rebound = {"host": f"evil.example:{port}", "origin": f"http://evil.example:{port}"}
+        for method in ("GET", "POST"):
+            refused = httpx.request(method, url, json={}, headers=rebound)
+            assert refused.status_code == 401, method
+            assert "addressed to this machine" in refused.json()["error"]["message"]
+            assert "mine" not in refused.text
+        page = httpx.get(f"{base}/", headers=rebound, follow_redirects=False)
+        assert page.status_code in (303, 401)  # the page is not shown: sign in, or refused
+        assert "mine" not in page.text
+        assert httpx.get(f"{base}/api/v1/health", headers=rebound).status_code == 200
+        assert len(httpx.get(url).json()) == 1  # the refused POST made nothing
+
+
 def test_a_keyless_loopback_server_refuses_changes_from_other_sites(run: Runner) -> None:
     with chinwag_serve(run.env) as (base, _):
         url = f"{base}/api/v1/conversations"

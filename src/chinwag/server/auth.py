@@ -81,6 +81,22 @@ async def caller(
     raise AccessError("No API key: send it as `Authorization: Bearer KEY` (or `x-api-key: KEY`).")
 
 
+def _addressed_here(host: str) -> bool:
+    """Whether a Host header names this machine: localhost (or a name under it, as RFC
+    6761 reserves), or a loopback address, with any port."""
+    name = host.strip().lower()
+    if name.startswith("["):  # [::1]:8000
+        name = name[1 : name.find("]")] if "]" in name else ""
+    elif name.count(":") == 1:  # host:port
+        name = name.partition(":")[0]
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
 def _usable(found: KeyHolder) -> KeyHolder:
     """The key, unless it was revoked or has expired (its sessions end with it)."""
     if found.revoked_at is not None:
@@ -113,6 +129,15 @@ def _owner(request: Request) -> Caller:
         raise AccessError(
             "This server has no API keys yet, so it answers only on loopback: create one "
             "with `chinwag keys create --user NAME`."
+        )
+    host = request.headers.get("host", "")
+    if not _addressed_here(host):
+        # DNS rebinding: another site's name, pointed at 127.0.0.1, lets that site's page
+        # reach this server from the owner's browser; the Host header still names it.
+        raise AccessError(
+            f"This server has no API keys yet, so it answers only requests addressed to this "
+            f"machine (localhost, 127.0.0.1, [::1]), not to {host[:80]!r}: call it by one of "
+            "those names, or create a key with `chinwag keys create --user NAME`."
         )
     if sessions.foreign(request):
         # No key to steal, but another site's page could still act as the owner.
