@@ -242,6 +242,14 @@ def _oversized_bodies(served: str) -> None:
         assert refused.status_code == 400
         assert refused.json()["error"]["code"] == "InputError"
         assert "UTF-8 JSON" in refused.json()["error"]["message"]
+    asked = {"model": "default", "messages": [{"role": "user", "content": "hi"}]}
+    for encoding in ("utf-8-sig", "utf-16"):  # read as FastAPI's json.loads reads them
+        bom = httpx.post(url, content=json.dumps(asked).encode(encoding), headers=headers)
+        assert bom.status_code == 200, encoding
+    for kind in ("text/plain", "application/x-www-form-urlencoded"):
+        typed = httpx.post(url, content=json.dumps(asked), headers={"content-type": kind})
+        assert typed.status_code == 400, kind
+        assert "application/json" in typed.json()["error"]["message"]
     big = httpx.post(url, content=b"x" * 1_100_000, headers={"content-type": "application/json"})
     assert big.status_code == 413
     assert big.json()["error"]["message"] == (
@@ -514,3 +522,25 @@ def test_two_workers_share_one_postgresql(run: Runner, postgres_url: str) -> Non
         history = httpx.get(f"{api}/conversations/{cid}/messages").json()
     assert [m["content"] for m in history[::2]] == [f"q{i}" for i in range(12)]
     assert [m["role"] for m in history] == ["user", "assistant"] * 12
+
+
+def test_a_client_that_leaves_before_its_body_is_whole_leaves_no_traceback(run: Runner) -> None:
+    import signal
+    import socket
+
+    with chinwag_serve(run.env) as (base, proc):
+        port = int(base.rsplit(":", 1)[1])
+        for path in ("/v1/chat/completions", "/api/v1/conversations"):
+            with socket.create_connection(("127.0.0.1", port)) as sock:
+                sock.sendall(
+                    f"POST {path} HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: "
+                    'application/json\r\ncontent-length: 1000\r\n\r\n{"model"'.encode()
+                )
+        body = {"model": "default", "messages": [{"role": "user", "content": "still here?"}]}
+        assert httpx.post(f"{base}/v1/chat/completions", json=body).status_code == 200
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+        assert proc.stderr is not None
+        log = proc.stderr.read()
+    assert "Traceback" not in log
+    assert "ClientDisconnect" not in log

@@ -137,6 +137,14 @@ def test_one_check_for_both_headers_and_revocation_on_the_next_request(
         refused = httpx.get(models, headers=headers)
         assert refused.status_code == 401, headers
         assert refused.json()["error"]["type"] == "authentication_error"
+        # The key is checked before the body is read, on every route: a stranger's body,
+        # valid or not, gets the same 401.
+        for body in (b"[]", b'{"model": "default", "messages": []}', b"{not json"):
+            completion = httpx.post(
+                f"{base}/v1/chat/completions", content=body,
+                headers=[*headers, ("content-type", "application/json")],
+            )  # fmt: skip
+            assert completion.status_code == 401, (headers, body)
     # The health check is the one thing open, and it tells nothing private.
     health = httpx.get(f"{base}/api/v1/health")
     assert health.status_code == 200

@@ -18,6 +18,7 @@ from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from chinwag.client.aio import AsyncClient
@@ -142,14 +143,39 @@ class Completions:
         request = Request(scope, receive)
         response: Response
         try:
-            body = ChatCompletionRequest.model_validate_json(await request.body())
-            cookie = request.cookies.get(SESSION_COOKIE)
-            who = await caller(request, None, None, cookie)
+            # As FastAPI: the key first (an unknown caller's body is not read), then the body.
+            who = await caller(request, None, None, request.cookies.get(SESSION_COOKIE))
+            body = _body(request.headers.get("content-type"), await request.body())
             header = request.headers.get(CONVERSATION_HEADER)
             response = await complete(body, request, who, header)
+        except ClientDisconnect:
+            return  # gone before its body was whole: nobody to answer
         except (ChinwagError, ValidationError, HTTPException) as exc:
             response = errors.response(exc)
         await response(scope, receive, send)
+
+
+def _body(kind: str | None, raw: bytes) -> ChatCompletionRequest:
+    """The request's body, read as FastAPI reads a JSON body: any content type of JSON (or
+    none), UTF-8 straight from the bytes, and the encodings json.loads takes (a BOM, UTF-16)
+    by way of it."""
+    if kind is not None:
+        main, _, rest = kind.partition(";")[0].strip().lower().partition("/")
+        if main != "application" or not (rest == "json" or rest.endswith("+json")):
+            raise InputError(
+                f"The body must be JSON (content-type application/json), not {kind[:60]!r}."
+            )
+    try:
+        return ChatCompletionRequest.model_validate_json(raw)
+    except ValidationError as exc:
+        if exc.errors()[0]["type"] != "json_invalid":
+            raise
+        unreadable = exc
+    try:
+        found = json.loads(raw)
+    except (ValueError, RecursionError):
+        raise unreadable from None
+    return ChatCompletionRequest.model_validate(found)
 
 
 async def complete(
