@@ -343,6 +343,16 @@ def test_export_and_import_carry_the_files(client: Client, files: Path) -> None:
     del data["files"][sha]
     with pytest.raises(InputError, match="whose bytes are not in the export"):
         client.conversations.import_json(json.dumps(data))
+    # Nor does an edited export carry more files than a question may, or costs that are not.
+    data = json.loads(exported)
+    data["messages"][0]["attachments"] *= 11  # 22 copies: more than max_files (20)
+    with pytest.raises(InputError, match=r"more than attachments\.max_files"):
+        client.conversations.import_json(json.dumps(data))
+    for cost in (-1000, 1e308):
+        data = json.loads(exported)
+        data["messages"][1]["usage"]["cost"] = cost
+        with pytest.raises(InputError, match="cost"):
+            client.conversations.import_json(json.dumps(data))
     assert client.conversations.list() == []
 
 

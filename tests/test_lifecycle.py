@@ -10,6 +10,7 @@ import textwrap
 import threading
 import time
 from concurrent.futures import CancelledError
+from pathlib import Path
 
 import anyio
 import httpx
@@ -114,6 +115,9 @@ def _start_cli(run: Runner, prompt: str) -> subprocess.Popen[str]:
 
 def test_kill_9_mid_answer_keeps_what_was_shown(server: FakeOpenAI, run: Runner) -> None:
     server.script(Script(text=" ".join(f"w{i}" for i in range(100)), chunk_delay=0.3))
+    home = Path(run.env["CHINWAG_HOME"])  # the model is priced: a whole answer has a cost
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "config.yaml").write_text("models:\n  test-model:\n    price: {input: 1, output: 2}\n")
     proc = _start_cli(run, "count slowly")
     assert proc.stdout is not None
     seen = ""
@@ -134,6 +138,8 @@ def test_kill_9_mid_answer_keeps_what_was_shown(server: FakeOpenAI, run: Runner)
         )
         assert len(answer.content.split()) >= 3
         assert shown.startswith(answer.content)
+        # Cut off before its usage was known, it cost what nobody knows: unknown, not $0.
+        assert (conversation.cost, conversation.unpriced) == (None, 1)
         # The next turn reads the partial answer after its question: no two questions in a row.
         client.ask("go on", conversation=conversation.id)
     roles = [m["role"] for m in server.requests[-1]["messages"]]

@@ -204,6 +204,14 @@ class Conversations(Turns):
         """Store a conversation exported as JSON, exactly as it was."""
         data = parse_export(text)
         files = _exported_files(data)
+        most = self._engine.config.settings.attachments.max_files
+        for m in data["messages"]:
+            carried = m.get("attachments") if isinstance(m, dict) else None
+            if isinstance(carried, list) and len(carried) > most:
+                raise InputError(
+                    f"Message {str(m.get('id'))[:40]!r} carries {len(carried):,} files, more "
+                    f"than attachments.max_files ({most}) lets a question carry."
+                )
         store, uid, name = await self._engine.scope(user, create=True)
         try:
             return await store.import_conversation(uid, name, data, files)

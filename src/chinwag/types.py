@@ -20,14 +20,15 @@ class _Model(BaseModel):
 class Usage(_Model):
     """Tokens and words in (the prompt sent) and out (the answer) for one turn."""
 
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    prompt_words: int = 0
-    completion_words: int = 0
+    prompt_tokens: int = Field(default=0, ge=0)
+    completion_tokens: int = Field(default=0, ge=0)
+    prompt_words: int = Field(default=0, ge=0)
+    completion_words: int = Field(default=0, ge=0)
     estimated: bool = False  # True when the provider reported no token counts
     # US dollars, from the config's models.<name>.price or genai-prices' table; None when
-    # the model's price is unknown (never 0 for unknown).
-    cost: float | None = None
+    # the model's price is unknown (never 0 for unknown). Bounded, as an edited export's
+    # could otherwise be anything: a turn that cost over a million dollars is not one.
+    cost: float | None = Field(default=None, ge=0, le=1_000_000, allow_inf_nan=False)
 
     @property
     def total_tokens(self) -> int:

@@ -237,8 +237,9 @@ def _refuse_cycles(parents: dict[str, str | None]) -> None:
         rooted.update(path)
 
 
-# What a conversation's answers cost: the priced ones' sum, and how many had no price
-# (a model call's answer has usage; one stored before costs were kept has no cost).
+# What a conversation's answers cost: the priced ones' sum, and how many had no price: an
+# answer whose model had none, one stored before costs were kept, and one a crash cut off
+# (saved as it streamed, it was never recorded with its usage).
 _SPENT = (
     select(func.sum(messages.c.cost))
     .where(messages.c.conversation_id == conversations.c.id)
@@ -249,8 +250,9 @@ _UNPRICED = (
     select(func.count())
     .where(
         messages.c.conversation_id == conversations.c.id,
-        messages.c.prompt_tokens.is_not(None),
         messages.c.cost.is_(None),
+        messages.c.prompt_tokens.is_not(None)
+        | ((messages.c.role == "assistant") & (messages.c.status == "partial")),
     )
     .scalar_subquery()
     .label("unpriced")
