@@ -418,6 +418,16 @@ def test_the_openapi_document_lists_every_route(served: str) -> None:
     spec = httpx.get(f"{served}/openapi.json").json()
     assert "/v1/chat/completions" in spec["paths"]
     assert "/api/v1/conversations/{cid}/retry" in spec["paths"]
+    # Its errors are those the server sends: the envelope, and 400 for a body that fails
+    # validation, never FastAPI's 422.
+    assert "422" not in json.dumps(spec)
+    assert "HTTPValidationError" not in json.dumps(spec)
+    answers = spec["paths"]["/v1/chat/completions"]["post"]["responses"]
+    assert answers["400"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/Error"
+    }
+    envelope = spec["components"]["schemas"]["Error"]["properties"]["error"]
+    assert set(envelope["required"]) == {"message", "type", "code"}
 
 
 @pytest.mark.parametrize("drain", [30, 1])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -48,10 +49,38 @@ def create_app(config: Config | None = None) -> FastAPI:
     app.add_middleware(Completions)  # inside BodyLimit, added after it: bodies are checked
     app.add_middleware(BodyLimit, limit=settings.server.max_body, files=files)
     _handle_errors(app)
+    app.openapi = partial(_openapi, app)  # type: ignore[method-assign]
     app.include_router(openai_api)
     app.include_router(chinwag_api)
     mount(app)  # the web page at /
     return app
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's document, with the errors as this server sends them: every error answer
+    in OpenAI's envelope, and a 400 where FastAPI would document its 422 (which the
+    error handlers never send)."""
+    if app.openapi_schema is None:
+        from fastapi.openapi.utils import get_openapi
+
+        spec = get_openapi(
+            title=app.title, version=app.version, summary=app.summary, routes=app.routes
+        )
+        schemas = spec.setdefault("components", {}).setdefault("schemas", {})
+        for unused in ("HTTPValidationError", "ValidationError"):
+            schemas.pop(unused, None)
+        schemas["Error"] = errors.ENVELOPE_SCHEMA
+        error = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+        for operations in spec.get("paths", {}).values():
+            for operation in operations.values():
+                answers = operation.get("responses", {})
+                if answers.pop("422", None) is not None:
+                    answers.setdefault("400", {"description": "Invalid request"})
+                for status, answer in answers.items():
+                    if status[:1] in ("4", "5"):
+                        answer["content"] = error
+        app.openapi_schema = spec
+    return app.openapi_schema
 
 
 def _handle_errors(app: FastAPI) -> None:

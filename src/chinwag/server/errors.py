@@ -56,6 +56,26 @@ def status_of(error: ChinwagError) -> tuple[int, str]:
     return next((status, kind) for cls, status, kind in _STATUS if isinstance(error, cls))
 
 
+# The envelope as the OpenAPI document describes every error answer.
+ENVELOPE_SCHEMA: dict[str, Any] = {
+    "title": "Error",
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["message", "type", "code"],
+            "properties": {
+                "message": {"type": "string", "description": "What went wrong, and what to do"},
+                "type": {"type": "string", "description": "OpenAI's word for the kind"},
+                "param": {"type": ["string", "null"], "description": "The field at fault"},
+                "code": {"type": "string", "description": "chinwag's error class"},
+            },
+        }
+    },
+}
+
+
 def envelope(message: str, kind: str, code: str, param: str | None = None) -> dict[str, Any]:
     return {"error": {"message": message, "type": kind, "param": param, "code": code}}
 
