@@ -83,10 +83,12 @@ def sign_in(page: Page, base: str, key: str) -> None:
 
 
 def send(page: Page, text: str) -> None:
-    """Type a message and press Enter."""
+    """Type a message and press Enter, and wait until the page shows it: the turn has
+    begun (a new chat makes its conversation first), so `wait_idle` waits for its end."""
     box = page.get_by_label("Message", exact=True)
     box.fill(text)
     box.press("Enter")
+    page.locator(".message.user .bubble").filter(has_text=text.strip()).last.wait_for()
 
 
 def wait_idle(page: Page) -> None:

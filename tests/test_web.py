@@ -426,6 +426,8 @@ def test_the_usage_page_draws_tokens_and_words_per_day_and_totals_per_bot(
 ) -> None:
     server.script(Script(text="one two three"))
     send(page, "count to three")
+    # The answer on the page, not just the Send button, which is there until it starts.
+    expect(page.locator(".message.assistant .bubble").last).to_have_text("one two three")
     wait_idle(page)
     with api(web) as client:
         stats = client.get("/stats/usage").json()["total"]
