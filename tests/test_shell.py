@@ -47,7 +47,7 @@ def test_a_conversation_and_its_slash_commands(client: Client, server: FakeOpenA
     assert "Another answer" in out
     (conversation,) = client.conversations.list()
     assert conversation.title == "Greeting"
-    assert f"* {conversation.id}  {'unknown':>10s}  Greeting" in out  # the fake has no price
+    assert f"* {conversation.id}  unknown  Greeting" in out  # its cost: the fake has no price
     assert "user: hello\nassistant: Another answer" in out  # history follows the new branch
     assert "today: 2 requests" in out
 
@@ -116,6 +116,13 @@ def test_attach_sends_files_with_the_next_question(
     assert "user: What does it say?\n  attached: my notes.txt (text/plain, 13 bytes)\n" in out
     assert f"usage: no file {tmp_path}/nope.txt" in out
     assert f"usage: {tmp_path} is a folder" in out
+    assert "No files attached: /attach FILE... adds some" in out
+    # What cannot be sent is said when it is attached, and it is not attached.
+    pdf = tmp_path / "paper.pdf"
+    pdf.write_bytes(b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n" + bytes(range(256)))
+    out = run_shell(client, f"/attach {pdf}", "/attach")
+    assert "usage: " in out
+    assert "paper.pdf" in out.split("usage: ", 1)[1].splitlines()[0]
     assert "No files attached: /attach FILE... adds some" in out
 
     # Refused before it was stored: the files stay for the next question, until dropped.

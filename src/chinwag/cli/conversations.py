@@ -25,10 +25,12 @@ def list_conversations(ctx: click.Context, limit: int, offset: int, user: str | 
     """Conversations, newest activity first."""
     from chinwag.prices import money
 
-    for c in client_from(ctx).conversations.list(limit=limit, offset=offset, user=user):
+    found = client_from(ctx).conversations.list(limit=limit, offset=offset, user=user)
+    costs = [money(c.cost, c.unpriced) for c in found]
+    width = max(map(len, costs), default=0)  # a column: "+ 3 unpriced" makes it wider
+    for c, cost in zip(found, costs, strict=True):
         when = c.updated_at.astimezone().strftime("%Y-%m-%d %H:%M")
-        cost = money(c.cost, c.unpriced)
-        click.echo(f"{c.id}  {when}  {cost:>10s}  {c.title or '(untitled)'}")
+        click.echo(f"{c.id}  {when}  {cost:>{width}s}  {c.title or '(untitled)'}")
 
 
 @conversations.command("show")

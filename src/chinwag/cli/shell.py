@@ -364,10 +364,12 @@ def _switch(shell: Shell, rest: str) -> None:
 
 @command("list", "List your conversations, newest first.")
 def _list(shell: Shell, rest: str) -> None:
-    for c in shell.client.conversations.list(limit=20, user=shell.user):
+    found = shell.client.conversations.list(limit=20, user=shell.user)
+    costs = [money(c.cost, c.unpriced) for c in found]
+    width = max(map(len, costs), default=0)  # a column: "+ 3 unpriced" makes it wider
+    for c, cost in zip(found, costs, strict=True):
         mark = "*" if c.id == shell.conversation else " "
-        cost = money(c.cost, c.unpriced)
-        shell.say(f"{mark} {c.id}  {cost:>10s}  {c.title or '(untitled)'}")
+        shell.say(f"{mark} {c.id}  {cost:>{width}s}  {c.title or '(untitled)'}")
 
 
 @command("history", "Show this conversation's messages.")
@@ -447,6 +449,14 @@ def _attach(shell: Shell, rest: str) -> None:
             raise click.UsageError(f"{path} is a folder: attach the files in it, one by one")
         if not os.path.exists(found):
             raise click.UsageError(f"no file {path}")
+    if paths:  # what cannot be sent is said now, not when the question goes
+        from chinwag.attachments import load_all
+        from chinwag.errors import InputError
+
+        try:
+            load_all([[*shell.files, *paths]], shell.client.config.settings.attachments)
+        except InputError as exc:
+            raise click.UsageError(str(exc).rstrip(".")) from None
     shell.files += paths
     if not shell.files:
         shell.say("No files attached: /attach FILE... adds some to your next question.")
