@@ -67,9 +67,8 @@ class Background:
         job (a connection held open) runs until cancelled: `settle` does not wait for it.
         With `after`, the work starts that many seconds from now."""
         job = Job(self._forget)
-        wait = after  # slept first by a job with no timer to start it
 
-        async def run() -> None:
+        async def run(wait: float) -> None:  # a job with no timer to start it sleeps first
             try:
                 with job.scope:
                     if wait:
@@ -81,7 +80,7 @@ class Background:
                 job.ended()
 
         def task() -> None:  # an asyncio task of the loop's own, outside any task group
-            made = asyncio.get_running_loop().create_task(run())
+            made = asyncio.get_running_loop().create_task(run(0.0))
             self._tasks.add(made)
             made.add_done_callback(self._tasks.discard)
 
@@ -90,7 +89,7 @@ class Background:
         except RuntimeError:  # not asyncio: a task group, or nothing
             if self._group is None:
                 return None  # the caller does without
-            self._group.start_soon(run)
+            self._group.start_soon(run, after)
         else:
             if after:
                 # A timer, not a task that sleeps: most delayed jobs (a turn's keeper) are
@@ -102,10 +101,9 @@ class Background:
                     job.timer = None
                     task()
 
-                wait = 0.0
                 job.timer = loop.call_later(after, begin)
             elif self._group is not None:
-                self._group.start_soon(run)
+                self._group.start_soon(run, 0.0)
             else:
                 task()
         (self._lasting if lasting else self._jobs).add(job)

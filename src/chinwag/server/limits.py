@@ -78,12 +78,15 @@ class Ticket:
                    (holder.cost_per_month, "month")) if n is not None]  # fmt: skip
         price = _Price(plan) if budgets else None
         given = plan.params.max_tokens
+        # Sized from what the windows have left: read them first, and size again after a
+        # race lost to another request of the key's (a spent request count is no race).
+        sized = given is None and bool(tokens or budgets)
         store = await tables(request)
         for attempt in range(_ATTEMPTS):
             clock = time.time()
             max_tokens = given
             if max_tokens is None:  # as much as is left, up to server.reserve_tokens
-                used = await store.used(holder, clock)
+                used = await store.used(holder, clock) if sized else {}
                 room = [request.app.state.config.settings.server.reserve_tokens]
                 room += [n - used.get(span, (0, 0))[0] - prompt for n, span in tokens]
                 if price is not None:
@@ -109,9 +112,8 @@ class Ticket:
                 self.windows = await store.admit(holder, reserve, cost, clock)
                 break
             except Refused as refused:
-                # Sized from what was left, the reservation may have lost a race with another
-                # request of the key's: size it again (a few times), unless nothing is left.
-                if given is not None or attempt + 1 == _ATTEMPTS or max_tokens < 1:
+                again = sized and refused.limit != "requests" and max_tokens >= 1
+                if not again or attempt + 1 == _ATTEMPTS:
                     raise _spent(refused, holder, cost, clock) from None
         self.tables, self.plan = store, plan
         self.reserved, self.reserved_cost, self.prompt = reserve, cost, prompt

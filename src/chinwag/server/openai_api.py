@@ -403,12 +403,12 @@ async def _sse(
                     body = {**head, "choices": [], "usage": _usage(reply)}
                     out += b"data: " + json.dumps(body).encode() + b"\n\n"
             elif type(event) is ErrorEvent:
-                yield opening + errors.sse_error(error_from(event))
-                opening = b""
-                break
+                out = errors.sse_error(error_from(event))
             if opening or out:
                 yield opening + out
                 opening = b""
+            if type(event) is ErrorEvent:
+                break
     except ChinwagError as exc:
         yield opening + errors.sse_error(exc)
         opening = b""
